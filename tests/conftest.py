@@ -1,0 +1,57 @@
+"""Shared fixtures. TensorFlow sees 2 logical CPU devices so MirroredStrategy gets 2 replicas."""
+import os
+import subprocess
+import sys
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import pytest  # noqa: E402
+
+import tftool  # noqa: E402,F401
+from tftool import strategy  # noqa: E402
+
+# Before TensorFlow's first op: split the CPU so tests can build 2-replica strategies.
+strategy.configure_cpu_replicas(2)
+
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+@pytest.fixture(scope="session")
+def tfds_dir(tmp_path_factory):
+    """A TFDS data_dir shared by the whole session (digits is prepared into it once)."""
+    return str(tmp_path_factory.mktemp("tfds"))
+
+
+@pytest.fixture(scope="session")
+def digits(tfds_dir):
+    from tftool import data
+    return data.load("digits", data_dir=tfds_dir)
+
+
+@pytest.fixture(scope="session")
+def digits_folder(tmp_path_factory, digits):
+    """The digits data set written as PNG files: ROOT/{train,test}/<class>/<i>.png (grayscale)."""
+    import numpy as np
+    from PIL import Image
+
+    root = tmp_path_factory.mktemp("digits_folder")
+    for split, ds in (("train", digits.train), ("test", digits.test)):
+        for i, (image, label) in enumerate(ds.as_numpy_iterator()):
+            class_dir = root / split / f"class_{label}"
+            class_dir.mkdir(parents=True, exist_ok=True)
+            Image.fromarray(np.squeeze(image, -1), mode="L").save(class_dir / f"{i}.png")
+    return str(root)
+
+
+def run_cli(module, *args, env=None, timeout=600):
+    """Runs `python -m tftool.<module> args...`; returns the CompletedProcess (text output)."""
+    full_env = {**os.environ, **(env or {})}
+    return subprocess.run([sys.executable, "-m", f"tftool.{module}", *args], cwd=REPO,
+                          env=full_env, capture_output=True, text=True, timeout=timeout)
+
+
+def error_lines(stderr):
+    """The lines a user would read: stderr without TensorFlow/absl runtime noise."""
+    noise = ("WARNING: All log messages", "E0000", "W0000", "I0000", "INFO:", "WARNING:")
+    return [l for l in stderr.splitlines() if l.strip() and not l.startswith(noise)]

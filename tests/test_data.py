@@ -1,0 +1,92 @@
+import time
+
+import numpy as np
+import pytest
+
+from tftool import UserError, data
+
+
+def test_pipeline_batches_scales_and_drops_remainder(digits):
+    ds = data.pipeline(digits.train, (8, 8), 64, training=True, augment=True, seed=1,
+                       num_examples=digits.num_train)
+    batches = list(ds.as_numpy_iterator())
+    assert len(batches) == digits.num_train // 64
+    x, y = batches[0]
+    assert x.shape == (64, 8, 8, 1) and x.dtype == np.float32
+    assert y.shape == (64,)
+    assert 0.0 <= x.min() and x.max() <= 1.0
+
+
+def test_eval_pipeline_keeps_every_example_in_order(digits):
+    x, y = data.test_arrays(digits, (8, 8), batch_size=100)
+    assert x.shape == (digits.num_test, 8, 8, 1)
+    raw = np.stack([img for img, _ in digits.test.as_numpy_iterator()]).astype(np.float32)
+    np.testing.assert_allclose(x, raw / 255.0, atol=1e-6)  # no augmentation, no resize
+
+
+def test_resize_changes_spatial_size_only(digits):
+    x, _ = next(data.pipeline(digits.test, (16, 16), 8, training=False).as_numpy_iterator())
+    assert x.shape == (8, 16, 16, 1)
+
+
+def test_training_shuffle_is_seeded(digits):
+    def first_labels(seed):
+        ds = data.pipeline(digits.train, (8, 8), 32, training=True, seed=seed,
+                           num_examples=digits.num_train)
+        return next(ds.as_numpy_iterator())[1]
+    np.testing.assert_array_equal(first_labels(3), first_labels(3))
+    assert not np.array_equal(first_labels(3), first_labels(4))
+
+
+def test_augmentation_changes_images_but_keeps_range(digits):
+    x = np.stack([img for img, _ in digits.train.take(64).as_numpy_iterator()]) / 255.0
+    aug = data.augmenter((8, 8), seed=0)(x.astype(np.float32), training=True).numpy()
+    assert aug.shape == x.shape
+    assert np.mean(np.abs(aug - x)) > 0.01
+    assert aug.min() >= -1e-6 and aug.max() <= 1.0 + 1e-6
+
+
+def test_representative_dataset_yields_calibration_batches(digits):
+    samples = list(data.representative_dataset(digits, (8, 8), num_samples=20, seed=0)())
+    assert len(samples) == 20
+    assert all(len(s) == 1 and s[0].shape == (1, 8, 8, 1) for s in samples)
+    assert all(s[0].dtype == np.float32 for s in samples)
+
+
+def test_folder_dataset_keeps_grayscale(digits_folder, digits):
+    ds = data.load(f"folder:{digits_folder}")
+    assert ds.image_shape == (8, 8, 1)  # detected from the PNGs
+    assert ds.num_train == digits.num_train and ds.num_test == digits.num_test
+    assert ds.class_names == [f"class_{i}" for i in range(10)]
+    image, _ = next(ds.train.as_numpy_iterator())
+    assert image.shape == (8, 8, 1)
+    rgb = data.load(f"folder:{digits_folder}", channels=3)
+    assert next(rgb.train.as_numpy_iterator())[0].shape == (8, 8, 3)
+
+
+def test_folder_errors_name_the_problem(tmp_path):
+    with pytest.raises(UserError, match="no such directory"):
+        data.load(f"folder:{tmp_path}/nope")
+    (tmp_path / "train" / "a").mkdir(parents=True)
+    (tmp_path / "test" / "a").mkdir(parents=True)
+    with pytest.raises(UserError, match="no class folders"):
+        data.load(f"folder:{tmp_path}")
+
+
+def test_unknown_dataset_is_a_user_error():
+    with pytest.raises(UserError, match="unknown data set"):
+        data.load("nosuch")
+
+
+def test_catalog_dataset_absent_offline_fails_fast(tmp_path, monkeypatch):
+    monkeypatch.setattr(data, "_network_reachable", lambda *a, **k: False)
+    start = time.time()
+    with pytest.raises(UserError, match="not prepared"):
+        data.load("mnist", data_dir=str(tmp_path))
+    assert time.time() - start < 30
+
+
+def test_catalog_dataset_nodownload(tmp_path):
+    with pytest.raises(UserError, match="--nodownload"):
+        data.load("mnist", data_dir=str(tmp_path), download=False)
+

@@ -1,0 +1,115 @@
+"""train -> quantize -> export -> benchmark on digits through the real entry points."""
+import json
+import os
+
+import pytest
+
+from conftest import error_lines, run_cli
+
+VARIANTS = ("float32", "float16", "dynamic_range", "int8", "qat_int8")
+
+
+@pytest.fixture(scope="module")
+def pipeline_run(tmp_path_factory, tfds_dir):
+    work = tmp_path_factory.mktemp("e2e")
+    workdir, export_dir = str(work / "w"), str(work / "exported")
+    common = [f"--workdir={workdir}", f"--data_dir={tfds_dir}"]
+    results = {
+        "train": run_cli("train", *common, "--epochs=12"),
+        "quantize": run_cli("quantize", *common, "--epochs=1"),
+        "export": run_cli("export", *common, f"--export_dir={export_dir}"),
+        "benchmark": run_cli("benchmark", *common, f"--export_dir={export_dir}", "--runs=100",
+                             "--warmup_runs=20"),
+    }
+    for stage, result in results.items():
+        assert result.returncode == 0, f"{stage} failed:\n{result.stderr[-3000:]}"
+    return workdir, export_dir, results
+
+
+def test_stages_write_their_folders(pipeline_run):
+    workdir, _, _ = pipeline_run
+    for stage in ("float", "qat"):
+        folder = os.path.join(workdir, stage)
+        for name in ("model.h5", "metrics.json", "flags.txt", "config.json"):
+            assert os.path.isfile(os.path.join(folder, name)), f"{stage}/{name}"
+        assert os.listdir(os.path.join(folder, "logs"))  # TensorBoard
+    flags_txt = open(os.path.join(workdir, "float", "flags.txt")).read()
+    assert "--epochs=12" in flags_txt and "--model=small_cnn" in flags_txt
+    metrics = json.load(open(os.path.join(workdir, "float", "metrics.json")))
+    assert metrics["test_accuracy"] >= 0.93
+    assert metrics["epochs"] == 12 and len(metrics["history"]["images_per_second"]) == 12
+
+
+def test_export_writes_every_variant_with_a_model_card(pipeline_run):
+    _, export_dir, _ = pipeline_run
+    labels = open(os.path.join(export_dir, "labels.txt")).read().split()
+    assert labels == [str(i) for i in range(10)]
+    for variant in VARIANTS:
+        card = json.load(open(os.path.join(export_dir, f"digits_small_cnn_{variant}.json")))
+        assert os.path.isfile(os.path.join(export_dir, card["file"]))
+        assert card["input"]["shape"] == [1, 8, 8, 1]
+        assert card["class_names"] == labels
+        assert card["input"]["dtype"] == ("int8" if variant.endswith("int8") else "float32")
+        assert card["test_accuracy"] >= 0.9
+
+
+def test_benchmark_rows(pipeline_run):
+    workdir, export_dir, results = pipeline_run
+    rows = json.load(open(os.path.join(export_dir, "benchmark.json")))
+    keys = ["name", "variant", "format", "accuracy", "agreement", "size_bytes", "gzip_bytes",
+            "latency_ms_p50", "latency_ms_p90", "num_threads", "batch_size"]
+    assert all(list(row)[:len(keys)] == keys for row in rows)
+    by_variant = {row["variant"]: row for row in rows}
+    assert set(by_variant) == {"float", *VARIANTS}
+    assert by_variant["float"]["format"] == "keras"
+    float_acc = by_variant["float"]["accuracy"]
+    # float32 TFLite computes the same function as Keras
+    assert by_variant["float32"]["agreement"] >= 0.995
+    assert by_variant["int8"]["accuracy"] >= float_acc - 0.03
+    assert by_variant["qat_int8"]["accuracy"] >= float_acc - 0.03
+    assert by_variant["int8"]["size_bytes"] <= 0.3 * by_variant["float32"]["size_bytes"]
+    for variant in VARIANTS:
+        assert by_variant[variant]["latency_ms_p50"] < by_variant["float"]["latency_ms_p50"]
+    assert "| qat_int8 | tflite |" in results["benchmark"].stdout
+    assert os.path.isfile(os.path.join(export_dir, "benchmark.md"))
+
+
+def test_rerun_skips_complete_stage(pipeline_run, tfds_dir):
+    workdir, _, _ = pipeline_run
+    before = os.path.getmtime(os.path.join(workdir, "float", "model.h5"))
+    result = run_cli("train", f"--workdir={workdir}", f"--data_dir={tfds_dir}", "--epochs=12")
+    assert result.returncode == 0 and "complete, skipped" in result.stdout
+    assert os.path.getmtime(os.path.join(workdir, "float", "model.h5")) == before
+
+
+def test_later_stage_refuses_other_dataset(pipeline_run, tmp_path):
+    workdir, _, _ = pipeline_run
+    result = run_cli("export", f"--workdir={workdir}", "--dataset=mnist",
+                     f"--export_dir={tmp_path}")
+    assert result.returncode != 0
+    assert "--dataset=mnist differs" in error_lines(result.stderr)[-1]
+    assert not os.listdir(tmp_path)
+
+
+@pytest.mark.parametrize("args,message", [
+    (["--dataset=nosuch"], "unknown data set"),
+    (["--dataset=folder:/no/such/dir"], "no such directory"),
+    (["--epochs=0"], "--epochs must be ≥ 1"),
+    (["--learning_rate=-1"], "--learning_rate must be > 0"),
+])
+def test_bad_input_gives_one_clear_line(args, message, tmp_path):
+    result = run_cli("train", f"--workdir={tmp_path}/w", *args)
+    assert result.returncode != 0
+    lines = error_lines(result.stderr)
+    assert "Traceback" not in result.stderr
+    assert any(message in line for line in lines), result.stderr
+    assert not os.path.exists(f"{tmp_path}/w/float/model.h5")
+
+
+def test_two_cpu_replicas_reach_the_band(tmp_path, tfds_dir):
+    result = run_cli("train", f"--workdir={tmp_path}", f"--data_dir={tfds_dir}",
+                     "--cpu_replicas=2", "--epochs=12", "--per_replica_batch_size=32")
+    assert result.returncode == 0, result.stderr[-3000:]
+    metrics = json.load(open(os.path.join(tmp_path, "float", "metrics.json")))
+    assert metrics["num_replicas"] == 2 and metrics["global_batch_size"] == 64
+    assert metrics["test_accuracy"] >= 0.93

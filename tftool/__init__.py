@@ -1,0 +1,17 @@
+"""tftool: train a Keras CNN, compress it (QAT, pruning, distillation) and ship it as TFLite.
+
+Importing this package selects Keras 2 (``tf_keras``) for TensorFlow, because
+tensorflow-model-optimization does not work with Keras 3. The variable must be set before
+TensorFlow itself is imported, so every tftool module imports this package first.
+"""
+import os
+
+os.environ.setdefault("TF_USE_LEGACY_KERAS", "1")
+# TensorFlow's C++ INFO lines drown the one-line errors and tables this tool prints.
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+__version__ = "0.1.0"
+
+
+class UserError(Exception):
+    """A mistake in the user's input: entry points print its message as one line and exit 2."""

@@ -1,0 +1,284 @@
+"""Data sets through TFDS, tf.data input pipelines, augmentation and calibration data.
+
+Three kinds of `--dataset`:
+  digits          the UCI handwritten digits bundled with scikit-learn (tftool/datasets/digits.py)
+  <catalog name>  any TFDS catalog data set with image/label supervised keys (mnist, cifar10, ...);
+                  `data_dir` and `manual_dir` are passed to TFDS so prepared data works offline
+  folder:PATH     PATH/train/<class>/*.png|jpg and PATH/test/<class>/... (tfds.ImageFolder)
+
+Every loader returns a `Dataset` of unbatched (uint8 image HxWxC, int64 label) pairs; the
+pipeline functions here resize, scale to [0, 1] float32, cache, shuffle, batch and augment.
+"""
+import dataclasses
+import os
+import socket
+
+import tftool  # noqa: F401  (Keras 2 before TensorFlow)
+from tftool import UserError
+
+import numpy as np
+import tensorflow as tf
+import tensorflow_datasets as tfds
+import tf_keras as keras
+
+AUTOTUNE = tf.data.AUTOTUNE
+FOLDER_PREFIX = "folder:"
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
+# Data sets whose classes do not change under a left-right mirror; a flip on digits would turn a
+# 2 into something that is not a digit, so `--hflip` defaults to these only.
+HFLIP_SAFE = ("cifar10", "cifar100", "imagenette", "imagenet2012", "tf_flowers", "cats_vs_dogs",
+              "oxford_iiit_pet", "stanford_dogs", "food101", "caltech101")
+
+
+@dataclasses.dataclass
+class Dataset:
+    """A loaded data set: unbatched (uint8 HxWxC, int64 label) splits plus what describes them."""
+    name: str
+    train: tf.data.Dataset
+    test: tf.data.Dataset
+    class_names: list
+    image_shape: tuple  # native (height, width, channels) after the channels choice
+    num_train: int
+    num_test: int
+    hflip_safe: bool
+
+    @property
+    def num_classes(self):
+        return len(self.class_names)
+
+
+def load(dataset, data_dir=None, manual_dir=None, channels=None, download=True):
+    """Loads `dataset` (see module docstring) as a `Dataset`.
+
+    Args:
+      dataset: "digits", a TFDS catalog name, or "folder:PATH".
+      data_dir: TFDS data directory (None: TFDS's default, ~/tensorflow_datasets).
+      manual_dir: directory with manually downloaded archives, for catalog data sets.
+      channels: 1 or 3 to force grayscale or RGB; None keeps the data set's own.
+      download: whether a catalog data set that is not prepared may be downloaded.
+
+    Raises:
+      UserError: unknown data set, missing/empty folder, data absent offline.
+    """
+    if channels not in (None, 1, 3):
+        raise UserError(f"--channels={channels}: use 1 (grayscale) or 3 (RGB)")
+    if dataset.startswith(FOLDER_PREFIX):
+        return _load_folder(dataset[len(FOLDER_PREFIX):], channels)
+    if dataset == "digits":
+        from tftool.datasets import digits
+        builder = digits.Digits(data_dir=data_dir)
+        builder.download_and_prepare()
+    else:
+        builder = _catalog_builder(dataset, data_dir, manual_dir, download)
+    return _from_builder(dataset, builder, channels)
+
+
+def _catalog_builder(name, data_dir, manual_dir, download):
+    if name not in tfds.list_builders():
+        raise UserError(f"--dataset={name}: unknown data set; use digits, folder:PATH, or a TFDS "
+                        f"catalog name such as mnist, fashion_mnist or cifar10")
+    builder = tfds.builder(name, data_dir=data_dir)
+    if builder.is_prepared():
+        return builder
+    where = builder.data_dir
+    if not download:
+        raise UserError(f"--dataset={name}: not prepared under {where} and --nodownload was given; "
+                        f"run `tfds build {name} --data_dir=...` and pass that --data_dir")
+    if manual_dir is None and not _network_reachable():
+        # TFDS retries a failed download for minutes; fail at once instead.
+        raise UserError(f"--dataset={name}: not prepared under {where} and the network is "
+                        f"unreachable; prepare it on a connected machine (`tfds build {name} "
+                        f"--data_dir=DIR`) and pass --data_dir=DIR, or pass --manual_dir")
+    try:
+        builder.download_and_prepare(
+            download_config=tfds.download.DownloadConfig(manual_dir=manual_dir))
+    except Exception as e:  # TFDS raises many types (AssertionError for manual data, IOError, ...)
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(f"--dataset={name}: could not prepare it under {where}: {first}") from e
+    return builder
+
+
+def _network_reachable(host="storage.googleapis.com", port=443, timeout_s=5.0):
+    try:
+        with socket.create_connection((host, port), timeout=timeout_s):
+            return True
+    except OSError:
+        return False
+
+
+def _supervised_keys(builder):
+    keys = builder.info.supervised_keys
+    if not keys or len(keys) != 2:
+        raise UserError(f"--dataset={builder.name}: has no (image, label) supervised keys")
+    return keys
+
+
+def _from_builder(name, builder, channels):
+    image_key, label_key = _supervised_keys(builder)
+    features = builder.info.features
+    image_shape = tuple(features[image_key].shape)
+    if len(image_shape) != 3:
+        raise UserError(f"--dataset={name}: feature {image_key!r} is not an image (shape "
+                        f"{image_shape})")
+    splits = builder.info.splits
+    test_split = next((s for s in ("test", "validation") if s in splits), None)
+    if "train" not in splits or test_split is None:
+        raise UserError(f"--dataset={name}: needs a train and a test (or validation) split; "
+                        f"has {', '.join(splits)}")
+    train = builder.as_dataset("train", as_supervised=True, shuffle_files=False)
+    test = builder.as_dataset(test_split, as_supervised=True, shuffle_files=False)
+    native_channels = image_shape[-1]
+    return Dataset(
+        name=name,
+        train=_set_channels(train, native_channels, channels),
+        test=_set_channels(test, native_channels, channels),
+        class_names=list(features[label_key].names),
+        image_shape=image_shape[:2] + (channels or native_channels,),
+        num_train=splits["train"].num_examples,
+        num_test=splits[test_split].num_examples,
+        hflip_safe=name in HFLIP_SAFE,
+    )
+
+
+def _set_channels(ds, native, wanted):
+    if wanted is None or wanted == native:
+        return ds
+    if wanted == 1:
+        return ds.map(lambda x, y: (tf.image.rgb_to_grayscale(x), y), num_parallel_calls=AUTOTUNE)
+    return ds.map(lambda x, y: (tf.image.grayscale_to_rgb(x), y), num_parallel_calls=AUTOTUNE)
+
+
+def _list_images(class_dir):
+    return sorted(f for f in os.listdir(class_dir) if f.lower().endswith(IMAGE_EXTENSIONS))
+
+
+def _load_folder(path, channels):
+    root = os.path.abspath(os.path.expanduser(path))
+    if not os.path.isdir(root):
+        raise UserError(f"--dataset=folder:{path}: no such directory; give a folder with "
+                        f"train/<class>/*.png and test/<class>/*.png")
+    for split in ("train", "test"):
+        split_dir = os.path.join(root, split)
+        if not os.path.isdir(split_dir):
+            raise UserError(f"--dataset=folder:{path}: missing {split}/ subfolder; expected "
+                            f"{split}/<class>/*.png|jpg")
+        classes = [c for c in sorted(os.listdir(split_dir))
+                   if os.path.isdir(os.path.join(split_dir, c))]
+        with_images = [c for c in classes if _list_images(os.path.join(split_dir, c))]
+        if not with_images:
+            raise UserError(f"--dataset=folder:{path}: {split}/ has no class folders with "
+                            f".png/.jpg images")
+        if split == "train" and len(with_images) < 2:
+            raise UserError(f"--dataset=folder:{path}: train/ has {len(with_images)} class "
+                            f"folder with images; a classifier needs at least 2")
+    first_class = with_images[0]
+    first_file = os.path.join(root, "test", first_class,
+                              _list_images(os.path.join(root, "test", first_class))[0])
+    first = tf.io.decode_image(tf.io.read_file(first_file), expand_animations=False)
+    native_channels = 1 if first.shape[-1] in (1, 2) else 3
+    channels = channels or native_channels
+    builder = tfds.ImageFolder(root, shape=(None, None, channels), dtype=tf.uint8)
+    names = builder.info.features["label"].names
+    splits = builder.info.splits
+    return Dataset(
+        name=os.path.basename(root.rstrip("/")),
+        train=builder.as_dataset("train", as_supervised=True, shuffle_files=False),
+        test=builder.as_dataset("test", as_supervised=True, shuffle_files=False),
+        class_names=list(names),
+        image_shape=(int(first.shape[0]), int(first.shape[1]), channels),
+        num_train=splits["train"].num_examples,
+        num_test=splits["test"].num_examples,
+        hflip_safe=False,
+    )
+
+
+def resolve_image_size(data, image_size):
+    """(height, width) to train at: `image_size` (int, square) or the data set's native size."""
+    if image_size:
+        return (int(image_size), int(image_size))
+    h, w = data.image_shape[:2]
+    if h is None or w is None:
+        raise UserError(f"--dataset={data.name}: images have no fixed size; pass --image_size")
+    return (int(h), int(w))
+
+
+def preprocess(image, image_size):
+    """uint8 HxWxC (or NxHxWxC) -> float32 in [0, 1] at `image_size` (height, width)."""
+    image = tf.cast(image, tf.float32)
+    static = image.shape[-3:-1]
+    if static.as_list() != list(image_size):
+        image = tf.image.resize(image, image_size, method="bilinear", antialias=True)
+    return tf.clip_by_value(image / 255.0, 0.0, 1.0)
+
+
+def augmenter(image_size, hflip=False, seed=None):
+    """Keras preprocessing layers for training-time augmentation, applied in tf.data only.
+
+    Random translation (±10% of each side), rotation (±0.05 turn = ±18°), zoom (±10%) and
+    contrast (±20%), plus a horizontal flip when `hflip`. Input and output: float32
+    NxHxWxC in [0, 1]. These layers never go into an exported model.
+
+    Images under 32 px use nearest-neighbour resampling: bilinear resampling blurs every
+    augmented 8x8 digit, so training images stop looking like test images (measured on digits:
+    test accuracy 0.955 bilinear vs 0.989 nearest, same seed).
+    """
+    interpolation = "nearest" if min(image_size) < 32 else "bilinear"
+    layers = [
+        keras.layers.RandomTranslation(0.1, 0.1, fill_mode="constant",
+                                       interpolation=interpolation, seed=seed),
+        keras.layers.RandomRotation(0.05, fill_mode="constant",
+                                    interpolation=interpolation, seed=seed),
+        keras.layers.RandomZoom(0.1, fill_mode="constant",
+                                interpolation=interpolation, seed=seed),
+        keras.layers.RandomContrast(0.2, seed=seed),
+    ]
+    if hflip:
+        layers.append(keras.layers.RandomFlip("horizontal", seed=seed))
+    return keras.Sequential(layers, name="augment")
+
+
+def pipeline(ds, image_size, global_batch_size, training, augment=False, hflip=False, seed=0,
+             num_examples=None):
+    """The input pipeline: cache, (shuffle), preprocess, batch, (augment), prefetch.
+
+    Args:
+      ds: unbatched (uint8 HxWxC, label) pairs.
+      image_size: (height, width) of the model input.
+      global_batch_size: per-replica batch x replicas; a distribution strategy splits it.
+      training: shuffle (seeded, reshuffled every epoch), drop the last partial batch, augment.
+    Returns:
+      tf.data.Dataset of (float32 [N, H, W, C] in [0, 1], int64 [N]).
+    """
+    ds = ds.cache()  # decoded uint8: the smallest form, decoded once
+    if training:
+        buffer = min(num_examples or 10_000, 50_000)
+        ds = ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
+    ds = ds.map(lambda x, y: (preprocess(x, image_size), y), num_parallel_calls=AUTOTUNE)
+    ds = ds.batch(global_batch_size, drop_remainder=training)
+    if training and augment:
+        aug = augmenter(image_size, hflip=hflip, seed=seed)
+        ds = ds.map(lambda x, y: (aug(x, training=True), y), num_parallel_calls=AUTOTUNE)
+    return ds.prefetch(AUTOTUNE)
+
+
+def representative_dataset(data, image_size, num_samples=100, seed=0):
+    """A TFLite `representative_dataset`: a callable that yields [float32 1xHxWxC] lists.
+
+    Samples come from the train split, shuffled with `seed` so every class is represented
+    (ImageFolder lists files class by class). Follows
+    https://www.tensorflow.org/lite/performance/post_training_integer_quant.
+    """
+    def gen():
+        ds = data.train.shuffle(min(data.num_train, 10_000), seed=seed).take(num_samples)
+        for image, _ in ds.map(lambda x, y: (preprocess(x, image_size), y)).batch(1):
+            yield [image.numpy()]
+    return gen
+
+
+def test_arrays(data, image_size, batch_size=256):
+    """The whole test split as numpy: (float32 [N, H, W, C] in [0, 1], int64 [N])."""
+    images, labels = [], []
+    for x, y in pipeline(data.test, image_size, batch_size, training=False):
+        images.append(x.numpy())
+        labels.append(y.numpy())
+    return np.concatenate(images), np.concatenate(labels)

@@ -1,0 +1,91 @@
+"""Model builders by name. All are functional Keras models (tfmot cannot wrap subclassed ones)
+that take float32 [N, H, W, C] images in [0, 1] and return float32 [N, num_classes] logits."""
+import math
+
+import tftool  # noqa: F401  (Keras 2 before TensorFlow)
+from tftool import UserError
+
+import tf_keras as keras
+
+
+def small_cnn(input_shape, num_classes, width=32, dropout=0.1, name="small_cnn"):
+    """A compact CNN: stages of Conv-BN-ReLU blocks, max-pool between stages, global average
+    pooling and a dense logits layer.
+
+    Stage widths are width, 2·width, 4·width; there are as many stages as the input can halve
+    while staying ≥ 2 pixels, at most 3 (8x8 input: 3 stages at 8, 4, 2 px; 28x28: 3 stages).
+    Conv without bias followed by BN is the pattern tfmot folds for QAT.
+
+    Args:
+      input_shape: (height, width, channels).
+      num_classes: number of logits.
+      width: channels of the first stage.
+    """
+    if width < 1:
+        raise ValueError(f"width={width}: must be ≥ 1")
+    inputs = keras.Input(shape=tuple(input_shape), name="image")
+    x = inputs
+    num_stages = max(1, min(3, int(math.log2(min(input_shape[:2]))) - 1))
+    for stage in range(num_stages):
+        filters = width * 2 ** stage
+        for block in range(2):
+            x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False,
+                                    name=f"conv{stage}_{block}")(x)
+            x = keras.layers.BatchNormalization(name=f"bn{stage}_{block}")(x)
+            x = keras.layers.ReLU(name=f"relu{stage}_{block}")(x)
+        if stage < num_stages - 1:
+            x = keras.layers.MaxPooling2D(2, name=f"pool{stage}")(x)
+    x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
+    if dropout:
+        x = keras.layers.Dropout(dropout, name="dropout")(x)
+    outputs = keras.layers.Dense(num_classes, name="logits")(x)
+    return keras.Model(inputs, outputs, name=name)
+
+
+def mobilenet_v2(input_shape, num_classes, alpha=1.0, weights=None, name="mobilenet_v2"):
+    """MobileNetV2 (Sandler et al. 2018) from keras.applications with a fresh logits head.
+
+    Args:
+      input_shape: (height, width, channels), height and width ≥ 32.
+      alpha: width multiplier.
+      weights: None (random init) or "imagenet" (downloads weights; needs 3 channels and
+        alpha in {0.35, 0.5, 0.75, 1.0, 1.3, 1.4}).
+    Raises:
+      UserError: input smaller than 32 px, or ImageNet weights on a non-RGB input.
+    """
+    h, w, c = input_shape
+    if min(h, w) < 32:
+        raise UserError(f"--model=mobilenet_v2 needs images of at least 32x32, got {h}x{w}; "
+                        f"pass --image_size=32 (or larger)")
+    if weights == "imagenet" and c != 3:
+        raise UserError("--weights=imagenet needs 3-channel input; pass --channels=3")
+    inputs = keras.Input(shape=tuple(input_shape), name="image")
+    # keras.applications expects [-1, 1]; the tftool pipeline gives [0, 1].
+    x = keras.layers.Rescaling(2.0, offset=-1.0, name="to_minus1_1")(inputs)
+    # input_tensor= keeps one flat graph: tfmot cannot quantize a model nested in a model.
+    base = keras.applications.MobileNetV2(input_tensor=x, alpha=alpha, include_top=False,
+                                          weights=weights, pooling="avg")
+    outputs = keras.layers.Dense(num_classes, name="logits")(base.output)
+    return keras.Model(inputs, outputs, name=name)
+
+
+MODELS = {
+    "small_cnn": small_cnn,
+    "mobilenet_v2": mobilenet_v2,
+}
+
+
+def build(name, input_shape, num_classes, **kwargs):
+    """Builds model `name` from MODELS; keyword arguments a builder does not take are dropped.
+
+    Raises:
+      UserError: unknown model name.
+    """
+    import inspect
+
+    if name not in MODELS:
+        raise UserError(f"--model={name}: unknown model; use one of {', '.join(MODELS)}")
+    fn = MODELS[name]
+    accepted = inspect.signature(fn).parameters
+    return fn(tuple(input_shape), num_classes,
+              **{k: v for k, v in kwargs.items() if k in accepted and v is not None})

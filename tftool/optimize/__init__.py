@@ -1,0 +1,1 @@
+"""Pure model -> model transforms: quantization-aware training, pruning, distillation."""

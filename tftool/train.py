@@ -1,0 +1,59 @@
+"""Trains the float model: `tftool-train` / `python -m tftool.train`.
+
+Example: python -m tftool.train --dataset=digits --workdir=workdir
+Writes WORKDIR/float/{model.h5, metrics.json, flags.txt, config.json, logs/, ckpt/, backup/}.
+A re-run resumes an interrupted run (BackupAndRestore) or skips a complete one.
+"""
+import os
+
+import tftool  # noqa: F401  (Keras 2 before TensorFlow)
+from tftool import cli, data as data_lib, models, trainer, workdir
+
+from absl import flags
+
+FLAGS = flags.FLAGS
+flags.DEFINE_string("model", "small_cnn", f"Model: {', '.join(models.MODELS)}.")
+flags.DEFINE_integer("width", 32, "small_cnn: channels of the first stage.")
+flags.DEFINE_float("alpha", 1.0, "mobilenet_v2: width multiplier.")
+flags.DEFINE_enum("weights", None, ["imagenet"], "mobilenet_v2: pretrained weights (download).")
+cli.define_training_flags(epochs=30, learning_rate=3e-3, lr_schedule="cosine_warmup",
+                          warmup_epochs=1.0)
+
+
+def main(argv):
+    del argv
+    strategy = cli.build_strategy()
+    settings = cli.data_settings("float")
+    out = workdir.stage_dir(FLAGS.workdir, "float")
+    config = {**settings, "model": FLAGS.model, "width": FLAGS.width, "alpha": FLAGS.alpha}
+    workdir.check_config(out, config, overwrite=FLAGS.overwrite)
+    if cli.stage_complete("float"):
+        return
+    dataset = cli.load_data(settings)
+    image_size = data_lib.resolve_image_size(dataset, settings["image_size"])
+    input_shape = image_size + (dataset.image_shape[-1],)
+
+    def model_fn():
+        return models.build(FLAGS.model, input_shape, dataset.num_classes, width=FLAGS.width,
+                            alpha=FLAGS.alpha, weights=FLAGS.weights)
+
+    model, history = trainer.train(strategy, model_fn, dataset, image_size,
+                                   cli.train_config(dataset), out)
+    metrics = {
+        **trainer.evaluate(model, dataset, image_size),
+        "stage": "float", "model": FLAGS.model, "dataset": dataset.name,
+        "input_shape": list(input_shape), "class_names": dataset.class_names,
+        "num_replicas": strategy.num_replicas_in_sync,
+        "global_batch_size": FLAGS.per_replica_batch_size * strategy.num_replicas_in_sync,
+        "epochs": FLAGS.epochs, "epochs_this_run": len(history.get("loss", [])), "params": int(model.count_params()),
+        "history": history,
+    }
+    cli.write_stage("float", model, metrics)
+
+
+def cli_main():
+    cli.run(main)
+
+
+if __name__ == "__main__":
+    cli_main()
