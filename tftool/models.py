@@ -14,7 +14,9 @@ def small_cnn(input_shape, num_classes, width=32, dropout=0.1, name="small_cnn")
 
     Stage widths are width, 2·width, 4·width; there are as many stages as the input can halve
     while staying ≥ 2 pixels, at most 3 (8x8 input: 3 stages at 8, 4, 2 px; 28x28: 3 stages).
-    Conv without bias followed by BN is the pattern tfmot folds for QAT.
+    Conv without bias followed by BN is the pattern tfmot folds for QAT. BN momentum is 0.9,
+    not Keras's 0.99: with 0.99 the moving statistics still lag the weights after a short run
+    (digits, 12 epochs × 22 steps: train accuracy 0.97, test 0.20; with 0.9: test 0.99).
 
     Args:
       input_shape: (height, width, channels).
@@ -31,7 +33,7 @@ def small_cnn(input_shape, num_classes, width=32, dropout=0.1, name="small_cnn")
         for block in range(2):
             x = keras.layers.Conv2D(filters, 3, padding="same", use_bias=False,
                                     name=f"conv{stage}_{block}")(x)
-            x = keras.layers.BatchNormalization(name=f"bn{stage}_{block}")(x)
+            x = keras.layers.BatchNormalization(momentum=0.9, name=f"bn{stage}_{block}")(x)
             x = keras.layers.ReLU(name=f"relu{stage}_{block}")(x)
         if stage < num_stages - 1:
             x = keras.layers.MaxPooling2D(2, name=f"pool{stage}")(x)
