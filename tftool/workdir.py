@@ -98,7 +98,11 @@ def read_json(path, default=None):
 
 def save_model(model, path):
     """Atomically saves a Keras model (plain, QAT-wrapped or stripped) as HDF5 at `path`."""
-    with atomic_path(path) as tmp:
+    import warnings
+
+    with atomic_path(path) as tmp, warnings.catch_warnings():
+        # HDF5 on purpose: QAT-wrapped models do not load back from .keras (tfmot 0.8.1).
+        warnings.filterwarnings("ignore", message=".*HDF5 file.*legacy")
         model.save(tmp, save_format="h5", include_optimizer=False)
 
 
