@@ -10,6 +10,7 @@ Layout (see DESIGN.md):
   WORKDIR/<stage>/logs/          TensorBoard
 """
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -43,6 +44,10 @@ def atomic_path(path):
     The temporary file lives in the same directory, so the final `os.replace` is atomic on
     POSIX: readers see either the old complete file or the new complete file, never a
     truncated one. On any exception the temporary file is removed and `path` is untouched.
+    A SIGKILL can leave a hidden `.<stem>.*.tmp<ext>` beside `path`, never a half `path`.
+
+    Raises:
+      UserError: the disk (or quota) is full; the previous `path`, if any, is kept.
     """
     directory = os.path.dirname(os.path.abspath(path)) or "."
     os.makedirs(directory, exist_ok=True)
@@ -56,6 +61,13 @@ def atomic_path(path):
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a deployable file is not secret
         os.replace(tmp, path)
+    except OSError as e:
+        # h5py reports ENOSPC without errno, as text; match both.
+        if e.errno in (errno.ENOSPC, errno.EDQUOT) or "No space left" in str(e):
+            kept = "the previous file is kept" if os.path.exists(path) else "nothing was written"
+            raise UserError(f"no space left on the device writing {path} ({kept}); free some "
+                            f"space and run again") from e
+        raise
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
@@ -117,21 +129,26 @@ def load_model(path, compile=False):
         return keras.models.load_model(path, compile=compile)
 
 
-def check_config(directory, config, overwrite=False):
+def check_config(directory, config, overwrite=False, write=True, free=()):
     """Guards a stage directory against mixing two different runs.
 
     Writes `config` (dict of flag name -> value) to DIR/config.json if there is none; if there
     is one that differs, raises UserError naming the first differing flag, unless `overwrite`.
+    Args:
+      write: False only checks (non-chief multi-worker workers do not write).
+      free: keys that are recorded but may change between runs (e.g. skip_corrupt, which a
+        user adds after a first run stopped at a corrupt image).
     """
     path = os.path.join(directory, "config.json")
     old = read_json(path)
     if old is not None and not overwrite:
         for key, value in config.items():
-            if key in old and old[key] != value:
+            if key in old and key not in free and old[key] != value:
                 raise UserError(
                     f"{directory} was made with --{key}={old[key]}, not {value}: use another "
                     f"--workdir, or pass --overwrite to start this stage again")
-    write_json(path, config)
+    if write:
+        write_json(path, config)
 
 
 def clear_training_state(directory):
