@@ -145,10 +145,15 @@ def check_config(directory, config, overwrite=False, write=True, free=()):
         for key, value in config.items():
             if key in old and key not in free and old[key] != value:
                 raise UserError(
-                    f"{directory} was made with --{key}={old[key]}, not {value}: use another "
-                    f"--workdir, or pass --overwrite to start this stage again")
+                    f"{directory} was made with --{key}={_shown(old[key])}, not "
+                    f"{_shown(value)}: use another --workdir, or pass --overwrite to start "
+                    f"this stage again")
     if write:
         write_json(path, config)
+
+
+def _shown(value):
+    return "(default)" if value is None else value
 
 
 def clear_training_state(directory):
