@@ -175,6 +175,13 @@ def stage_complete(stage, inputs=(), chief=True):
     return False
 
 
+def stage_lock(directory, chief=True):
+    """workdir.stage_lock on the chief (the only writer); nothing on other workers."""
+    import contextlib
+
+    return workdir.stage_lock(directory) if chief else contextlib.nullcontext()
+
+
 def flags_text():
     """The resolved tftool flags in absl flagfile form (one --name=value a line)."""
     lines = []

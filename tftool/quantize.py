@@ -48,6 +48,12 @@ def main(argv):
     out = workdir.stage_dir(FLAGS.workdir, stage)
     workdir.check_config(out, {"from": source, "preserve_sparsity": preserve},
                          overwrite=FLAGS.overwrite, write=chief)
+    with cli.stage_lock(out, chief):
+        train_stage(strategy, stage, source, source_path, preserve, settings, out, chief)
+
+
+def train_stage(strategy, stage, source, source_path, preserve, settings, out, chief):
+    """Skips a complete stage, else fine-tunes (resuming a killed run) and writes it."""
     if cli.stage_complete(stage, inputs=[source_path], chief=chief):
         return
     dataset = cli.load_data(settings)

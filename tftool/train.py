@@ -34,6 +34,12 @@ def main(argv):
     config = {**settings, "model": FLAGS.model, "width": FLAGS.width, "alpha": FLAGS.alpha}
     workdir.check_config(out, config, overwrite=FLAGS.overwrite, write=chief,
                          free=("skip_corrupt",))
+    with cli.stage_lock(out, chief):
+        train_stage(strategy, settings, out, chief)
+
+
+def train_stage(strategy, settings, out, chief):
+    """Skips a complete stage, else trains (resuming a killed run) and writes WORKDIR/float."""
     if cli.stage_complete("float", chief=chief):
         return
     dataset = cli.load_data(settings)

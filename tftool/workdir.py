@@ -152,6 +152,39 @@ def check_config(directory, config, overwrite=False, write=True, free=()):
         write_json(path, config)
 
 
+@contextlib.contextmanager
+def stage_lock(directory):
+    """Holds an exclusive lock on DIR/.lock while a stage trains in DIR.
+
+    A second run of the same stage (e.g. after `kill -9` hit `make` but not the training
+    process it started) stops at once instead of writing the same backup/ concurrently. The
+    kernel drops the lock when its holder dies, SIGKILL included, so a killed run never leaves
+    a stale lock behind.
+    Raises:
+      UserError: another live process holds the lock (its pid is named).
+    """
+    import fcntl
+
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, ".lock")
+    with open(path, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "unknown"
+            raise UserError(f"{directory} is being trained by another process (pid {holder}); "
+                            f"wait for it to finish or stop it, then run again") from None
+        f.seek(0)
+        f.truncate()
+        f.write(str(os.getpid()))
+        f.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
 def _shown(value):
     return "(default)" if value is None else value
 
