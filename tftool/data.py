@@ -81,7 +81,9 @@ def load(dataset, data_dir=None, manual_dir=None, channels=None, download=True,
 
 
 def _catalog_builder(name, data_dir, manual_dir, download):
-    if name not in tfds.list_builders():
+    # Community data sets would be listed from GCS: a network call (and a warning when offline)
+    # for names tftool cannot load anyway (they need their own builder code).
+    if name not in tfds.list_builders(with_community_datasets=False):
         raise UserError(f"--dataset={name}: unknown data set; use digits, folder:PATH, or a TFDS "
                         f"catalog name such as mnist, fashion_mnist or cifar10")
     builder = tfds.builder(name, data_dir=data_dir)
@@ -168,7 +170,8 @@ def _unreadable(path):
             image.load()  # decodes every pixel: catches truncated files, not just bad headers
         return None
     except Exception as e:  # PIL raises OSError, SyntaxError, ValueError, ... on bad files
-        return str(e).splitlines()[0] if str(e) else type(e).__name__
+        text = str(e).splitlines()[0] if str(e) else type(e).__name__
+        return text.replace(f" '{path}'", "").replace(f" {path}", "")  # the caller names it
 
 
 def _load_folder(path, channels, skip_corrupt=False):

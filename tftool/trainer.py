@@ -216,6 +216,9 @@ def train(strategy, model_fn, dataset, image_size, config, stage_dir, extra_call
                         f"replicas exceeds the {dataset.num_train} training images; lower it")
     total_steps = steps_per_epoch * config.epochs
     warmup_steps = int(round(config.warmup_epochs * steps_per_epoch))
+    if config.lr_schedule == "cosine_warmup" and warmup_steps >= total_steps:
+        raise UserError(f"--warmup_epochs={config.warmup_epochs:g} leaves no epoch after warm-up "
+                        f"with --epochs={config.epochs}; pass a smaller --warmup_epochs (e.g. 0)")
     train_ds = data_lib.pipeline(dataset.train, image_size, global_batch, training=True,
                                  augment=config.augment, hflip=config.hflip, seed=config.seed,
                                  num_examples=dataset.num_train)
