@@ -97,7 +97,7 @@ def test_deterministic_runs_give_bit_identical_weights(tmp_path, tfds_dir):
     for run in ("a", "b"):
         workdir = tmp_path / run
         result = run_cli("train", f"--workdir={workdir}", f"--data_dir={tfds_dir}",
-                         "--epochs=1", "--deterministic", "--seed=7")
+                         "--epochs=1", "--lr_schedule=cosine", "--deterministic", "--seed=7")
         assert result.returncode == 0, result.stderr[-3000:]
         digests.append(json.loads((workdir / "float" / "metrics.json").read_text())
                        ["weights_sha256"])
@@ -302,3 +302,16 @@ def test_bad_flags_are_one_line(args, line, tmp_path):
     # absl's flag validators print "FATAL Flags parsing error: ..." then a --helpshort hint
     assert any(line in l for l in error_lines(result.stderr)), result.stderr[-2000:]
     assert not os.path.exists(f"{tmp_path}/w/float")
+
+
+def test_warmup_as_long_as_the_run_is_one_line(tmp_path, digits):
+    import tensorflow as tf
+
+    from tftool import UserError, models, trainer
+
+    config = trainer.TrainConfig(epochs=1, lr_schedule="cosine_warmup", warmup_epochs=1.0)
+    with pytest.raises(UserError, match=r"--warmup_epochs=1 leaves no epoch after warm-up with "
+                                        r"--epochs=1"):
+        trainer.train(tf.distribute.get_strategy(),
+                      lambda: models.build("small_cnn", (8, 8, 1), 10, width=4), digits, (8, 8),
+                      config, str(tmp_path))
