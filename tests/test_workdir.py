@@ -36,3 +36,13 @@ def test_unknown_stage():
 def test_load_missing_model_is_a_user_error(tmp_path):
     with pytest.raises(UserError, match="no model at"):
         workdir.load_model(str(tmp_path / "model.h5"))
+
+
+def test_stage_lock_refuses_a_second_trainer_and_frees_on_exit(tmp_path):
+    with workdir.stage_lock(str(tmp_path)):
+        with pytest.raises(UserError, match=rf"being trained by another process \(pid "
+                                            rf"{os.getpid()}\)"):
+            with workdir.stage_lock(str(tmp_path)):
+                pass
+    with workdir.stage_lock(str(tmp_path)):  # released: a later run gets it
+        pass

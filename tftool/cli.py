@@ -4,7 +4,9 @@ Entry points (train.py, quantize.py, export.py, benchmark.py, ...) stay thin: th
 flags, build the strategy, call a library function and write files through the helpers here.
 """
 import os
+import shutil
 import sys
+import tempfile
 
 import tftool  # noqa: F401  (Keras 2 before TensorFlow)
 from tftool import UserError, workdir
@@ -23,6 +25,9 @@ flags.DEFINE_string("manual_dir", None, "TFDS manual download directory (catalog
 flags.DEFINE_integer("channels", None, "Force 1 (grayscale) or 3 (RGB) input channels.")
 flags.DEFINE_integer("image_size", None, "Square input size in pixels (default: native).")
 flags.DEFINE_boolean("download", True, "Allow TFDS to download a catalog data set.")
+flags.DEFINE_boolean("skip_corrupt", False,
+                     "folder: data sets: skip images that cannot be decoded (and say how many) "
+                     "instead of stopping at the first one. Later stages inherit it.")
 flags.register_validator("channels", lambda v: v in (None, 1, 3),
                          message="--channels must be 1 or 3")
 flags.register_validator("image_size", lambda v: v is None or v >= 4,
@@ -53,6 +58,17 @@ def define_training_flags(epochs, learning_rate, lr_schedule="cosine", augment=T
     flags.DEFINE_integer("cpu_replicas", 1, "Without GPUs: split the CPU into N logical devices "
                          "and train N replicas with MirroredStrategy.")
     flags.DEFINE_boolean("overwrite", False, "Train this stage again even if it is complete.")
+    flags.DEFINE_boolean("deterministic", False,
+                         "Deterministic ops and data order: two runs with the same --seed give "
+                         "bit-identical weights (tested on CPU; slower).")
+    flags.DEFINE_boolean("scale_lr", False,
+                         "Linear scaling rule (Goyal et al. 2017): learning rate × global batch / "
+                         "--reference_batch_size.")
+    flags.DEFINE_integer("reference_batch_size", trainer.REFERENCE_BATCH_SIZE,
+                         "--scale_lr: the global batch at which --learning_rate was tuned (the "
+                         "defaults were tuned at 64 = 64 per replica × 1 replica).")
+    flags.register_validator("reference_batch_size", lambda v: v >= 1,
+                             message="--reference_batch_size must be ≥ 1")
     flags.register_validator("epochs", lambda v: v >= 1, message="--epochs must be ≥ 1")
     flags.register_validator("per_replica_batch_size", lambda v: v >= 1,
                              message="--per_replica_batch_size must be ≥ 1")
@@ -77,14 +93,25 @@ def train_config(dataset):
         epochs=FLAGS.epochs, per_replica_batch_size=FLAGS.per_replica_batch_size,
         learning_rate=FLAGS.learning_rate, lr_schedule=FLAGS.lr_schedule,
         warmup_epochs=FLAGS.warmup_epochs, optimizer=FLAGS.optimizer,
-        weight_decay=FLAGS.weight_decay, augment=FLAGS.augment, hflip=hflip, seed=FLAGS.seed)
+        weight_decay=FLAGS.weight_decay, augment=FLAGS.augment, hflip=hflip, seed=FLAGS.seed,
+        deterministic=FLAGS.deterministic, scale_lr=FLAGS.scale_lr,
+        reference_batch_size=FLAGS.reference_batch_size)
 
 
 def build_strategy():
     """The strategy from --strategy/--num_gpus/--cpu_replicas (call before any TF op)."""
     from tftool import strategy
 
-    return strategy.build(FLAGS.strategy, FLAGS.num_gpus, FLAGS.cpu_replicas)
+    built = strategy.build(FLAGS.strategy, FLAGS.num_gpus, FLAGS.cpu_replicas)
+    logging.info("strategy %s", strategy.describe(built))
+    return built
+
+
+def is_chief(strategy):
+    """Whether this process writes files (False only on non-chief multi-worker workers)."""
+    from tftool import strategy as strategy_lib
+
+    return strategy is None or strategy_lib.is_chief(strategy)
 
 
 # ---- data settings ---------------------------------------------------------------------------
@@ -98,7 +125,7 @@ def data_settings(stage):
     given = {k: getattr(FLAGS, k) for k in DATA_FLAGS}
     if stage == "float":
         given["dataset"] = given["dataset"] or "digits"
-        return given
+        return {**given, "skip_corrupt": FLAGS.skip_corrupt}
     float_config = workdir.read_json(
         os.path.join(workdir.stage_dir(FLAGS.workdir, "float"), "config.json"))
     if float_config is None:
@@ -109,6 +136,7 @@ def data_settings(stage):
         if value is not None and FLAGS[key].present and value != settings[key]:
             raise UserError(f"--{key}={value} differs from the float model's --{key}="
                             f"{settings[key]} in {FLAGS.workdir}/float; use another --workdir")
+    settings["skip_corrupt"] = FLAGS.skip_corrupt or bool(float_config.get("skip_corrupt"))
     return settings
 
 
@@ -117,16 +145,17 @@ def load_data(settings):
 
     return data.load(settings["dataset"], data_dir=settings["data_dir"],
                      manual_dir=settings["manual_dir"], channels=settings["channels"],
-                     download=FLAGS.download)
+                     download=FLAGS.download, skip_corrupt=bool(settings.get("skip_corrupt")))
 
 
 # ---- stage bookkeeping -----------------------------------------------------------------------
-def stage_complete(stage, inputs=()):
+def stage_complete(stage, inputs=(), chief=True):
     """Whether WORKDIR/<stage> is complete and up to date, so the stage can be skipped.
 
     Complete: model.h5 and metrics.json exist, --overwrite is off, and no file in `inputs`
     (the models the stage was made from) is newer than its model. A stale or forced stage has
-    its resume state cleared, so it starts at epoch 0 rather than mixing two runs.
+    its resume state cleared, so it starts at epoch 0 rather than mixing two runs; only the
+    chief (`chief`) clears it, as only the chief writes in multi-worker training.
     """
     out = workdir.stage_dir(FLAGS.workdir, stage)
     metrics = workdir.read_json(os.path.join(out, "metrics.json"))
@@ -139,10 +168,18 @@ def stage_complete(stage, inputs=()):
             return True
         logging.info("%s: %s; starting it again", out,
                      f"{stale[0]} is newer" if stale else "--overwrite")
-        workdir.clear_training_state(out)
-    elif FLAGS.overwrite:
+        if chief:
+            workdir.clear_training_state(out)
+    elif FLAGS.overwrite and chief:
         workdir.clear_training_state(out)
     return False
+
+
+def stage_lock(directory, chief=True):
+    """workdir.stage_lock on the chief (the only writer); nothing on other workers."""
+    import contextlib
+
+    return workdir.stage_lock(directory) if chief else contextlib.nullcontext()
 
 
 def flags_text():
@@ -158,13 +195,29 @@ def flags_text():
     return "\n".join(sorted(lines)) + "\n"
 
 
-def write_stage(stage, model, metrics):
-    """Writes WORKDIR/<stage>/{model.h5, metrics.json, flags.txt} atomically, model first."""
+def write_stage(stage, model, metrics, strategy=None):
+    """Writes WORKDIR/<stage>/{model.h5, metrics.json, flags.txt} atomically, model first.
+
+    The model is saved in float32 (precision.to_float32) even when it was trained under
+    mixed_float16. In multi-worker training every worker calls this (saving reads
+    sync-on-read variables, a collective); non-chief workers write into a temporary directory
+    that is deleted afterwards, as in the TF multi-worker guide.
+    """
+    from tftool import precision
+
+    model = precision.to_float32(model)
+    chief = is_chief(strategy)
     out = workdir.stage_dir(FLAGS.workdir, stage)
-    workdir.save_model(model, os.path.join(out, workdir.MODEL_FILE))
-    workdir.write_text(os.path.join(out, "flags.txt"), flags_text())
-    workdir.write_json(os.path.join(out, "metrics.json"), metrics)
-    print(f"{out}: test accuracy {metrics['test_accuracy']:.4f}")
+    target = out if chief else tempfile.mkdtemp(prefix=f"tftool_{stage}_workertemp_")
+    try:
+        workdir.save_model(model, os.path.join(target, workdir.MODEL_FILE))
+        workdir.write_text(os.path.join(target, "flags.txt"), flags_text())
+        workdir.write_json(os.path.join(target, "metrics.json"), metrics)
+    finally:
+        if not chief:
+            shutil.rmtree(target, ignore_errors=True)
+    where = out if chief else f"{out} (non-chief worker: written by the chief)"
+    print(f"{where}: test accuracy {metrics['test_accuracy']:.4f}")
 
 
 # ---- running ---------------------------------------------------------------------------------

@@ -40,7 +40,9 @@ def small_cnn(input_shape, num_classes, width=32, dropout=0.1, name="small_cnn")
     x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
     if dropout:
         x = keras.layers.Dropout(dropout, name="dropout")(x)
-    outputs = keras.layers.Dense(num_classes, name="logits")(x)
+    # float32 even under a mixed_float16 policy: logits and the loss stay numerically stable
+    # (https://www.tensorflow.org/guide/mixed_precision#building_the_model).
+    outputs = keras.layers.Dense(num_classes, dtype="float32", name="logits")(x)
     return keras.Model(inputs, outputs, name=name)
 
 
@@ -67,7 +69,7 @@ def mobilenet_v2(input_shape, num_classes, alpha=1.0, weights=None, name="mobile
     # input_tensor= keeps one flat graph: tfmot cannot quantize a model nested in a model.
     base = keras.applications.MobileNetV2(input_tensor=x, alpha=alpha, include_top=False,
                                           weights=weights, pooling="avg")
-    outputs = keras.layers.Dense(num_classes, name="logits")(base.output)
+    outputs = keras.layers.Dense(num_classes, dtype="float32", name="logits")(base.output)
     return keras.Model(inputs, outputs, name=name)
 
 

@@ -39,6 +39,7 @@ def main(argv):
         preserve = source == "pruned"
     stage = output_stage(source, preserve)
     strategy = cli.build_strategy()
+    chief = cli.is_chief(strategy)
     settings = cli.data_settings(stage)
     source_path = workdir.model_path(FLAGS.workdir, source)
     if not os.path.isfile(source_path):
@@ -46,8 +47,14 @@ def main(argv):
                         f"{'tftool-train' if source == 'float' else 'tftool-prune'} first")
     out = workdir.stage_dir(FLAGS.workdir, stage)
     workdir.check_config(out, {"from": source, "preserve_sparsity": preserve},
-                         overwrite=FLAGS.overwrite)
-    if cli.stage_complete(stage, inputs=[source_path]):
+                         overwrite=FLAGS.overwrite, write=chief)
+    with cli.stage_lock(out, chief):
+        train_stage(strategy, stage, source, source_path, preserve, settings, out, chief)
+
+
+def train_stage(strategy, stage, source, source_path, preserve, settings, out, chief):
+    """Skips a complete stage, else fine-tunes (resuming a killed run) and writes it."""
+    if cli.stage_complete(stage, inputs=[source_path], chief=chief):
         return
     dataset = cli.load_data(settings)
     image_size = data_lib.resolve_image_size(dataset, settings["image_size"])
@@ -60,7 +67,7 @@ def main(argv):
                                    cli.train_config(dataset), out)
     metrics = {**trainer.evaluate(model, dataset, image_size), "stage": stage, "from": source,
                "scheme": scheme, "epochs": FLAGS.epochs, "history": history}
-    cli.write_stage(stage, model, metrics)
+    cli.write_stage(stage, model, metrics, strategy)
 
 
 def cli_main():

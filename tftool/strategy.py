@@ -4,16 +4,22 @@
               MirroredStrategy over N logical CPU devices; otherwise the default strategy.
   mirrored    MirroredStrategy, as auto but always Mirrored (one replica when nothing else).
   one_device  OneDeviceStrategy on the first GPU, else the CPU.
+  multi_worker  MultiWorkerMirroredStrategy over every worker named in the TF_CONFIG
+              environment variable (all local GPUs of each worker, else its CPU).
 
-The global batch is per_replica_batch_size × strategy.num_replicas_in_sync.
-See https://www.tensorflow.org/guide/distributed_training.
+The global batch is per_replica_batch_size × strategy.num_replicas_in_sync (over all workers).
+See https://www.tensorflow.org/guide/distributed_training and, for multi_worker,
+https://www.tensorflow.org/tutorials/distribute/multi_worker_with_keras.
 """
+import json
+import os
+
 import tftool  # noqa: F401  (Keras 2 before TensorFlow)
 from tftool import UserError
 
 import tensorflow as tf
 
-STRATEGIES = ("auto", "mirrored", "one_device")
+STRATEGIES = ("auto", "mirrored", "one_device", "multi_worker")
 
 
 def configure_cpu_replicas(n):
@@ -45,10 +51,16 @@ def build(name="auto", num_gpus=None, cpu_replicas=1):
       num_gpus: use the first num_gpus GPUs (None: all).
       cpu_replicas: on a machine without GPUs, replicas over logical CPU devices.
     Raises:
-      ValueError: unknown name. UserError: more GPUs asked for than present.
+      ValueError: unknown name. UserError: more GPUs asked for than present; multi_worker
+        without a usable TF_CONFIG, or with --cpu_replicas/--num_gpus.
     """
     if name not in STRATEGIES:
         raise ValueError(f"unknown strategy {name!r}; allowed: {', '.join(STRATEGIES)}")
+    if name == "multi_worker":
+        if cpu_replicas > 1 or num_gpus is not None:
+            raise UserError("--strategy=multi_worker uses every local GPU (else the CPU) of each "
+                            "worker; drop --cpu_replicas/--num_gpus (use CUDA_VISIBLE_DEVICES)")
+        return multi_worker()
     configure_cpu_replicas(cpu_replicas)
     gpus = tf.config.list_logical_devices("GPU")
     if num_gpus is not None:
@@ -69,3 +81,69 @@ def build(name="auto", num_gpus=None, cpu_replicas=1):
     if name == "mirrored":
         return tf.distribute.MirroredStrategy(devices=cpus[:1])
     return tf.distribute.get_strategy()
+
+
+def tf_config():
+    """The parsed TF_CONFIG environment variable: {"cluster": {...}, "task": {...}}.
+
+    Raises:
+      UserError: TF_CONFIG is unset, not JSON, or has no cluster/task (one line saying so).
+    """
+    raw = os.environ.get("TF_CONFIG")
+    hint = "see recipes/multi_worker.sh for the TF_CONFIG of each host"
+    if not raw:
+        raise UserError(f"--strategy=multi_worker needs the TF_CONFIG environment variable; {hint}")
+    try:
+        config = json.loads(raw)
+    except ValueError as e:
+        raise UserError(f"TF_CONFIG is not valid JSON ({e}); {hint}") from e
+    cluster, task = config.get("cluster"), config.get("task")
+    if not isinstance(cluster, dict) or not isinstance(task, dict) or "type" not in task:
+        raise UserError(f"TF_CONFIG needs \"cluster\" and \"task\": {{\"type\", \"index\"}}; "
+                        f"{hint}")
+    members = cluster.get(task["type"], [])
+    if not 0 <= int(task.get("index", 0)) < len(members):
+        raise UserError(f"TF_CONFIG task {task} is not in its cluster {cluster}; {hint}")
+    return config
+
+
+def multi_worker():
+    """MultiWorkerMirroredStrategy from TF_CONFIG (synchronous all-reduce across workers).
+
+    Every worker runs the same command; TF_CONFIG tells each its place in the cluster. It must
+    be built before any other TensorFlow op, and every worker blocks here until all have
+    joined. Collective implementation AUTO: NCCL between GPUs, ring (gRPC) on CPU.
+    Raises:
+      UserError: see tf_config().
+    """
+    tf_config()
+    options = tf.distribute.experimental.CommunicationOptions(
+        implementation=tf.distribute.experimental.CommunicationImplementation.AUTO)
+    return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
+
+
+def is_multi_worker(strategy):
+    return bool(strategy.extended._in_multi_worker_mode())  # noqa: SLF001 (no public API)
+
+
+def is_chief(strategy):
+    """Whether this process writes the stage's files (always, outside multi-worker training).
+
+    In multi-worker training the chief is task "chief" or, without one, worker 0; the other
+    workers compute the same things but write them to a temporary directory (TF guide).
+    """
+    return not is_multi_worker(strategy) or strategy.extended.should_checkpoint
+
+
+def describe(strategy):
+    """One log line: strategy class, workers, replicas in sync, and this worker's task."""
+    name = type(strategy).__name__
+    replicas = strategy.num_replicas_in_sync
+    if not is_multi_worker(strategy):
+        return f"{name}: {replicas} replica(s) in sync"
+    resolver = strategy.cluster_resolver
+    spec = resolver.cluster_spec().as_dict()
+    workers = sum(len(v) for k, v in spec.items() if k in ("chief", "worker"))
+    role = "chief" if is_chief(strategy) else "non-chief"
+    return (f"{name}: task {resolver.task_type}:{resolver.task_id} ({role}) of {workers} "
+            f"workers, {replicas} replicas in sync")

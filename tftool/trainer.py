@@ -1,10 +1,17 @@
 """Keras `fit` under a distribution strategy, with the callbacks every training stage uses.
 
 Callbacks: BackupAndRestore (a re-run after a kill resumes at the last finished epoch),
-ModelCheckpoint (weights of the last epoch), TensorBoard, TerminateOnNaN and
+ModelCheckpoint (weights of the last epoch), TensorBoard, NaNGuard (stops at the first
+non-finite loss, before that epoch's weights can overwrite the last good backup) and
 ImagesPerSecond (throughput in images/s, into the logs and TensorBoard).
+
+Under MultiWorkerMirroredStrategy the Keras callbacks write on the chief only (the others
+write to a temporary `workertemp_<id>` folder that Keras deletes) and every worker restores
+from the same backup/, as in https://www.tensorflow.org/tutorials/distribute/multi_worker_with_keras.
 """
 import dataclasses
+import hashlib
+import math
 import os
 import time
 
@@ -16,6 +23,8 @@ import tensorflow as tf
 import tf_keras as keras
 
 OPTIMIZERS = ("adam", "sgd")
+# The global batch the default learning rates were tuned at (per-replica 64 × 1 replica).
+REFERENCE_BATCH_SIZE = 64
 
 
 @dataclasses.dataclass
@@ -31,6 +40,20 @@ class TrainConfig:
     augment: bool = True
     hflip: bool = False
     seed: int = 0
+    deterministic: bool = False  # op determinism: same seed -> bit-identical weights
+    scale_lr: bool = False  # linear scaling: lr × global batch / reference_batch_size
+    reference_batch_size: int = REFERENCE_BATCH_SIZE
+
+
+def scaled_learning_rate(learning_rate, global_batch_size, reference_batch_size):
+    """Linear scaling rule (Goyal et al. 2017, "Accurate, Large Minibatch SGD", §2.1).
+
+    When the global batch grows k-fold, multiply the learning rate by k, so each epoch makes
+    the same total update. Returns learning_rate × global_batch_size / reference_batch_size
+    (a float, same unit as learning_rate). Pair it with warm-up (--lr_schedule=cosine_warmup)
+    for large k, as the paper does.
+    """
+    return learning_rate * global_batch_size / reference_batch_size
 
 
 class ImagesPerSecond(keras.callbacks.Callback):
@@ -78,15 +101,75 @@ def make_optimizer(name, learning_rate, weight_decay=0.0):
     raise ValueError(f"unknown optimizer {name!r}; allowed: {', '.join(OPTIMIZERS)}")
 
 
-def standard_callbacks(stage_dir, global_batch_size):
-    """The callbacks of every stage, writing under `stage_dir` (backup/, ckpt/, logs/)."""
+class NaNGuard(keras.callbacks.Callback):
+    """Stops training at the first batch whose loss is NaN or infinite, and remembers where.
+
+    Unlike keras.callbacks.TerminateOnNaN, it also tells the backup and checkpoint callbacks
+    made by standard_callbacks to skip the end of that epoch, so the weights of the last
+    finite epoch stay on disk instead of being overwritten with NaNs.
+    Attributes:
+      epoch, batch: 0-based epoch (counted from the start of training, resumed epochs
+        included) and batch of the first non-finite loss; None while all is finite.
+    """
+
+    def __init__(self):
+        super().__init__()
+        self.epoch = self.batch = None
+        self._current_epoch = 0
+
+    @property
+    def tripped(self):
+        return self.epoch is not None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._current_epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        loss = (logs or {}).get("loss")
+        if loss is None or self.tripped:
+            return
+        if not math.isfinite(float(loss)):
+            self.epoch, self.batch = self._current_epoch, batch
+            logging.warning("loss is %s at epoch %d, batch %d: stopping", loss,
+                            self.epoch + 1, batch + 1)
+            self.model.stop_training = True
+
+
+def _skip_epoch_end_after_nan(callback_class):
+    """A subclass of `callback_class` whose on_epoch_end does nothing once `guard` tripped."""
+
+    class Guarded(callback_class):
+        def __init__(self, *args, guard, **kwargs):
+            super().__init__(*args, **kwargs)
+            self._guard = guard
+
+        def on_epoch_end(self, epoch, logs=None):
+            if not self._guard.tripped:
+                super().on_epoch_end(epoch, logs)
+
+    Guarded.__name__ = callback_class.__name__
+    return Guarded
+
+
+_BackupAndRestore = _skip_epoch_end_after_nan(keras.callbacks.BackupAndRestore)
+_ModelCheckpoint = _skip_epoch_end_after_nan(keras.callbacks.ModelCheckpoint)
+
+
+def standard_callbacks(stage_dir, global_batch_size, guard=None):
+    """The callbacks of every stage, writing under `stage_dir` (backup/, ckpt/, logs/).
+
+    Args:
+      guard: the NaNGuard to use (a new one if None); it comes first so that a non-finite
+        epoch is neither backed up nor checkpointed.
+    """
+    guard = guard or NaNGuard()
     return [
-        keras.callbacks.BackupAndRestore(os.path.join(stage_dir, "backup"),
-                                         delete_checkpoint=False),
-        keras.callbacks.TerminateOnNaN(),
+        guard,
+        _BackupAndRestore(os.path.join(stage_dir, "backup"), delete_checkpoint=False,
+                          guard=guard),
         ImagesPerSecond(global_batch_size),
-        keras.callbacks.ModelCheckpoint(os.path.join(stage_dir, "ckpt", "last.weights.h5"),
-                                        save_weights_only=True),
+        _ModelCheckpoint(os.path.join(stage_dir, "ckpt", "last.weights.h5"),
+                         save_weights_only=True, guard=guard),
         keras.callbacks.TensorBoard(os.path.join(stage_dir, "logs"), update_freq="epoch"),
     ]
 
@@ -111,36 +194,66 @@ def train(strategy, model_fn, dataset, image_size, config, stage_dir, extra_call
       extra_callbacks: stage-specific Keras callbacks (e.g. pruning's UpdatePruningStep).
       compile_fn: (model, optimizer) -> None.
     Raises:
-      UserError: the global batch is larger than the train split; the loss became NaN.
+      UserError: the global batch is larger than the train split; the loss became NaN or
+        infinite (names the epoch; the backup and checkpoint keep the last finite epoch).
     """
-    keras.utils.set_random_seed(config.seed)
+    keras.utils.set_random_seed(config.seed)  # Python, NumPy and TensorFlow seeds
+    if config.deterministic:
+        # Deterministic kernels and tf.data (https://www.tensorflow.org/api_docs/python/tf/
+        # config/experimental/enable_op_determinism); slower, mainly on GPU.
+        tf.config.experimental.enable_op_determinism()
     replicas = strategy.num_replicas_in_sync
     global_batch = config.per_replica_batch_size * replicas
+    learning_rate = config.learning_rate
+    if config.scale_lr:
+        learning_rate = scaled_learning_rate(config.learning_rate, global_batch,
+                                             config.reference_batch_size)
+        logging.info("--scale_lr: learning rate %g × %d / %d = %g", config.learning_rate,
+                     global_batch, config.reference_batch_size, learning_rate)
     steps_per_epoch = dataset.num_train // global_batch
     if steps_per_epoch < 1:
         raise UserError(f"--per_replica_batch_size={config.per_replica_batch_size} × {replicas} "
                         f"replicas exceeds the {dataset.num_train} training images; lower it")
     total_steps = steps_per_epoch * config.epochs
     warmup_steps = int(round(config.warmup_epochs * steps_per_epoch))
+    if config.lr_schedule == "cosine_warmup" and warmup_steps >= total_steps:
+        raise UserError(f"--warmup_epochs={config.warmup_epochs:g} leaves no epoch after warm-up "
+                        f"with --epochs={config.epochs}; pass a smaller --warmup_epochs (e.g. 0)")
     train_ds = data_lib.pipeline(dataset.train, image_size, global_batch, training=True,
                                  augment=config.augment, hflip=config.hflip, seed=config.seed,
                                  num_examples=dataset.num_train)
     with strategy.scope():
         model = model_fn()
-        schedule = schedules.build(config.lr_schedule, config.learning_rate, total_steps,
+        schedule = schedules.build(config.lr_schedule, learning_rate, total_steps,
                                    warmup_steps=warmup_steps)
         compile_fn(model, make_optimizer(config.optimizer, schedule, config.weight_decay))
     logging.info("training %s: %d epochs × %d steps, global batch %d on %d replica(s)",
                  model.name, config.epochs, steps_per_epoch, global_batch, replicas)
+    guard = NaNGuard()
     history = model.fit(train_ds, epochs=config.epochs, steps_per_epoch=steps_per_epoch,
                         callbacks=list(extra_callbacks) + standard_callbacks(stage_dir,
-                                                                             global_batch),
+                                                                             global_batch, guard),
                         verbose=2)
-    losses = history.history.get("loss", [])
-    if model.stop_training and losses and not all(tf.math.is_finite(l) for l in losses):
-        raise UserError(f"loss became NaN in epoch {len(losses)}; the last good weights are in "
-                        f"{stage_dir}/ckpt; lower --learning_rate")
+    if guard.tripped:
+        epoch = guard.epoch + 1  # 1-based, as fit prints it
+        kept = (f"{stage_dir}/backup and {stage_dir}/ckpt keep epoch {epoch - 1}, the last "
+                f"finite one (a re-run resumes there)" if epoch > 1 else
+                "no epoch finished with a finite loss, so no weights were kept")
+        raise UserError(f"loss became NaN/inf in epoch {epoch} (batch {guard.batch + 1}); "
+                        f"stopped, {kept}; lower --learning_rate (now {learning_rate:g})")
     return model, {k: [float(v) for v in vs] for k, vs in history.history.items()}
+
+
+def weights_digest(model):
+    """SHA-256 (hex, first 16 digits) of all weights' bytes in order: equal iff bit-identical.
+
+    Under MultiWorkerMirroredStrategy reading BatchNormalization's moving statistics
+    (sync-on-read variables) is a collective: every worker must call this together.
+    """
+    h = hashlib.sha256()
+    for w in model.get_weights():
+        h.update(w.tobytes())
+    return h.hexdigest()[:16]
 
 
 def evaluate(model, dataset, image_size, batch_size=256):
@@ -151,7 +264,10 @@ def evaluate(model, dataset, image_size, batch_size=256):
     import numpy as np
 
     x, y = data_lib.test_arrays(dataset, image_size, batch_size)
-    logits = model.predict(x, batch_size=batch_size, verbose=0)
+    # Direct calls, not model.predict: under MultiWorkerMirroredStrategy predict would shard
+    # the test set across workers; here every worker scores the whole split identically.
+    logits = np.concatenate([model(x[i:i + batch_size], training=False).numpy()
+                             for i in range(0, len(x), batch_size)])
     loss = keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True)
     return {"test_accuracy": float(np.mean(np.argmax(logits, -1) == y)),
             "test_loss": float(np.mean(loss))}

@@ -10,6 +10,7 @@ Layout (see DESIGN.md):
   WORKDIR/<stage>/logs/          TensorBoard
 """
 import contextlib
+import errno
 import json
 import os
 import shutil
@@ -43,6 +44,10 @@ def atomic_path(path):
     The temporary file lives in the same directory, so the final `os.replace` is atomic on
     POSIX: readers see either the old complete file or the new complete file, never a
     truncated one. On any exception the temporary file is removed and `path` is untouched.
+    A SIGKILL can leave a hidden `.<stem>.*.tmp<ext>` beside `path`, never a half `path`.
+
+    Raises:
+      UserError: the disk (or quota) is full; the previous `path`, if any, is kept.
     """
     directory = os.path.dirname(os.path.abspath(path)) or "."
     os.makedirs(directory, exist_ok=True)
@@ -56,6 +61,13 @@ def atomic_path(path):
             os.fsync(f.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a deployable file is not secret
         os.replace(tmp, path)
+    except OSError as e:
+        # h5py reports ENOSPC without errno, as text; match both.
+        if e.errno in (errno.ENOSPC, errno.EDQUOT) or "No space left" in str(e):
+            kept = "the previous file is kept" if os.path.exists(path) else "nothing was written"
+            raise UserError(f"no space left on the device writing {path} ({kept}); free some "
+                            f"space and run again") from e
+        raise
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
@@ -121,21 +133,64 @@ def load_model(path, compile=False):
         return keras.models.load_model(path, compile=compile)
 
 
-def check_config(directory, config, overwrite=False):
+def check_config(directory, config, overwrite=False, write=True, free=()):
     """Guards a stage directory against mixing two different runs.
 
     Writes `config` (dict of flag name -> value) to DIR/config.json if there is none; if there
     is one that differs, raises UserError naming the first differing flag, unless `overwrite`.
+    Args:
+      write: False only checks (non-chief multi-worker workers do not write).
+      free: keys that are recorded but may change between runs (e.g. skip_corrupt, which a
+        user adds after a first run stopped at a corrupt image).
     """
     path = os.path.join(directory, "config.json")
     old = read_json(path)
     if old is not None and not overwrite:
         for key, value in config.items():
-            if key in old and old[key] != value:
+            if key in old and key not in free and old[key] != value:
                 raise UserError(
-                    f"{directory} was made with --{key}={old[key]}, not {value}: use another "
-                    f"--workdir, or pass --overwrite to start this stage again")
-    write_json(path, config)
+                    f"{directory} was made with --{key}={_shown(old[key])}, not "
+                    f"{_shown(value)}: use another --workdir, or pass --overwrite to start "
+                    f"this stage again")
+    if write:
+        write_json(path, config)
+
+
+@contextlib.contextmanager
+def stage_lock(directory):
+    """Holds an exclusive lock on DIR/.lock while a stage trains in DIR.
+
+    A second run of the same stage (e.g. after `kill -9` hit `make` but not the training
+    process it started) stops at once instead of writing the same backup/ concurrently. The
+    kernel drops the lock when its holder dies, SIGKILL included, so a killed run never leaves
+    a stale lock behind.
+    Raises:
+      UserError: another live process holds the lock (its pid is named).
+    """
+    import fcntl
+
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, ".lock")
+    with open(path, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "unknown"
+            raise UserError(f"{directory} is being trained by another process (pid {holder}); "
+                            f"wait for it to finish or stop it, then run again") from None
+        f.seek(0)
+        f.truncate()
+        f.write(str(os.getpid()))
+        f.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _shown(value):
+    return "(default)" if value is None else value
 
 
 def clear_training_state(directory):
