@@ -4,8 +4,8 @@ Three kinds of `--dataset`:
   digits          the UCI handwritten digits bundled with scikit-learn (tftool/datasets/digits.py)
   <catalog name>  any TFDS catalog data set with image/label supervised keys (mnist, cifar10, ...);
                   `data_dir` and `manual_dir` are passed to TFDS so prepared data works offline
-  folder:PATH     PATH/train/<class>/*.png|jpg and PATH/test/<class>/... (the layout of
-                  tfds.ImageFolder; every file is checked up front, see _load_folder)
+  folder:PATH     PATH/train/<class>/*.png|jpg and PATH/test/<class>/... (tfds.ImageFolder;
+                  every file is checked up front, see _load_folder)
 
 Every loader returns a `Dataset` of unbatched (uint8 image HxWxC, int64 label) pairs; the
 pipeline functions here resize, scale to [0, 1] float32, cache, shuffle, batch and augment.
@@ -175,7 +175,7 @@ def _unreadable(path):
 
 
 def _load_folder(path, channels, skip_corrupt=False):
-    """PATH/{train,test}/<class>/*.png|jpg as a Dataset (labels: sorted class folder names).
+    """PATH/{train,test}/<class>/*.png|jpg as a Dataset, read by tfds.ImageFolder.
 
     Every image is decoded once with PIL before training, so a corrupt or truncated file stops
     the run at once with its name, not with a TensorFlow traceback in the middle of epoch 7
@@ -230,23 +230,19 @@ def _load_folder(path, channels, skip_corrupt=False):
         raise UserError(f"--dataset=folder:{path}: test/ has classes with no train images "
                         f"({', '.join(missing)}); add train/{missing[0]}/ or remove test/"
                         f"{missing[0]}/")
-    names = sorted(files["train"])
-    first_file = files["train"][names[0]][0]
+    first_file = files["train"][sorted(files["train"])[0]][0]
     first = tf.io.decode_image(tf.io.read_file(first_file), expand_animations=False)
     native_channels = 1 if first.shape[-1] in (1, 2) else 3
     channels = channels or native_channels
+    # TFDS ImageFolder reads the files; its label index is the sorted class folder names.
+    builder = tfds.ImageFolder(root, shape=(None, None, channels), dtype=tf.uint8)
 
     def split_dataset(split):
-        paths = [f for c in names for f in files[split].get(c, [])]
-        labels = [i for i, c in enumerate(names) for _ in files[split].get(c, [])]
-
-        def decode(file, label):
-            image = tf.io.decode_image(tf.io.read_file(file), channels=channels,
-                                       expand_animations=False, dtype=tf.uint8)
-            return image, label
-
-        ds = tf.data.Dataset.from_tensor_slices((paths, np.asarray(labels, np.int64)))
-        return ds.map(decode, num_parallel_calls=AUTOTUNE), len(paths)
+        ds = builder.as_dataset(split, as_supervised=True, shuffle_files=False)
+        skipped = sum(f.startswith(os.path.join(root, split) + os.sep) for f in bad)
+        if skipped:  # --skip_corrupt: drop the files that failed to decode above
+            ds = ds.ignore_errors()
+        return ds, builder.info.splits[split].num_examples - skipped
 
     train, num_train = split_dataset("train")
     test, num_test = split_dataset("test")
@@ -254,7 +250,7 @@ def _load_folder(path, channels, skip_corrupt=False):
         name=os.path.basename(root.rstrip("/")),
         train=train,
         test=test,
-        class_names=names,
+        class_names=list(builder.info.features["label"].names),
         image_shape=(int(first.shape[0]), int(first.shape[1]), channels),
         num_train=num_train,
         num_test=num_test,
