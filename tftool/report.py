@@ -159,6 +159,32 @@ def summary_markdown(entries, title, notes=()):
     return "\n".join(lines + [""] + [f"{n}  " for n in notes]) + "\n"
 
 
+def _label_points(fig, ax, points, areas):
+    """One label per point (variant, size), moved down until it overlaps no earlier label:
+    variants often share an accuracy and a latency (float16 and float32 on a CPU)."""
+    fig.canvas.draw()
+    placed = []  # label boxes in display pixels: (x0, y0, x1, y1)
+    line_px = 11 * fig.dpi / 72  # one 9-pt text line plus spacing, in pixels
+    order = sorted(points, key=lambda e: (-e["accuracy"], e["p50_1"]))
+    for e in order:
+        x, y = ax.transData.transform((e["p50_1"], e["accuracy"] * 100))
+        label = e["variant"] + (" (Keras)" if e["format"] == "keras" else "")
+        label += f" · {e['size_bytes'] / 1024:.0f} KiB"
+        width = 6.2 * len(label) * fig.dpi / 100
+        radius_pt = areas[id(e)] ** 0.5 / 2  # scatter's s is the marker area in points²
+        dx, dy = (radius_pt + 4) * fig.dpi / 72, 4 * fig.dpi / 72
+        box = (x + dx, y + dy, x + dx + width, y + dy + line_px)
+        while any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3]
+                  for b in placed):
+            dy -= line_px
+            box = (x + dx, y + dy, x + dx + width, y + dy + line_px)
+        placed.append(box)
+        ax.annotate(label, (e["p50_1"], e["accuracy"] * 100), fontsize=9, zorder=4,
+                    xytext=(dx * 72 / fig.dpi, dy * 72 / fig.dpi), textcoords="offset points",
+                    arrowprops={"arrowstyle": "-", "color": "grey", "linewidth": 0.6}
+                    if dy < 0 else None)
+
+
 def plot_png(entries, title):
     """report.png as bytes: p50 latency at 1 thread (x, log scale) vs top-1 accuracy (y).
 
@@ -175,8 +201,10 @@ def plot_png(entries, title):
     fig, ax = plt.subplots(figsize=(9, 6), dpi=120)
     if points:
         largest = max(e["size_bytes"] for e in points)
+        areas = {}
         for e in points:
-            area = 60 + 1400 * e["size_bytes"] / largest  # points²; ∝ size, never invisible
+            area = 1400 * e["size_bytes"] / largest  # points², ∝ file size
+            areas[id(e)] = area
             y = e["accuracy"] * 100
             if e["format"] == "keras":
                 ax.scatter(e["p50_1"], y, s=area, marker="s", facecolor="lightgrey",
@@ -185,10 +213,6 @@ def plot_png(entries, title):
                 ax.scatter(e["p50_1"], y, s=area, alpha=0.75, linewidth=1.5, zorder=3,
                            facecolor="tab:blue" if e["pareto"] else "white",
                            edgecolor="tab:blue")
-            label = e["variant"] + (" (Keras)" if e["format"] == "keras" else "")
-            label += f"\n{e['size_bytes'] / 1024:.0f} KiB"
-            ax.annotate(label, (e["p50_1"], y), xytext=(10, 6), textcoords="offset points",
-                        fontsize=9, zorder=4)
         front = sorted((e for e in points if e["pareto"]), key=lambda e: e["p50_1"])
         if len(front) > 1:
             ax.plot([e["p50_1"] for e in front], [e["accuracy"] * 100 for e in front],
@@ -201,6 +225,7 @@ def plot_png(entries, title):
         ys = [e["accuracy"] * 100 for e in points]
         pad = max(0.5, (max(ys) - min(ys)) * 0.25)
         ax.set_ylim(min(ys) - pad, max(ys) + pad)
+        _label_points(fig, ax, points, areas)
     ax.set_xlabel("p50 latency, batch 1, 1 thread (ms, log scale)")
     ax.set_ylabel("top-1 test accuracy (%)")
     ax.set_title(title, fontsize=11)
