@@ -52,10 +52,10 @@ def _nested_and_lambda(model, purpose):
                                          "rebuild it as a functional or Sequential model"))
         elif purpose == "quantize" and isinstance(layer, keras.layers.Lambda):
             findings.append(_finding(
-                layer, "a Lambda layer: tfmot leaves it unquantized (float ops in the int8 "
-                "model, or a failed full-integer conversion)",
-                "replace it with a custom layer and annotate it with quantize_annotate_layer("
-                "layer, quantize_config=...)", blocking=False))
+                layer, "a Lambda layer: tfmot would leave it unquantized, and its model clone "
+                "refuses to deserialize a Python lambda (Keras safe mode)",
+                "replace it with a custom layer (or a built-in one, e.g. Rescaling) and "
+                "annotate it with quantize_annotate_layer(layer, quantize_config=...)"))
     return findings
 
 
@@ -191,8 +191,8 @@ def unsupported_layers(model, purpose="quantize", scheme="default"):
       list of {"layer": name, "class": class name, "reason": str, "fix": str, "blocking": bool},
       in model order; empty when every layer is supported. "blocking" findings stop the
       stage (tfmot raises, or for pruning a layer's weights would silently stay dense);
-      the others are warnings (a Lambda left float; a weightless layer that is not prunable
-      but harmless when left unwrapped).
+      the others are warnings (a weightless layer that is not in the PruneRegistry: harmless
+      when left unwrapped, though prune_low_magnitude(model) raises on it).
     Raises:
       ValueError: unknown purpose or scheme (lists the allowed ones).
     """
