@@ -22,7 +22,8 @@ from tftool import UserError, bench, cli, data as data_lib, measure, report, wor
 from absl import flags
 
 FLAGS = flags.FLAGS
-CORES = os.cpu_count() or 1
+# Cores this process may run on (affinity / cgroup cpusets), not the machine's total.
+CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 flags.DEFINE_string("export_dir", "exported", "Directory of the exported .tflite files.")
 flags.DEFINE_string("name", None, "Benchmark <name>_*.tflite (default: <dataset>_<model>).")
 flags.DEFINE_list("threads", sorted({1, CORES}),
@@ -165,7 +166,7 @@ def main(argv):
         f"warm-up, TFLite with XNNPACK (default delegates); 'all threads' = {max(threads)}. "
         f"Speed-ups are p50 ratios at 1 thread, batch 1. images/s: batch "
         f"{max(batch_sizes)}, {max(threads)} threads.",
-        f"\\* noisy: the p50 moved while it was measured (CV of the medians of 10 "
+        f"\\* noisy: that figure's p50 moved while it was measured (CV of the medians of 10 "
         f"consecutive blocks of runs > {FLAGS.max_cv:g}); re-run on a quieter machine. "
         f"★ Pareto-optimal: no other .tflite is at least as accurate, as fast (p50 @1 thread, "
         f"±{report.LATENCY_TIE:.0%} counts as a tie) and as small.",

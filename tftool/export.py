@@ -120,7 +120,10 @@ def blank_representative_dataset(input_shape, num_samples):
 def main(argv):
     del argv
     settings = cli.data_settings("export")
-    for variant in FLAGS.variants + ["float32"]:  # the gate compares with the float model
+    if not workdir.has_model(FLAGS.workdir, "float"):  # the accuracy gate compares with it
+        raise UserError(f"no float model at {workdir.model_path(FLAGS.workdir, 'float')}: run "
+                        f"tftool-train first")
+    for variant in FLAGS.variants:
         stage = VARIANTS[variant][0]
         if not workdir.has_model(FLAGS.workdir, stage):
             raise UserError(f"variant {variant} needs {workdir.model_path(FLAGS.workdir, stage)}"

@@ -93,7 +93,8 @@ def summarize(rows):
     largest batch and thread count. Speed-ups are p50_1 ratios (reference p50 / this p50) to the
     Keras float row and the TFLite float32 row. "delta_points" is (accuracy − Keras float
     accuracy) × 100, percentage points. "pareto": Pareto-optimal in (accuracy, p50_1, size)
-    among the TFLite variants (pareto_front). "noisy": any of the picked rows was flagged noisy.
+    among the TFLite variants (pareto_front). "noisy": any of the picked rows was flagged noisy;
+    "noisy_1", "noisy_all", "noisy_throughput": that figure's row was.
     """
     max_threads = max(r["num_threads"] for r in rows)
     max_batch = max(r["batch_size"] for r in rows)
@@ -118,6 +119,9 @@ def summarize(rows):
             "p50_all": every["latency_ms_p50"] if every else None,
             "throughput_ips": big.get("throughput_ips") if big else None,
             "noisy": any(r.get("noisy") for r in picked),
+            "noisy_1": bool(one and one.get("noisy")),
+            "noisy_all": bool(every and every.get("noisy")),
+            "noisy_throughput": bool(big and big.get("noisy")),
             "peak_rss_bytes": base.get("peak_rss_bytes"),
         })
     keras = next((e for e in entries if e["format"] == "keras"), None)
@@ -148,13 +152,14 @@ def summary_markdown(entries, title, notes=()):
     lines = [f"# {title}", "", header, rule]
     for e in entries:
         name = e["variant"] + (" (Keras)" if e["format"] == "keras" else "")
-        mark = "*" if e["noisy"] else ""
+        def mark(key):
+            return "*" if e.get(key) else ""
         lines.append("| " + " | ".join([
             name, _fmt(e["accuracy"], "{:.4f}"), _fmt(e["delta_points"], "{:+.2f} pp"),
             _fmt(e["agreement"], "{:.4f}"), _fmt(e["size_bytes"] / 1024, "{:.1f}"),
-            _fmt(e["gzip_bytes"] / 1024, "{:.1f}"), _fmt(e["p50_1"], "{:.4f}", mark),
-            _fmt(e["p50_all"], "{:.4f}", mark), _fmt(e["speedup_keras"], "{:.1f}×"),
-            _fmt(e["speedup_float32"], "{:.2f}×"), _fmt(e["throughput_ips"], "{:,.0f}"),
+            _fmt(e["gzip_bytes"] / 1024, "{:.1f}"), _fmt(e["p50_1"], "{:.4f}", mark("noisy_1")),
+            _fmt(e["p50_all"], "{:.4f}", mark("noisy_all")), _fmt(e["speedup_keras"], "{:.1f}×"),
+            _fmt(e["speedup_float32"], "{:.2f}×"), _fmt(e["throughput_ips"], "{:,.0f}", mark("noisy_throughput")),
             "★" if e["pareto"] else ""]) + " |")
     return "\n".join(lines + [""] + [f"{n}  " for n in notes]) + "\n"
 
