@@ -1,7 +1,9 @@
+import time
+
 import numpy as np
 import pytest
 
-from tftool import bench, report
+from tftool import bench, measure, report
 
 
 def test_accuracy_and_agreement():
@@ -10,10 +12,39 @@ def test_accuracy_and_agreement():
     assert stats == {"accuracy": 0.75, "agreement": 0.5}
 
 
+def test_accuracy_row_per_class_and_logit_difference():
+    labels = np.array([0, 0, 1, 1, 2])
+    reference = np.eye(3)[[0, 0, 1, 1, 2]].astype(np.float32)
+    logits = reference.copy()
+    logits[1] = [0, 1, 0]        # one class-0 image wrong
+    logits[4] += 0.5             # right, but every logit off by 0.5
+    stats = bench.accuracy_row(logits, labels, reference, ["zero", "one", "two"])
+    assert stats["accuracy"] == pytest.approx(0.8) and stats["agreement"] == pytest.approx(0.8)
+    assert stats["per_class_accuracy"] == {"zero": 0.5, "one": 1.0, "two": 1.0}
+    assert list(stats["per_class_accuracy"]) == ["zero", "one", "two"]  # output-index order
+    # |Δ|: image 1 differs by 1 in two logits, image 4 by 0.5 in three: (2 + 1.5) / 15
+    assert stats["mean_abs_dlogit"] == pytest.approx(3.5 / 15)
+
+
 def test_latency_stats_in_milliseconds():
-    stats = bench.latency_stats(np.array([0.001] * 9 + [0.011]))
+    stats = bench.latency_stats(np.array([0.001] * 9 + [0.011]), batch_size=4)
     assert stats["latency_ms_p50"] == pytest.approx(1.0)
     assert stats["latency_ms_p90"] == pytest.approx(2.0)
+    assert stats["latency_ms_p99"] == pytest.approx(10.1)
+    assert stats["throughput_ips"] == pytest.approx(4000)  # 4 images per 1 ms
+    assert stats["latency_cv"] == pytest.approx(np.std([1] * 9 + [11]) / 2.0)
+    assert stats["timed_runs"] == 10 and stats["timed_seconds"] == pytest.approx(0.02)
+
+
+def test_p50_cv_sees_drift_not_outliers():
+    steady = np.full(1000, 0.001)
+    steady[::97] = 0.05                  # rare preemptions: huge classic CV, p50 unmoved
+    drifting = np.linspace(0.001, 0.002, 1000)  # the machine got busier while we measured
+    a, b = bench.latency_stats(steady), bench.latency_stats(drifting)
+    assert a["latency_cv"] > 1 and a["p50_cv"] < 0.01
+    assert b["p50_cv"] > 0.15
+    rows = bench.flag_noisy([dict(a), dict(b)], max_cv=0.05)
+    assert [r["noisy"] for r in rows] == [False, True]
 
 
 def test_file_sizes(tmp_path):
@@ -23,19 +54,48 @@ def test_file_sizes(tmp_path):
     assert sizes["size_bytes"] == 10000 and sizes["gzip_bytes"] < 200
 
 
-def test_time_calls_counts_runs():
+def test_time_calls_needs_runs_and_seconds():
     calls = []
-    times = bench.time_calls(lambda: calls.append(1), warmup=3, runs=7)
+    times = bench.time_calls(lambda: calls.append(1), min_runs=7, min_seconds=0,
+                             warmup_runs=3, warmup_seconds=0)
     assert len(calls) == 10 and times.shape == (7,) and np.all(times >= 0)
+    start = time.perf_counter()
+    times = bench.time_calls(lambda: time.sleep(0.001), min_runs=2, min_seconds=0.05,
+                             warmup_runs=0, warmup_seconds=0.02)
+    assert len(times) > 2 and times.sum() >= 0.05  # the seconds bound, not the runs, stopped it
+    assert time.perf_counter() - start >= 0.07     # warm-up time came first
+
+
+def test_row_keeps_the_contract_keys_first():
+    latency = bench.latency_stats(np.array([0.001, 0.002]))
+    accuracy = {"accuracy": 0.9, "agreement": 1.0, "mean_abs_dlogit": 0.0,
+                "per_class_accuracy": {"a": 0.9}}
+    r = bench.row("n", "int8", "tflite", accuracy, {"size_bytes": 1, "gzip_bytes": 1}, latency,
+                  2, 1, xnnpack=True)
+    assert tuple(r)[:len(bench.ROW_KEYS)] == bench.ROW_KEYS
+    assert r["xnnpack"] is True and r["per_class_accuracy"] == {"a": 0.9}
+
+
+def test_memory_of_a_fresh_tflite_process(tmp_path):
+    from tftool import convert, models
+
+    path = tmp_path / "m.tflite"
+    path.write_bytes(convert.to_tflite(models.build("small_cnn", (8, 8, 1), 10, width=8),
+                                       "float32"))
+    result = measure.in_subprocess({"task": "memory", "path": str(path), "fmt": "tflite",
+                                    "num_threads": 1})
+    assert 0 < result["runtime_rss_bytes"] <= result["peak_rss_bytes"] < 2 ** 31
 
 
 def test_markdown_table_has_a_line_per_row():
     rows = [{"variant": "float", "format": "keras", "accuracy": 0.99, "agreement": 1.0,
              "size_bytes": 2048, "gzip_bytes": 1024, "latency_ms_p50": 0.5,
-             "latency_ms_p90": 0.6, "num_threads": 2},
+             "latency_ms_p90": 0.6, "num_threads": 2, "batch_size": 1, "xnnpack": None},
             {"variant": "int8", "format": "tflite", "accuracy": 0.98, "agreement": None,
              "size_bytes": 512, "gzip_bytes": 256, "latency_ms_p50": 0.01,
-             "latency_ms_p90": 0.02, "num_threads": 2}]
+             "latency_ms_p90": 0.02, "num_threads": 2, "batch_size": 1, "xnnpack": False,
+             "noisy": True}]
     lines = report.markdown_table(rows).strip().splitlines()
     assert len(lines) == 4
-    assert "| int8 | tflite | 0.9800 | – | 0.5 | 0.2 |" in lines[3]
+    assert lines[3].startswith("| int8 | tflite | off | 2 | 1 | 0.9800 | – | 0.5 | 0.2 |")
+    assert lines[3].endswith("| noisy |")

@@ -18,8 +18,10 @@ def pipeline_run(tmp_path_factory, tfds_dir):
         "train": run_cli("train", *common, "--epochs=12"),
         "quantize": run_cli("quantize", *common, "--epochs=1"),
         "export": run_cli("export", *common, f"--export_dir={export_dir}"),
-        "benchmark": run_cli("benchmark", *common, f"--export_dir={export_dir}", "--runs=100",
-                             "--warmup_runs=20"),
+        "benchmark": run_cli("benchmark", *common, f"--export_dir={export_dir}",
+                             "--threads=1,2", "--batch_sizes=1,4", "--min_runs=10",
+                             "--min_seconds=0.02", "--warmup_runs=2", "--warmup_seconds=0",
+                             "--memory"),
     }
     for stage, result in results.items():
         assert result.returncode == 0, f"{stage} failed:\n{result.stderr[-3000:]}"
@@ -59,7 +61,18 @@ def test_benchmark_rows(pipeline_run):
     keys = ["name", "variant", "format", "accuracy", "agreement", "size_bytes", "gzip_bytes",
             "latency_ms_p50", "latency_ms_p90", "num_threads", "batch_size"]
     assert all(list(row)[:len(keys)] == keys for row in rows)
-    by_variant = {row["variant"]: row for row in rows}
+    # one row per (threads, batch, XNNPACK on/off): 4 for Keras, 8 per .tflite
+    assert len(rows) == 4 + 8 * len(VARIANTS)
+    assert {(r["num_threads"], r["batch_size"]) for r in rows} == {(1, 1), (1, 4), (2, 1), (2, 4)}
+    for row in rows:
+        assert row["latency_ms_p50"] <= row["latency_ms_p90"] <= row["latency_ms_p99"]
+        assert row["timed_runs"] >= 10 and isinstance(row["noisy"], bool)
+        assert row["throughput_ips"] == pytest.approx(row["batch_size"] * 1e3
+                                                      / row["latency_ms_p50"])
+        assert row["peak_rss_bytes"] > row["runtime_rss_bytes"] > 0
+    by_variant = {row["variant"]: row for row in rows
+                  if row["num_threads"] == 2 and row["batch_size"] == 1
+                  and row["xnnpack"] in (True, None)}
     assert set(by_variant) == {"float", *VARIANTS}
     assert by_variant["float"]["format"] == "keras"
     float_acc = by_variant["float"]["accuracy"]
@@ -70,8 +83,51 @@ def test_benchmark_rows(pipeline_run):
     assert by_variant["int8"]["size_bytes"] <= 0.3 * by_variant["float32"]["size_bytes"]
     for variant in VARIANTS:
         assert by_variant[variant]["latency_ms_p50"] < by_variant["float"]["latency_ms_p50"]
+    assert by_variant["float32"]["mean_abs_dlogit"] < 1e-3
+    assert 0 < by_variant["int8"]["mean_abs_dlogit"] < 1.0  # dequantized, not raw int8 steps
     assert "| qat_int8 | tflite |" in results["benchmark"].stdout
     assert os.path.isfile(os.path.join(export_dir, "benchmark.md"))
+
+
+def test_report_and_model_cards(pipeline_run):
+    _, export_dir, _ = pipeline_run
+    report_md = open(os.path.join(export_dir, "report.md")).read()
+    table = [l for l in report_md.splitlines() if l.startswith("| ")]
+    assert len(table) == 2 + len(VARIANTS)  # header, Keras float, one line per variant
+    assert "speed-up vs TFLite float32" in table[0] and "★" in report_md
+    assert open(os.path.join(export_dir, "report.png"), "rb").read(4) == b"\x89PNG"
+    card = json.load(open(os.path.join(export_dir, "digits_small_cnn_int8.json")))
+    assert card["converter_versions"]["tensorflow"] and card["accuracy_gate"]["float_accuracy"]
+    bench = card["benchmark"]
+    assert bench["runtime_versions"]["ai-edge-litert"]
+    assert bench["latency_ms_p50_1_thread"] > 0 and len(bench["latency"]) == 8
+    assert bench["accuracy"] == card["test_accuracy"]
+
+
+def test_labels_follow_the_output_index(pipeline_run):
+    """labels.txt line i names output i: each class's own test images are mostly predicted as
+    that output index by every exported model."""
+    _, export_dir, _ = pipeline_run
+    labels = open(os.path.join(export_dir, "labels.txt")).read().splitlines()
+    for row in json.load(open(os.path.join(export_dir, "benchmark.json"))):
+        assert list(row["per_class_accuracy"]) == labels
+        assert min(row["per_class_accuracy"].values()) >= 0.6, row["variant"]
+
+
+def test_gate_refuses_a_broken_int8_and_keeps_the_good_file(pipeline_run, tfds_dir):
+    workdir, export_dir, _ = pipeline_run
+    path = os.path.join(export_dir, "digits_small_cnn_int8.tflite")
+    before = open(path, "rb").read(), open(path[:-len(".tflite")] + ".json").read()
+    result = run_cli("export", f"--workdir={workdir}", f"--data_dir={tfds_dir}",
+                     f"--export_dir={export_dir}", "--variants=int8",
+                     "--calibration_data=blank", "--calibration_steps=1")
+    assert result.returncode == 2
+    refusal = [l for l in error_lines(result.stderr) if "refused int8:" in l]
+    assert len(refusal) == 1 and "below the float Keras model's" in refusal[0]
+    assert "kept the existing" in refusal[0]
+    assert "the accuracy gate refused int8" in error_lines(result.stderr)[-1]
+    after = open(path, "rb").read(), open(path[:-len(".tflite")] + ".json").read()
+    assert after == before
 
 
 def test_rerun_skips_complete_stage(pipeline_run, tfds_dir):

@@ -35,3 +35,17 @@ def test_prune_preserve_scheme(model):
 def test_unknown_scheme(model):
     with pytest.raises(ValueError, match="allowed: default, prune_preserve"):
         qat.apply(model, scheme="int4")
+
+
+def test_mobilenet_v2_rescaling_gets_an_output_config():
+    """tfmot's registry lacks Rescaling (mobilenet_v2's input layer); qat.apply handles it."""
+    import numpy as np
+
+    from tftool import models
+
+    model = models.build("mobilenet_v2", (32, 32, 3), 10, alpha=0.35)
+    wrapped = qat.apply(model)
+    x = np.random.RandomState(0).rand(2, 32, 32, 3).astype(np.float32)
+    assert any("to_minus1_1" in layer.name for layer in wrapped.layers)
+    np.testing.assert_allclose(wrapped.predict(x, verbose=0), model.predict(x, verbose=0),
+                               atol=0.5)  # fake-quant before any training: close, not equal

@@ -37,6 +37,17 @@ def test_without_xnnpack_gives_same_result(model):
                                Runner(model_content=content)(x), atol=1e-5)
 
 
+def test_xnnpack_flag_changes_the_runtime(model):
+    """On: the default XNNPACK delegate takes over the graph (a DELEGATE node); off: none."""
+    content = convert.to_tflite(model, "float32")
+
+    def ops(use_xnnpack):
+        runner = Runner(model_content=content, num_threads=1, use_xnnpack=use_xnnpack)
+        return {op["op_name"] for op in runner.interpreter._get_ops_details()}
+
+    assert "DELEGATE" in ops(True) and "DELEGATE" not in ops(False)
+
+
 def test_bad_file_is_a_user_error(tmp_path, model):
     path = tmp_path / "broken.tflite"
     path.write_bytes(convert.to_tflite(model, "float32")[:100])

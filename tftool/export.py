@@ -4,9 +4,18 @@ Example: python -m tftool.export --workdir=workdir --export_dir=exported
 Writes EXPORT_DIR/<name>_<variant>.tflite, a JSON model card beside each, and labels.txt
 (one class name a line, in the order of the model's output index). Every file is written
 to a temporary name and renamed into place.
+
+Accuracy gate (--max_accuracy_drop, default 0.01): accuracies are top-1 fractions in [0, 1] on
+the whole test split, so 0.01 is one percentage point. A variant is written only if
+  float Keras accuracy − variant accuracy ≤ max_accuracy_drop
+(the float Keras model is WORKDIR/float, measured in this run). A refused variant is not
+written, so the file an earlier run exported under that name (and its model card) stays as it
+was; the other variants are still written, then the command exits with status 2 naming the
+refused ones, so `make export` fails. --max_accuracy_drop=1 turns the gate off.
 """
 import datetime
 import os
+import sys
 
 import tftool  # noqa: F401  (Keras 2 before TensorFlow)
 from tftool import UserError, bench, cli, convert, data as data_lib, workdir
@@ -25,6 +34,7 @@ VARIANTS = {
     "qat_int8": ("qat", "qat_int8"),
 }
 STAGE_COMMAND = {"float": "tftool-train", "qat": "tftool-quantize"}
+CALIBRATION_DATA = ("train", "blank")
 
 flags.DEFINE_string("export_dir", "exported", "Directory of the deployable files.")
 flags.DEFINE_string("name", None, "File name prefix (default: <dataset>_<model>).")
@@ -32,6 +42,16 @@ flags.DEFINE_list("variants", list(VARIANTS), f"Variants to export: {', '.join(V
 flags.DEFINE_integer("calibration_steps", 100,
                      "Train images in the int8 representative_dataset (calibration).")
 flags.DEFINE_integer("seed", 0, "Seed of the calibration sample.")
+flags.DEFINE_float("max_accuracy_drop", 0.01,
+                   "Accuracy gate: refuse a variant whose top-1 test accuracy is more than this "
+                   "below the float Keras model's (fractions: 0.01 = 1 percentage point; 1 = "
+                   "off).")
+flags.DEFINE_enum("calibration_data", "train", CALIBRATION_DATA,
+                  "int8 calibration images: train (--calibration_steps train images) or blank "
+                  "(constant black images; a deliberately broken int8 for testing the accuracy "
+                  "gate, never for a real export).")
+flags.register_validator("max_accuracy_drop", lambda v: 0 <= v <= 1,
+                         message="--max_accuracy_drop must be in [0, 1] (0.01 = 1 point)")
 flags.register_validator("calibration_steps", lambda v: v >= 1,
                          message="--calibration_steps must be ≥ 1")
 flags.register_validator("variants", lambda v: bool(v) and all(x in VARIANTS for x in v),
@@ -61,13 +81,48 @@ def model_card(name, variant, stage, runner, dataset, image_size, accuracy, num_
         "class_names": dataset.class_names, "labels_file": "labels.txt",
         "test_accuracy": accuracy, "test_examples": num_test,
         "tensorflow_version": tf.__version__, "tftool_version": tftool.__version__,
+        "converter_versions": bench.versions(),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
+
+
+def gate_refusal(variant, accuracy, float_accuracy, max_drop, path):
+    """The accuracy gate: None if `variant` may be written, else the one-line reason.
+
+    Args: accuracy, float_accuracy: top-1 fractions in [0, 1] on the same test split;
+      max_drop: largest allowed float_accuracy − accuracy (fraction; 0.01 = 1 point);
+      path: where the variant would go (the line says whether an old file is kept there).
+    """
+    drop = float_accuracy - accuracy
+    if drop <= max_drop + 1e-9:  # 1e-9: float noise must not refuse a drop of exactly max_drop
+        return None
+    kept = (f"kept the existing {path} unchanged" if os.path.exists(path)
+            else f"{path} not written")
+    return (f"refused {variant}: test accuracy {accuracy:.4f} is {drop * 100:.2f} points below "
+            f"the float Keras model's {float_accuracy:.4f} (--max_accuracy_drop="
+            f"{max_drop:g}); {kept}")
+
+
+def blank_representative_dataset(input_shape, num_samples):
+    """A representative_dataset of `num_samples` constant black float32 [1, H, W, C] images.
+
+    Calibrating on it gives int8 ranges that fit no real image: a deliberately broken
+    variant, for checking that the accuracy gate stops it (--calibration_data=blank).
+    """
+    import numpy as np
+
+    def gen():
+        for _ in range(num_samples):
+            yield [np.zeros((1, *input_shape), np.float32)]
+    return gen
 
 
 def main(argv):
     del argv
     settings = cli.data_settings("export")
+    if not workdir.has_model(FLAGS.workdir, "float"):  # the accuracy gate compares with it
+        raise UserError(f"no float model at {workdir.model_path(FLAGS.workdir, 'float')}: run "
+                        f"tftool-train first")
     for variant in FLAGS.variants:
         stage = VARIANTS[variant][0]
         if not workdir.has_model(FLAGS.workdir, stage):
@@ -78,9 +133,16 @@ def main(argv):
     image_size = data_lib.resolve_image_size(dataset, settings["image_size"])
     name = FLAGS.name or cli.default_name(FLAGS.workdir)
     images, labels = data_lib.test_arrays(dataset, image_size)
-    representative = data_lib.representative_dataset(dataset, image_size,
-                                                     FLAGS.calibration_steps, FLAGS.seed)
-    models = {}
+    if FLAGS.calibration_data == "blank":
+        representative = blank_representative_dataset(image_size + (images.shape[-1],),
+                                                      FLAGS.calibration_steps)
+    else:
+        representative = data_lib.representative_dataset(dataset, image_size,
+                                                         FLAGS.calibration_steps, FLAGS.seed)
+    models = {"float": workdir.load_model(workdir.model_path(FLAGS.workdir, "float"))}
+    float_accuracy = bench.accuracy_stats(
+        models["float"].predict(images, batch_size=256, verbose=0), labels)["accuracy"]
+    refused = []
     os.makedirs(FLAGS.export_dir, exist_ok=True)
     workdir.write_text(os.path.join(FLAGS.export_dir, "labels.txt"),
                        "\n".join(dataset.class_names) + "\n")
@@ -92,11 +154,24 @@ def main(argv):
         runner = Runner(model_content=content)
         accuracy = bench.accuracy_stats(runner(images), labels)["accuracy"]
         path = os.path.join(FLAGS.export_dir, f"{name}_{variant}.tflite")
+        refusal = gate_refusal(variant, accuracy, float_accuracy, FLAGS.max_accuracy_drop, path)
+        if refusal:
+            print(f"tftool-export: {refusal}", file=sys.stderr, flush=True)
+            refused.append(variant)
+            continue
+        card = model_card(name, variant, stage, runner, dataset, image_size, accuracy,
+                          len(labels))
+        card["accuracy_gate"] = {"float_accuracy": float_accuracy,
+                                 "max_accuracy_drop": FLAGS.max_accuracy_drop}
         workdir.write_bytes(path, content)
-        workdir.write_json(os.path.splitext(path)[0] + ".json",
-                           model_card(name, variant, stage, runner, dataset, image_size,
-                                      accuracy, len(labels)))
-        print(f"{path}: {len(content) / 1024:.1f} KiB, test accuracy {accuracy:.4f}")
+        workdir.write_json(os.path.splitext(path)[0] + ".json", card)
+        print(f"{path}: {len(content) / 1024:.1f} KiB, test accuracy {accuracy:.4f} "
+              f"(float {float_accuracy:.4f})")
+    if refused:
+        raise UserError(f"the accuracy gate refused {', '.join(refused)} (more than "
+                        f"{FLAGS.max_accuracy_drop * 100:g} point(s) below the float model); "
+                        f"the other variants were written. Fix the variant, or pass "
+                        f"--variants without it or a larger --max_accuracy_drop")
 
 
 def cli_main():

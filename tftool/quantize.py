@@ -8,7 +8,7 @@ WORKDIR/pruned and (by default) keeps the zeros: --preserve_sparsity, written to
 import os
 
 import tftool  # noqa: F401  (Keras 2 before TensorFlow)
-from tftool import UserError, cli, data as data_lib, trainer, workdir
+from tftool import UserError, check, cli, data as data_lib, trainer, workdir
 from tftool.optimize import qat
 
 from absl import flags
@@ -56,9 +56,11 @@ def train_stage(strategy, stage, source, source_path, preserve, settings, out, c
     """Skips a complete stage, else fine-tunes (resuming a killed run) and writes it."""
     if cli.stage_complete(stage, inputs=[source_path], chief=chief):
         return
+    scheme = "prune_preserve" if preserve else "default"
+    # Pre-flight: name every layer tfmot cannot quantize before any training time is spent.
+    check.require_supported(workdir.load_model(source_path), "quantize", source_path, scheme)
     dataset = cli.load_data(settings)
     image_size = data_lib.resolve_image_size(dataset, settings["image_size"])
-    scheme = "prune_preserve" if preserve else "default"
 
     def model_fn():
         return qat.apply(workdir.load_model(source_path), scheme=scheme)

@@ -1,15 +1,30 @@
-"""Benchmark rows -> a Markdown table."""
+"""Benchmark rows -> Markdown tables, a per-variant summary with the Pareto set, and a PNG plot.
+
+`markdown_table(rows)` lists every row (all threads, batch sizes, XNNPACK settings);
+`summarize(rows)` reduces them to one entry per variant, `summary_markdown` renders that as
+report.md and `plot_png` draws latency vs accuracy (report.png). Any set of variants works:
+the float Keras row ("format": "keras") and the TFLite float32 row are the references when
+present, and their speed-up columns read "–" when absent.
+"""
+import io
 
 COLUMNS = (
     ("variant", "variant", "{}"),
     ("format", "format", "{}"),
+    ("xnnpack", "XNNPACK", "{}"),
+    ("num_threads", "threads", "{}"),
+    ("batch_size", "batch", "{}"),
     ("accuracy", "accuracy", "{:.4f}"),
     ("agreement", "agreement", "{:.4f}"),
     ("size_bytes", "size KiB", "{:.1f}"),
     ("gzip_bytes", "gzip KiB", "{:.1f}"),
     ("latency_ms_p50", "p50 ms", "{:.4f}"),
     ("latency_ms_p90", "p90 ms", "{:.4f}"),
-    ("num_threads", "threads", "{}"),
+    ("latency_ms_p99", "p99 ms", "{:.4f}"),
+    ("latency_cv", "CV", "{:.2f}"),
+    ("p50_cv", "p50 CV", "{:.3f}"),
+    ("throughput_ips", "images/s", "{:,.0f}"),
+    ("noisy", "noisy", "{}"),
 )
 
 
@@ -19,15 +34,236 @@ def _cell(key, fmt, row):
         return "–"
     if key.endswith("_bytes"):
         value = value / 1024
+    if key == "xnnpack":
+        return "on" if value else "off"
+    if key == "noisy":
+        return "noisy" if value else ""
     return fmt.format(value)
 
 
 def markdown_table(rows):
     """Rows (dicts with bench.ROW_KEYS) -> a GitHub Markdown table, one line per row."""
     header = "| " + " | ".join(title for _, title, _ in COLUMNS) + " |"
-    rule = "|" + "|".join("---" if k in ("variant", "format") else "---:"
+    rule = "|" + "|".join("---" if k in ("variant", "format", "xnnpack", "noisy") else "---:"
                           for k, _, _ in COLUMNS) + "|"
     lines = [header, rule]
     for row in rows:
         lines.append("| " + " | ".join(_cell(k, fmt, row) for k, _, fmt in COLUMNS) + " |")
     return "\n".join(lines) + "\n"
+
+
+# ---- per-variant summary ---------------------------------------------------------------------
+def _pick(rows, variant, fmt, num_threads, batch_size):
+    """The row of (variant, format) at num_threads/batch_size with the default runtime
+    (XNNPACK on for TFLite), or None."""
+    for r in rows:
+        if (r["variant"] == variant and r["format"] == fmt and r["num_threads"] == num_threads
+                and r["batch_size"] == batch_size and r.get("xnnpack") in (True, None)):
+            return r
+    return None
+
+
+LATENCY_TIE = 0.05
+
+
+def pareto_front(points, latency_tie=LATENCY_TIE):
+    """Indices of the Pareto-optimal points.
+
+    Args: points: list of (accuracy, latency_ms, size_bytes); higher accuracy, lower latency
+      and lower size are better. A point is dominated when another is at least as good on all
+      three and strictly better on one. Latencies within a factor 1 ± latency_tie of each
+      other count as equal (differences that small are within run-to-run noise). Points with
+      a None coordinate are never optimal.
+    """
+    def dominates(a, b):
+        faster = a[1] < b[1] * (1 - latency_tie)
+        as_fast = a[1] <= b[1] * (1 + latency_tie)
+        at_least = a[0] >= b[0] and as_fast and a[2] <= b[2]
+        return at_least and (a[0] > b[0] or faster or a[2] < b[2])
+
+    valid = [i for i, p in enumerate(points) if None not in p]
+    return [i for i in valid if not any(dominates(points[j], points[i]) for j in valid if j != i)]
+
+
+def summarize(rows):
+    """One entry per (variant, format), in the order rows first name them.
+
+    Latency figures are batch 1 with the default runtime (XNNPACK on): p50 at 1 thread
+    ("p50_1") and at the largest thread count measured ("p50_all"); "throughput_ips" at the
+    largest batch and thread count. Speed-ups are p50_1 ratios (reference p50 / this p50) to the
+    Keras float row and the TFLite float32 row. "delta_points" is (accuracy − Keras float
+    accuracy) × 100, percentage points. "pareto": Pareto-optimal in (accuracy, p50_1, size)
+    among the TFLite variants (pareto_front). "noisy": any of the picked rows was flagged noisy;
+    "noisy_1", "noisy_all", "noisy_throughput": that figure's row was.
+    """
+    max_threads = max(r["num_threads"] for r in rows)
+    max_batch = max(r["batch_size"] for r in rows)
+    keys = []
+    for r in rows:
+        if (r["variant"], r["format"]) not in keys:
+            keys.append((r["variant"], r["format"]))
+    entries = []
+    for variant, fmt in keys:
+        one = _pick(rows, variant, fmt, 1, 1) or _pick(rows, variant, fmt, min(
+            r["num_threads"] for r in rows), 1)
+        every = _pick(rows, variant, fmt, max_threads, 1)
+        big = _pick(rows, variant, fmt, max_threads, max_batch) if max_batch > 1 else None
+        base = one or every or next(r for r in rows if (r["variant"], r["format"]) == (variant,
+                                                                                       fmt))
+        picked = [r for r in (one, every, big) if r]
+        entries.append({
+            "variant": variant, "format": fmt, "accuracy": base["accuracy"],
+            "agreement": base["agreement"], "mean_abs_dlogit": base.get("mean_abs_dlogit"),
+            "size_bytes": base["size_bytes"], "gzip_bytes": base["gzip_bytes"],
+            "p50_1": one["latency_ms_p50"] if one else None,
+            "p50_all": every["latency_ms_p50"] if every else None,
+            "throughput_ips": big.get("throughput_ips") if big else None,
+            "noisy": any(r.get("noisy") for r in picked),
+            "noisy_1": bool(one and one.get("noisy")),
+            "noisy_all": bool(every and every.get("noisy")),
+            "noisy_throughput": bool(big and big.get("noisy")),
+            "peak_rss_bytes": base.get("peak_rss_bytes"),
+        })
+    keras = next((e for e in entries if e["format"] == "keras"), None)
+    tfl32 = next((e for e in entries if e["format"] == "tflite" and e["variant"] == "float32"),
+                 None)
+    for e in entries:
+        e["delta_points"] = ((e["accuracy"] - keras["accuracy"]) * 100 if keras else None)
+        for key, ref in (("speedup_keras", keras), ("speedup_float32", tfl32)):
+            ok = ref and ref["p50_1"] and e["p50_1"]
+            e[key] = ref["p50_1"] / e["p50_1"] if ok else None
+        e["pareto"] = False
+    tflite = [e for e in entries if e["format"] == "tflite"]
+    for i in pareto_front([(e["accuracy"], e["p50_1"], e["size_bytes"]) for e in tflite]):
+        tflite[i]["pareto"] = True
+    return entries
+
+
+def _fmt(value, fmt, suffix=""):
+    return "–" if value is None else fmt.format(value) + suffix
+
+
+def summary_markdown(entries, title, notes=()):
+    """report.md: a title, one table (one line per variant), and notes (list of str lines)."""
+    header = ("| variant | accuracy | Δ vs float | agreement | size KiB | gzip KiB | "
+              "p50 ms @1 thread | p50 ms @all threads | speed-up vs Keras float | "
+              "speed-up vs TFLite float32 | images/s @max batch | Pareto |")
+    rule = "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|"
+    lines = [f"# {title}", "", header, rule]
+    for e in entries:
+        name = e["variant"] + (" (Keras)" if e["format"] == "keras" else "")
+        def mark(key):
+            return "*" if e.get(key) else ""
+        lines.append("| " + " | ".join([
+            name, _fmt(e["accuracy"], "{:.4f}"), _fmt(e["delta_points"], "{:+.2f} pp"),
+            _fmt(e["agreement"], "{:.4f}"), _fmt(e["size_bytes"] / 1024, "{:.1f}"),
+            _fmt(e["gzip_bytes"] / 1024, "{:.1f}"), _fmt(e["p50_1"], "{:.4f}", mark("noisy_1")),
+            _fmt(e["p50_all"], "{:.4f}", mark("noisy_all")), _fmt(e["speedup_keras"], "{:.1f}×"),
+            _fmt(e["speedup_float32"], "{:.2f}×"), _fmt(e["throughput_ips"], "{:,.0f}", mark("noisy_throughput")),
+            "★" if e["pareto"] else ""]) + " |")
+    return "\n".join(lines + [""] + [f"{n}  " for n in notes]) + "\n"
+
+
+def _label_points(fig, ax, points, areas):
+    """One label per point (variant, size), moved down until it overlaps no earlier label:
+    variants often share an accuracy and a latency (float16 and float32 on a CPU)."""
+    fig.canvas.draw()
+    placed = []  # label boxes in display pixels: (x0, y0, x1, y1)
+    line_px = 11 * fig.dpi / 72  # one 9-pt text line plus spacing, in pixels
+    order = sorted(points, key=lambda e: (-e["accuracy"], e["p50_1"]))
+    for e in order:
+        x, y = ax.transData.transform((e["p50_1"], e["accuracy"] * 100))
+        label = e["variant"] + (" (Keras)" if e["format"] == "keras" else "")
+        label += f" · {e['size_bytes'] / 1024:.0f} KiB"
+        width = 6.2 * len(label) * fig.dpi / 100
+        radius_pt = areas[id(e)] ** 0.5 / 2  # scatter's s is the marker area in points²
+        dx, dy = (radius_pt + 4) * fig.dpi / 72, 4 * fig.dpi / 72
+        box = (x + dx, y + dy, x + dx + width, y + dy + line_px)
+        while any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3]
+                  for b in placed):
+            dy -= line_px
+            box = (x + dx, y + dy, x + dx + width, y + dy + line_px)
+        placed.append(box)
+        ax.annotate(label, (e["p50_1"], e["accuracy"] * 100), fontsize=9, zorder=4,
+                    xytext=(dx * 72 / fig.dpi, dy * 72 / fig.dpi), textcoords="offset points",
+                    arrowprops={"arrowstyle": "-", "color": "grey", "linewidth": 0.6}
+                    if dy < 0 else None)
+
+
+def plot_png(entries, title):
+    """report.png as bytes: p50 latency at 1 thread (x, log scale) vs top-1 accuracy (y).
+
+    One labelled point per variant; marker area proportional to the file size; Pareto-optimal
+    TFLite variants filled and joined by a line, the others hollow; the Keras float model a
+    grey square (a reference, not a deployable file). Uses matplotlib's Agg backend.
+    """
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    points = [e for e in entries if e["p50_1"] is not None]
+    fig, ax = plt.subplots(figsize=(9, 6), dpi=120)
+    if points:
+        largest = max(e["size_bytes"] for e in points)
+        areas = {}
+        for e in points:
+            area = 1400 * e["size_bytes"] / largest  # points², ∝ file size
+            areas[id(e)] = area
+            y = e["accuracy"] * 100
+            if e["format"] == "keras":
+                ax.scatter(e["p50_1"], y, s=area, marker="s", facecolor="lightgrey",
+                           edgecolor="dimgrey", linewidth=1.5, zorder=2)
+            else:
+                ax.scatter(e["p50_1"], y, s=area, alpha=0.75, linewidth=1.5, zorder=3,
+                           facecolor="tab:blue" if e["pareto"] else "white",
+                           edgecolor="tab:blue")
+        front = sorted((e for e in points if e["pareto"]), key=lambda e: e["p50_1"])
+        if len(front) > 1:
+            ax.plot([e["p50_1"] for e in front], [e["accuracy"] * 100 for e in front],
+                    color="tab:blue", linestyle="--", linewidth=1, zorder=1,
+                    label="Pareto front (filled: Pareto-optimal)")
+            ax.legend(loc="lower right", fontsize=9)
+        ax.set_xscale("log")
+        xs = [e["p50_1"] for e in points]
+        ax.set_xlim(min(xs) / 1.6, max(xs) * 3.0)  # room for the labels on the right
+        ys = [e["accuracy"] * 100 for e in points]
+        pad = max(0.5, (max(ys) - min(ys)) * 0.25)
+        ax.set_ylim(min(ys) - pad, max(ys) + pad)
+        _label_points(fig, ax, points, areas)
+    ax.set_xlabel("p50 latency, batch 1, 1 thread (ms, log scale)")
+    ax.set_ylabel("top-1 test accuracy (%)")
+    ax.set_title(title, fontsize=11)
+    ax.grid(True, which="both", alpha=0.3)
+    fig.text(0.01, 0.01, "marker area ∝ .tflite / .h5 file size", fontsize=8, color="dimgrey")
+    fig.tight_layout()
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png")
+    plt.close(fig)
+    return buffer.getvalue()
+
+
+def row_key(row):
+    """(variant, format, xnnpack, num_threads, batch_size): what identifies a row in a run."""
+    return (row["variant"], row["format"], row.get("xnnpack"), row["num_threads"],
+            row["batch_size"])
+
+
+def compare_runs(first, second, tolerance=0.15):
+    """Compares the p50 of each row of two benchmark runs (lists of rows).
+
+    Returns: list of {"key": row_key, "p50": (first, second) ms, "change": second / first − 1,
+      "noisy": flagged in either run, "ok": |change| ≤ tolerance or noisy}, for rows in both.
+    """
+    other = {row_key(r): r for r in second}
+    result = []
+    for r in first:
+        s = other.get(row_key(r))
+        if s is None:
+            continue
+        change = s["latency_ms_p50"] / r["latency_ms_p50"] - 1
+        noisy = bool(r.get("noisy") or s.get("noisy"))
+        result.append({"key": row_key(r), "p50": (r["latency_ms_p50"], s["latency_ms_p50"]),
+                       "change": change, "noisy": noisy,
+                       "ok": abs(change) <= tolerance or noisy})
+    return result

@@ -12,6 +12,44 @@ import tensorflow_model_optimization as tfmot
 
 SCHEMES = ("default", "prune_preserve")
 
+# Layers tfmot's 8-bit registry lacks that tftool quantizes anyway, with tfmot's own
+# output-only config (int8 output, float math inside: an affine op TFLite runs as int8 MUL/ADD).
+# Rescaling is mobilenet_v2's [0, 1] -> [-1, 1] input layer; without this, quantize_model
+# raises "Layer to_minus1_1 ... is not supported".
+OUTPUT_ONLY_LAYERS = ("Rescaling",)
+
+
+def annotate(model):
+    """quantize_annotate_model(model), with OUTPUT_ONLY_LAYERS annotated by
+    Default8BitOutputQuantizeConfig instead of tfmot's registry."""
+    from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
+        default_8bit_quantize_configs as configs)
+    import tf_keras as keras
+
+    q = tfmot.quantization.keras
+
+    def annotate_extra(layer):
+        if type(layer).__name__ in OUTPUT_ONLY_LAYERS:
+            return q.quantize_annotate_layer(layer, configs.Default8BitOutputQuantizeConfig())
+        return layer
+
+    if not any(type(l).__name__ in OUTPUT_ONLY_LAYERS for l in model.layers):
+        return q.quantize_annotate_model(model)
+    partly = keras.models.clone_model(model, clone_function=annotate_extra)
+    partly.set_weights(model.get_weights())
+    return q.quantize_annotate_model(partly)
+
+
+def get_scheme(scheme):
+    """The tfmot QuantizeScheme object of `scheme` (one of SCHEMES). Raises ValueError."""
+    if scheme == "default":
+        return tfmot.quantization.keras.default_8bit.Default8BitQuantizeScheme()
+    if scheme == "prune_preserve":
+        from tensorflow_model_optimization.python.core.quantization.keras.collab_opts.prune_preserve import (  # noqa: E501
+            default_8bit_prune_preserve_quantize_scheme as pqat)
+        return pqat.Default8BitPrunePreserveQuantizeScheme()
+    raise ValueError(f"unknown QAT scheme {scheme!r}; allowed: {', '.join(SCHEMES)}")
+
 
 def apply(model, scheme="default"):
     """Returns a QAT-wrapped copy of functional/sequential `model` (the input is not changed).
@@ -25,14 +63,9 @@ def apply(model, scheme="default"):
         see https://www.tensorflow.org/model_optimization/guide/combine/pqat_example).
     Raises:
       ValueError: unknown scheme (lists the allowed ones); tfmot's own ValueError/RuntimeError
-        for a layer it cannot quantize.
+        for a layer it cannot quantize (tftool.check.unsupported_layers lists them all first).
+    Layers in OUTPUT_ONLY_LAYERS get tfmot's output-only config (see annotate).
     """
-    q = tfmot.quantization.keras
-    if scheme == "default":
-        return q.quantize_model(model)
-    if scheme == "prune_preserve":
-        from tensorflow_model_optimization.python.core.quantization.keras.collab_opts.prune_preserve import (  # noqa: E501
-            default_8bit_prune_preserve_quantize_scheme as pqat)
-        annotated = q.quantize_annotate_model(model)
-        return q.quantize_apply(annotated, pqat.Default8BitPrunePreserveQuantizeScheme())
-    raise ValueError(f"unknown QAT scheme {scheme!r}; allowed: {', '.join(SCHEMES)}")
+    scheme_object = get_scheme(scheme)  # ValueError before any work
+    with tfmot.quantization.keras.quantize_scope():  # clones need the config classes by name
+        return tfmot.quantization.keras.quantize_apply(annotate(model), scheme_object)
