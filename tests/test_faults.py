@@ -211,8 +211,9 @@ def test_benchmark_refuses_truncated_tflite(trained, tmp_path):
     good = (bad_dir / "digits_small_cnn_float32.tflite").read_bytes()
     (bad_dir / "digits_small_cnn_float32.tflite").write_bytes(good[:len(good) // 2])
     (bad_dir / "digits_small_cnn_notes.tflite").write_text("not a model\n")
-    result = run_cli("benchmark", *common, f"--export_dir={bad_dir}", "--runs=5",
-                     "--warmup_runs=1")
+    result = run_cli("benchmark", *common, f"--export_dir={bad_dir}", "--min_runs=5",
+                     "--min_seconds=0", "--warmup_runs=1", "--warmup_seconds=0",
+                     "--threads=1", "--batch_sizes=1", "--xnnpack=on")
     assert result.returncode == 2
     line = last_line(result)
     assert line.startswith(f"benchmark: error: {bad_dir}/digits_small_cnn_")
