@@ -109,4 +109,17 @@ def tflite_row(path, name, variant, images, labels, reference_predictions, num_t
     return {"name": name, "variant": variant, "format": "tflite",
             **accuracy_stats(logits, labels, reference_predictions), **file_sizes(path),
             **tflite_latency(Runner(model_path=path, num_threads=num_threads), 1, warmup, runs),
-            "num_threads": num_threads, "batch_size": 1, "path": os.path.abspath(path)}
+            "num_threads": num_threads, "batch_size": 1, "path": os.path.abspath(path),
+            **sparsity_stats(path)}
+
+
+def sparsity_stats(path):
+    """{"sparsity": zero fraction over all conv/dense kernels of a .tflite (float in [0, 1]),
+    "kernel_sparsity": [{"op", "tensor", "sparsity"}] per kernel}, read from the flatbuffer's
+    weight tensors (tftool.sparsity)."""
+    from tftool import sparsity
+
+    kernels = sparsity.kernel_sparsity(model_path=path)
+    return {"sparsity": sparsity.tflite_sparsity(model_path=path),
+            "kernel_sparsity": [{"op": k["op"], "tensor": k["tensor"],
+                                 "sparsity": k["zeros"] / k["size"]} for k in kernels]}

@@ -10,6 +10,7 @@ COLUMNS = (
     ("latency_ms_p50", "p50 ms", "{:.4f}"),
     ("latency_ms_p90", "p90 ms", "{:.4f}"),
     ("num_threads", "threads", "{}"),
+    ("sparsity", "sparsity", "{:.2f}"),  # zero fraction of the .tflite's kernels (bench.py)
 )
 
 
