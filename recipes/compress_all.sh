@@ -1,18 +1,19 @@
 #!/bin/sh
 # Every compression stage on digits, step by step (what `make all` runs, minus skipping):
 #   sh recipes/compress_all.sh [WORKDIR] [EXPORT_DIR]      (defaults: workdir, exported)
-# About 3 minutes on a 2-core CPU. Expected table (exported/benchmark.md; latencies vary with
-# the machine and its load, accuracies are reproducible for the default seed):
+# About 3 minutes on a 2-core CPU. Expected table (exported/benchmark.md, 2 threads, quiet
+# machine; latencies vary with the machine and its load, accuracies are reproducible for the
+# default seed):
 #
 # | variant               | accuracy | size KiB | gzip KiB | p50 ms | sparsity |
 # |-----------------------|---------:|---------:|---------:|-------:|---------:|
-# | float (keras)         |   0.9889 |    309.8 |    244.1 | 0.5074 |        – |
-# | int8 (the teacher)    |   0.9889 |     73.4 |     64.2 | 0.0129 |     0.01 |
-# | qat_int8              |   0.9944 |     74.0 |     64.2 | 0.0126 |     0.01 |
-# | pruned_int8           |   0.9889 |     73.4 |     25.9 | 0.0129 |     0.79 |
-# | pqat_int8             |   0.9944 |     74.0 |     26.0 | 0.0080 |     0.79 |
-# | student_int8          |   0.9833 |      9.6 |      6.3 | 0.0028 |     0.01 |
-# | student_baseline_int8 |   0.9805 |      9.6 |      6.3 | 0.0046 |     0.01 |
+# | float (keras)         |   0.9889 |    309.8 |    244.1 | 0.5377 |        – |
+# | int8 (the teacher)    |   0.9889 |     73.4 |     64.2 | 0.0081 |     0.01 |
+# | qat_int8              |   0.9944 |     74.0 |     64.2 | 0.0081 |     0.01 |
+# | pruned_int8           |   0.9889 |     73.4 |     25.9 | 0.0080 |     0.79 |
+# | pqat_int8             |   0.9944 |     74.0 |     26.0 | 0.0081 |     0.79 |
+# | student_int8          |   0.9833 |      9.6 |      6.3 | 0.0036 |     0.01 |
+# | student_baseline_int8 |   0.9805 |      9.6 |      6.3 | 0.0036 |     0.01 |
 #
 # Pruned layers are 0.80 sparse in the .tflite (benchmark.json kernel_sparsity; the sparsity
 # column also counts the dense first conv and logits layers). The student (width 8, 4,466
