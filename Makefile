@@ -1,5 +1,8 @@
-# tftool: `make all` trains, quantizes, exports and benchmarks on the built-in digits data set;
-# `make test` runs the test suite. Both install the project into .venv first (once).
+# tftool: `make all` trains, quantizes, prunes, distills, exports and benchmarks on the built-in
+# digits data set; `make test` runs the test suite. Both install the project into .venv first
+# (once). `make all` runs only the stages whose model is missing or older than its input
+# (file targets WORKDIR/<stage>/model.h5); the phony stage targets always call the tool, which
+# itself skips a complete stage.
 #
 # Variables (override on the command line, e.g. `make train DATASET=folder:/data/pets`):
 #   DATASET     digits (default), a TFDS catalog name, or folder:PATH
@@ -7,6 +10,8 @@
 #   EPOCHS      training epochs of `train`                QAT_EPOCHS  fine-tuning epochs of `quantize`
 #   FLAGS       extra flags handed to every stage run; a stage ignores (and names) those it lacks
 #   TRAIN_FLAGS QUANTIZE_FLAGS EXPORT_FLAGS BENCHMARK_FLAGS  extra flags for one stage only
+#   PRUNE_FLAGS PQAT_FLAGS DISTILL_FLAGS                    (prune, pqat, distill; distill
+#               runs with --baseline so the benchmark shows what distillation bought)
 
 PYTHON ?= python3.11
 VENV ?= .venv
@@ -21,12 +26,15 @@ TRAIN_FLAGS ?=
 QUANTIZE_FLAGS ?=
 EXPORT_FLAGS ?=
 BENCHMARK_FLAGS ?=
+PRUNE_FLAGS ?=
+PQAT_FLAGS ?=
+DISTILL_FLAGS ?=
 PYTEST_ARGS ?=
 
 COMMON := --workdir=$(WORKDIR) $(if $(DATASET),--dataset=$(DATASET))
 RUN := TFTOOL_SHARED_FLAGS=1 $(BIN)/
 
-.PHONY: install train quantize export benchmark all test clean
+.PHONY: install train quantize prune pqat distill export benchmark all test clean
 
 install: $(VENV)/.installed
 
@@ -52,7 +60,45 @@ export: install
 benchmark: install
 	$(RUN)tftool-benchmark $(COMMON) --export_dir=$(EXPORT_DIR) $(FLAGS) $(BENCHMARK_FLAGS)
 
-all: train quantize export benchmark
+prune: install
+	$(RUN)tftool-prune $(COMMON) $(FLAGS) $(PRUNE_FLAGS)
+
+pqat: install
+	$(RUN)tftool-quantize $(COMMON) --from=pruned $(if $(QAT_EPOCHS),--epochs=$(QAT_EPOCHS)) $(FLAGS) $(PQAT_FLAGS)
+
+distill: install
+	$(RUN)tftool-distill $(COMMON) --baseline $(FLAGS) $(DISTILL_FLAGS)
+
+# The whole graph as file targets: a stage runs only when its model is missing or older than
+# its input's. Install is order-only (|), so reinstalling does not make every model stale.
+MODEL = $(WORKDIR)/$(1)/model.h5
+STAGE_MODELS := $(foreach s,float qat pruned pqat student,$(call MODEL,$(s)))
+EXPORT_STAMP := $(EXPORT_DIR)/.export.stamp
+
+$(call MODEL,float): | install
+	$(RUN)tftool-train $(COMMON) $(if $(EPOCHS),--epochs=$(EPOCHS)) $(FLAGS) $(TRAIN_FLAGS)
+
+$(call MODEL,qat): $(call MODEL,float)
+	$(RUN)tftool-quantize $(COMMON) $(if $(QAT_EPOCHS),--epochs=$(QAT_EPOCHS)) $(FLAGS) $(QUANTIZE_FLAGS)
+
+$(call MODEL,pruned): $(call MODEL,float)
+	$(RUN)tftool-prune $(COMMON) $(FLAGS) $(PRUNE_FLAGS)
+
+$(call MODEL,pqat): $(call MODEL,pruned)
+	$(RUN)tftool-quantize $(COMMON) --from=pruned $(if $(QAT_EPOCHS),--epochs=$(QAT_EPOCHS)) $(FLAGS) $(PQAT_FLAGS)
+
+$(call MODEL,student): $(call MODEL,float)
+	$(RUN)tftool-distill $(COMMON) --baseline $(FLAGS) $(DISTILL_FLAGS)
+
+$(EXPORT_STAMP): $(STAGE_MODELS)
+	$(RUN)tftool-export $(COMMON) --export_dir=$(EXPORT_DIR) $(FLAGS) $(EXPORT_FLAGS)
+	touch $@
+
+$(EXPORT_DIR)/benchmark.json: $(EXPORT_STAMP)
+	$(RUN)tftool-benchmark $(COMMON) --export_dir=$(EXPORT_DIR) $(FLAGS) $(BENCHMARK_FLAGS)
+
+all: $(EXPORT_DIR)/benchmark.json
+	@cat $(EXPORT_DIR)/report.md
 
 test: $(VENV)/.installed-test
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -205,12 +205,13 @@ def tflite_rows(path, name, variant, images, labels, reference_logits, class_nam
     Accuracy is measured once per XNNPACK setting on the whole test split (images: float32
     [N, H, W, C] in [0, 1]; the reference kernels may round int8 differently), with the
     largest thread count; latency on a fixed random batch per row. Rows carry
-    "xnnpack" (bool) and "path".
+    "xnnpack" (bool), "path", "sparsity" and "kernel_sparsity" (sparsity_stats).
     """
     from tftool.runner import Runner
 
     timing = timing or {}
     sizes = file_sizes(path)
+    weights = sparsity_stats(path)
     rows = []
     for use_xnnpack in xnnpack:
         runner = Runner(model_path=path, num_threads=max(threads), use_xnnpack=use_xnnpack)
@@ -220,7 +221,8 @@ def tflite_rows(path, name, variant, images, labels, reference_logits, class_nam
             for batch_size in batch_sizes:
                 latency = tflite_latency(runner, batch_size, **timing)
                 rows.append(row(name, variant, "tflite", accuracy, sizes, latency, num_threads,
-                                batch_size, xnnpack=use_xnnpack, path=os.path.abspath(path)))
+                                batch_size, xnnpack=use_xnnpack, path=os.path.abspath(path),
+                                **weights))
     return rows
 
 
@@ -269,3 +271,15 @@ def versions():
             result[dist] = None
     result["tftool"] = tftool.__version__
     return result
+
+
+def sparsity_stats(path):
+    """{"sparsity": zero fraction over all conv/dense kernels of a .tflite (float in [0, 1]),
+    "kernel_sparsity": [{"op", "tensor", "sparsity"}] per kernel}, read from the flatbuffer's
+    weight tensors (tftool.sparsity)."""
+    from tftool import sparsity
+
+    kernels = sparsity.kernel_sparsity(model_path=path)
+    return {"sparsity": sparsity.tflite_sparsity(model_path=path),
+            "kernel_sparsity": [{"op": k["op"], "tensor": k["tensor"],
+                                 "sparsity": k["zeros"] / k["size"]} for k in kernels]}

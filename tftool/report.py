@@ -25,6 +25,7 @@ COLUMNS = (
     ("p50_cv", "p50 CV", "{:.3f}"),
     ("throughput_ips", "images/s", "{:,.0f}"),
     ("noisy", "noisy", "{}"),
+    ("sparsity", "sparsity", "{:.2f}"),  # zero fraction of the .tflite's kernels (bench.py)
 )
 
 
@@ -123,6 +124,7 @@ def summarize(rows):
             "noisy_all": bool(every and every.get("noisy")),
             "noisy_throughput": bool(big and big.get("noisy")),
             "peak_rss_bytes": base.get("peak_rss_bytes"),
+            "sparsity": base.get("sparsity"),
         })
     keras = next((e for e in entries if e["format"] == "keras"), None)
     tfl32 = next((e for e in entries if e["format"] == "tflite" and e["variant"] == "float32"),
@@ -145,10 +147,10 @@ def _fmt(value, fmt, suffix=""):
 
 def summary_markdown(entries, title, notes=()):
     """report.md: a title, one table (one line per variant), and notes (list of str lines)."""
-    header = ("| variant | accuracy | Δ vs float | agreement | size KiB | gzip KiB | "
+    header = ("| variant | accuracy | Δ vs float | agreement | size KiB | gzip KiB | sparsity | "
               "p50 ms @1 thread | p50 ms @all threads | speed-up vs Keras float | "
               "speed-up vs TFLite float32 | images/s @max batch | Pareto |")
-    rule = "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|"
+    rule = "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|"
     lines = [f"# {title}", "", header, rule]
     for e in entries:
         name = e["variant"] + (" (Keras)" if e["format"] == "keras" else "")
@@ -157,7 +159,8 @@ def summary_markdown(entries, title, notes=()):
         lines.append("| " + " | ".join([
             name, _fmt(e["accuracy"], "{:.4f}"), _fmt(e["delta_points"], "{:+.2f} pp"),
             _fmt(e["agreement"], "{:.4f}"), _fmt(e["size_bytes"] / 1024, "{:.1f}"),
-            _fmt(e["gzip_bytes"] / 1024, "{:.1f}"), _fmt(e["p50_1"], "{:.4f}", mark("noisy_1")),
+            _fmt(e["gzip_bytes"] / 1024, "{:.1f}"), _fmt(e.get("sparsity"), "{:.2f}"),
+            _fmt(e["p50_1"], "{:.4f}", mark("noisy_1")),
             _fmt(e["p50_all"], "{:.4f}", mark("noisy_all")), _fmt(e["speedup_keras"], "{:.1f}×"),
             _fmt(e["speedup_float32"], "{:.2f}×"), _fmt(e["throughput_ips"], "{:,.0f}", mark("noisy_throughput")),
             "★" if e["pareto"] else ""]) + " |")

@@ -18,7 +18,7 @@ import tempfile
 
 from tftool import UserError
 
-STAGES = ("float", "qat", "pruned", "pqat", "student", "student_baseline")
+STAGES = ("float", "qat", "pruned", "pqat", "teacher", "student", "student_baseline")
 MODEL_FILE = "model.h5"
 
 

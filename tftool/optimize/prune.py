@@ -1,0 +1,244 @@
+"""Magnitude pruning with tensorflow-model-optimization (tfmot.sparsity.keras).
+
+Follows Zhu & Gupta 2017, "To prune, or not to prune: exploring the efficacy of pruning for
+model compression": the smallest-magnitude weights of each selected kernel are set to zero, and
+the fraction of zeros rises along a polynomial (cubic) curve from `initial_sparsity` to
+`target_sparsity` between `begin_step` and `end_step`, updating the masks every `frequency`
+steps; the steps after `end_step` fine-tune at the target sparsity. tfmot's guide:
+https://www.tensorflow.org/model_optimization/guide/pruning/comprehensive_guide
+
+Step counting (tfmot 0.8): every wrapped layer keeps `pruning_step`, set to 0 by
+`UpdatePruningStep` when training begins and incremented before each training batch, so the
+batches of a run see steps 1..total_steps. A mask is recomputed at step s when
+begin_step <= s <= end_step and (s - begin_step) % frequency == 0, and PolynomialDecay gives the
+target sparsity only at s == end_step. The target is therefore reached only if end_step is at
+most total_steps and end_step - begin_step is a multiple of frequency; `schedule_steps` checks
+exactly that, so a run cannot silently end at a lower sparsity than asked for.
+"""
+import dataclasses
+
+import tftool  # noqa: F401  (Keras 2 before TensorFlow)
+from tftool import UserError
+
+import numpy as np
+import tensorflow_model_optimization as tfmot
+import tf_keras as keras
+
+# Kinds of layer that --skip_layers can name besides layer names.
+#   first_conv  the first convolution sees raw pixels: few weights, much accuracy per weight.
+#   last_dense  the logits layer: few weights, each class depends on all of them.
+#   depthwise   depthwise kernels have 9 weights per channel; zeroing them removes whole
+#               spatial filters and gains little size.
+# Batch normalization, pooling and activation layers are never wrapped: they have no kernel.
+SKIP_KINDS = ("first_conv", "last_dense", "depthwise")
+DEFAULT_SKIP = SKIP_KINDS
+# Fraction of the run over which sparsity ramps up when end_step is not given; the rest of the
+# steps fine-tune at the target sparsity (Zhu & Gupta 2017 leave the last stretch to recover).
+DEFAULT_RAMP_FRACTION = 0.75
+# Mask updates over the ramp when frequency is not given (Zhu & Gupta use ~100 per ramp on
+# ImageNet; a short digits run has a few hundred steps, so 16 gives a smooth enough curve).
+DEFAULT_UPDATES = 16
+_KERNEL_LAYERS = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.Dense)
+
+
+@dataclasses.dataclass(frozen=True)
+class Schedule:
+    """A resolved polynomial-decay pruning schedule, in training steps (batches)."""
+    initial_sparsity: float
+    target_sparsity: float
+    begin_step: int
+    end_step: int
+    frequency: int
+    power: float = 3.0
+
+    def to_tfmot(self):
+        return tfmot.sparsity.keras.PolynomialDecay(
+            initial_sparsity=self.initial_sparsity, final_sparsity=self.target_sparsity,
+            begin_step=self.begin_step, end_step=self.end_step, power=self.power,
+            frequency=self.frequency)
+
+
+def schedule_steps(total_steps, initial_sparsity=0.0, target_sparsity=0.8, begin_step=0,
+                   end_step=None, frequency=None, power=3.0):
+    """Resolves and validates a PolynomialDecay schedule that reaches its target in the run.
+
+    Args:
+      total_steps: training batches in the run (steps per epoch × epochs), ≥ 1.
+      initial_sparsity, target_sparsity: fractions of zero weights, 0 ≤ initial ≤ target < 1,
+        target > 0.
+      begin_step: first step of the ramp (0: from the start).
+      end_step: step at which `target_sparsity` is reached; None: the last mask update that
+        fits in the first DEFAULT_RAMP_FRACTION of the run.
+      frequency: steps between mask updates; None: the ramp split into DEFAULT_UPDATES.
+      power: exponent of the decay (3 in Zhu & Gupta 2017).
+    Returns:
+      Schedule with begin_step < end_step ≤ total_steps, (end - begin) % frequency == 0.
+    Raises:
+      UserError: the schedule cannot reach its target within `total_steps` (names the flag and
+        the fix), or the sparsities are out of range.
+    """
+    if not 0.0 < target_sparsity < 1.0:
+        raise UserError(f"--target_sparsity={target_sparsity}: must be in (0, 1)")
+    if not 0.0 <= initial_sparsity <= target_sparsity:
+        raise UserError(f"--initial_sparsity={initial_sparsity}: must be in [0, "
+                        f"--target_sparsity={target_sparsity}]")
+    if begin_step < 0:
+        raise UserError(f"--pruning_begin_step={begin_step}: must be ≥ 0")
+    if frequency is not None and frequency < 1:
+        raise UserError(f"--pruning_frequency={frequency}: must be ≥ 1 step")
+    if begin_step >= total_steps:
+        raise UserError(f"--pruning_begin_step={begin_step} is at or after the run's last step "
+                        f"({total_steps} steps); lower it or raise --epochs")
+    if end_step is None:
+        span = max(0, int(total_steps * DEFAULT_RAMP_FRACTION) - begin_step)
+        if frequency is None:
+            frequency = max(1, span // DEFAULT_UPDATES)
+        end_step = begin_step + frequency * (span // frequency)
+        if end_step <= begin_step:
+            raise UserError(f"--pruning_frequency={frequency} steps is longer than the pruning "
+                            f"ramp ({span} of the run's {total_steps} steps), so sparsity would "
+                            f"stay at --initial_sparsity; lower --pruning_frequency or raise "
+                            f"--epochs")
+    else:
+        if end_step > total_steps:
+            raise UserError(f"--pruning_end_step={end_step} is after the run's last step "
+                            f"({total_steps} steps), so --target_sparsity would never be "
+                            f"reached; lower it to ≤ {total_steps} or raise --epochs")
+        if end_step <= begin_step:
+            raise UserError(f"--pruning_end_step={end_step} must be after "
+                            f"--pruning_begin_step={begin_step}")
+        if frequency is None:
+            frequency = max(1, (end_step - begin_step) // DEFAULT_UPDATES)
+            while (end_step - begin_step) % frequency:
+                frequency -= 1
+        if (end_step - begin_step) % frequency:
+            last = begin_step + frequency * ((end_step - begin_step) // frequency)
+            raise UserError(f"--pruning_frequency={frequency} does not divide the ramp "
+                            f"{begin_step}..{end_step}: the last mask update would be at step "
+                            f"{last}, short of --target_sparsity; pick a frequency that divides "
+                            f"{end_step - begin_step}")
+    return Schedule(float(initial_sparsity), float(target_sparsity), int(begin_step),
+                    int(end_step), int(frequency), float(power))
+
+
+def select_layers(model, skip=DEFAULT_SKIP):
+    """Names of the layers of `model` that will be pruned.
+
+    Args:
+      model: a functional or Sequential tf_keras model.
+      skip: kinds from SKIP_KINDS and/or layer names to leave dense.
+    Returns:
+      list of layer names (Conv2D, DepthwiseConv2D, Dense), in model order.
+    Raises:
+      UserError: an entry of `skip` is neither a kind nor a layer of the model, or no layer is
+        left to prune.
+    """
+    kernels = [l for l in model.layers if isinstance(l, _KERNEL_LAYERS)]
+    convs = [l for l in kernels if isinstance(l, keras.layers.Conv2D)]  # includes depthwise
+    denses = [l for l in kernels if isinstance(l, keras.layers.Dense)]
+    names = {l.name for l in model.layers}
+    skipped = set()
+    for entry in skip:
+        if entry == "first_conv":
+            skipped.update(l.name for l in convs[:1])
+        elif entry == "last_dense":
+            skipped.update(l.name for l in denses[-1:])
+        elif entry == "depthwise":
+            skipped.update(l.name for l in kernels
+                           if isinstance(l, keras.layers.DepthwiseConv2D))
+        elif entry in names:
+            skipped.add(entry)
+        else:
+            raise UserError(f"--skip_layers: {entry!r} is neither a kind "
+                            f"({', '.join(SKIP_KINDS)}) nor a layer of {model.name}; layers "
+                            f"with kernels: {', '.join(l.name for l in kernels)}")
+    selected = [l.name for l in kernels if l.name not in skipped]
+    if not selected:
+        raise UserError(f"--skip_layers leaves no layer of {model.name} to prune; name fewer")
+    return selected
+
+
+def apply(model, schedule, skip=DEFAULT_SKIP):
+    """Returns a copy of `model` whose selected layers are wrapped in prune_low_magnitude.
+
+    The input model is not changed (keras.models.clone_model with a clone_function; the clones
+    start from the input's weights). Call inside `strategy.scope()`: the wrappers create mask,
+    threshold and step variables. Train with tfmot.sparsity.keras.UpdatePruningStep, then
+    `strip`.
+
+    Args:
+      model: a functional or Sequential tf_keras model, float32 [N, H, W, C] -> [N, K].
+      schedule: a Schedule (see `schedule_steps`).
+      skip: kinds from SKIP_KINDS and/or layer names left dense (see `select_layers`).
+    Raises:
+      UserError: see `select_layers`.
+    """
+    selected = set(select_layers(model, skip))
+    pruning_schedule = schedule.to_tfmot()
+
+    def clone(layer):
+        fresh = layer.__class__.from_config(layer.get_config())
+        if layer.name in selected:
+            return tfmot.sparsity.keras.prune_low_magnitude(fresh,
+                                                            pruning_schedule=pruning_schedule)
+        return fresh
+
+    pruned = keras.models.clone_model(model, clone_function=clone)
+    # clone_model starts from fresh weights; copy the input's into each (inner) layer. The
+    # wrappers' own mask (ones), threshold and step variables keep their initial values.
+    originals = {l.name: l for l in model.layers}
+    for layer in pruned.layers:
+        inner = getattr(layer, "layer", layer)
+        if inner.name in originals and inner.weights:
+            inner.set_weights(originals[inner.name].get_weights())
+    return pruned
+
+
+def callbacks(log_dir):
+    """The callbacks a pruning run needs: the step counter and sparsity summaries (TensorBoard).
+
+    UpdatePruningStep must run in every fit() of a wrapped model (tfmot asserts it).
+    """
+    return [tfmot.sparsity.keras.UpdatePruningStep(),
+            tfmot.sparsity.keras.PruningSummaries(log_dir=log_dir)]
+
+
+def strip(model):
+    """A copy of `model` without pruning wrappers, kernels holding mask × weights (zeros kept).
+
+    Call inside the scope of the strategy that built `model`.
+    """
+    return tfmot.sparsity.keras.strip_pruning(model)
+
+
+def layer_sparsity(model):
+    """Fraction of exactly-zero kernel weights per layer, for layers with a kernel.
+
+    Works on stripped and on wrapped models (a wrapper reports its inner layer's kernel).
+    Returns:
+      {layer name: float in [0, 1]} in model order (Conv2D, DepthwiseConv2D, Dense).
+    """
+    result = {}
+    for layer in model.layers:
+        inner = getattr(layer, "layer", layer)
+        if not isinstance(inner, _KERNEL_LAYERS):
+            continue
+        kernel = getattr(inner, "depthwise_kernel", None)
+        if kernel is None:
+            kernel = inner.kernel
+        result[inner.name] = float(np.mean(np.asarray(kernel) == 0))
+    return result
+
+
+def overall_sparsity(model, layers):
+    """Fraction of zero weights over the kernels of `layers` together (weighted by size)."""
+    zeros = total = 0
+    for layer in model.layers:
+        inner = getattr(layer, "layer", layer)
+        if inner.name not in layers:
+            continue
+        kernel = getattr(inner, "depthwise_kernel", None)
+        kernel = np.asarray(inner.kernel if kernel is None else kernel)
+        zeros += int(np.sum(kernel == 0))
+        total += kernel.size
+    return zeros / total if total else 0.0
