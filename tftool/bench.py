@@ -211,10 +211,11 @@ def tflite_rows(path, name, variant, images, labels, reference_logits, class_nam
 
     timing = timing or {}
     sizes = file_sizes(path)
-    weights = sparsity_stats(path)
     rows = []
+    weights = None
     for use_xnnpack in xnnpack:
         runner = Runner(model_path=path, num_threads=max(threads), use_xnnpack=use_xnnpack)
+        weights = weights or sparsity_stats(path)  # after Runner has vetted the file
         accuracy = accuracy_row(runner(images), labels, reference_logits, class_names)
         for num_threads in threads:
             runner = Runner(model_path=path, num_threads=num_threads, use_xnnpack=use_xnnpack)
