@@ -242,13 +242,13 @@ def require_supported(model, purpose, what, scheme="default"):
 def _define_flags():
     from absl import flags
 
-    from tftool import models
+    from tftool import models, workdir
 
     flags.DEFINE_string("model", None, f"A model name ({', '.join(models.MODELS)}) built with "
                         f"--image_size/--channels/--num_classes/--width/--alpha, or a saved "
                         f"model file (.h5/.keras). Default: WORKDIR/<--stage>/model.h5.")
-    flags.DEFINE_string("stage", "float", "With no --model: the stage whose saved model is "
-                        "checked, WORKDIR/<stage>/model.h5.")
+    flags.DEFINE_enum("stage", "float", workdir.STAGES, "With no --model: the stage whose "
+                      "saved model is checked, WORKDIR/<stage>/model.h5.")
     flags.DEFINE_list("purpose", list(PURPOSES), "What to check for: quantize, prune.")
     flags.DEFINE_enum("scheme", "default", ["default", "prune_preserve"],
                       "QAT scheme for --purpose=quantize.")

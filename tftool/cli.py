@@ -182,13 +182,16 @@ def stage_lock(directory, chief=True):
     return workdir.stage_lock(directory) if chief else contextlib.nullcontext()
 
 
-def flags_text():
-    """The resolved tftool flags in absl flagfile form (one --name=value a line)."""
+def flags_text(flag_values=FLAGS):
+    """The resolved tftool flags in absl flagfile form (one --name=value a line), without the
+    run-control flags of NOT_RECORDED."""
     lines = []
-    for module, module_flags in sorted(FLAGS.flags_by_module_dict().items()):
+    for module, module_flags in sorted(flag_values.flags_by_module_dict().items()):
         if module.startswith("absl"):
             continue
         for flag in module_flags:
+            if flag.name in NOT_RECORDED:
+                continue
             text = flag.serialize()
             if text and text not in lines:
                 lines.append(text)
@@ -221,6 +224,14 @@ def write_stage(stage, model, metrics, strategy=None):
 
 
 # ---- running ---------------------------------------------------------------------------------
+# Flags absl's parser handles itself; they are not in FLAGS but every entry point takes them.
+ABSL_SPECIAL_FLAGS = ("flagfile", "undefok", "help", "helpshort", "helpfull", "helpxml",
+                      "only_check_args")
+# Run-control flags that must not be replayed from flags.txt: `--flagfile=WORKDIR/x/flags.txt`
+# repeats the run, it does not force a new one.
+NOT_RECORDED = ("overwrite",)
+
+
 def drop_foreign_flags(argv, prog):
     """Removes --name[=value] arguments that this entry point does not define.
 
@@ -231,7 +242,8 @@ def drop_foreign_flags(argv, prog):
     kept = [argv[0]]
     for arg in argv[1:]:
         name = arg[2:].split("=", 1)[0] if arg.startswith("--") else None
-        known = name is None or name in FLAGS or (name.startswith("no") and name[2:] in FLAGS)
+        known = (name is None or name in FLAGS or name in ABSL_SPECIAL_FLAGS
+                 or (name.startswith("no") and name[2:] in FLAGS))
         if known:
             kept.append(arg)
         else:

@@ -157,9 +157,14 @@ def train_student(strategy, dataset, image_size, input_shape, config, source, ou
         def distiller_fn():  # inside strategy.scope()
             # The student first: it then draws the same initial weights as the baseline's.
             student = build_student(input_shape, dataset.num_classes)
-            teacher = workdir.load_model(source)
-            teacher_params.append(int(teacher.count_params()))
-            return distill_lib.Distiller(student, teacher, FLAGS.temperature, FLAGS.alpha)
+            try:
+                teacher = workdir.load_model(source)
+                teacher_params.append(int(teacher.count_params()))
+                return distill_lib.Distiller(student, teacher, FLAGS.temperature, FLAGS.alpha)
+            except (OSError, ValueError) as e:  # not HDF5; another input size or class count
+                raise UserError(f"--teacher={FLAGS.teacher}: cannot teach this student "
+                                f"({str(e).splitlines()[0]}); give a model trained on this "
+                                f"data set at this input size") from e
 
         distiller, history = trainer.train(
             strategy, distiller_fn, dataset, image_size, config, out,

@@ -25,6 +25,9 @@ def output_stage(source, preserve_sparsity):
     """qat for a float source; pqat for a pruned source with sparsity preserved."""
     if source == "pruned" and preserve_sparsity:
         return "pqat"
+    if source == "pruned":
+        raise UserError("--from=pruned --nopreserve_sparsity would lose the zeros and write over "
+                        "WORKDIR/qat (the float model's QAT); drop --nopreserve_sparsity")
     if preserve_sparsity:
         raise UserError("--preserve_sparsity needs --from=pruned (a float model has no zeros "
                         "to preserve)")
