@@ -52,10 +52,13 @@ def trained(tmp_path_factory, tfds_dir):
 
 
 def snapshot(folder):
-    """{relative path: bytes} of every file under folder."""
+    """{relative path: bytes} of every file under folder, but the stage locks: a refused run
+    takes the lock (and writes its pid there) before it reads config.json."""
     out = {}
     for root, _, files in os.walk(folder):
         for name in files:
+            if name == ".lock":
+                continue
             path = os.path.join(root, name)
             out[os.path.relpath(path, folder)] = open(path, "rb").read()
     return out

@@ -3,6 +3,7 @@
 Entry points (train.py, quantize.py, export.py, benchmark.py, ...) stay thin: they parse
 flags, build the strategy, call a library function and write files through the helpers here.
 """
+import contextlib
 import os
 import shutil
 import sys
@@ -175,11 +176,19 @@ def stage_complete(stage, inputs=(), chief=True):
     return False
 
 
-def stage_lock(directory, chief=True):
-    """workdir.stage_lock on the chief (the only writer); nothing on other workers."""
-    import contextlib
+@contextlib.contextmanager
+def stage_lock(directory, chief=True, config=None, free=()):
+    """Takes workdir.stage_lock on the chief (the only writer; nothing on other workers), then
+    checks `config` against DIR/config.json (workdir.check_config, honouring --overwrite).
 
-    return workdir.stage_lock(directory) if chief else contextlib.nullcontext()
+    The check runs under the lock, so a second run refused by the lock cannot first rewrite
+    the config of the stage the first run is still training.
+    """
+    with (workdir.stage_lock(directory) if chief else contextlib.nullcontext()):
+        if config is not None:
+            workdir.check_config(directory, config, overwrite=FLAGS.overwrite, write=chief,
+                                 free=free)
+        yield
 
 
 def flags_text(flag_values=FLAGS):

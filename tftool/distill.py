@@ -99,9 +99,7 @@ def train_teacher(strategy, dataset, image_size, input_shape):
     """Trains --teacher=MODEL into WORKDIR/teacher (skipped when complete); returns its path."""
     out = workdir.stage_dir(FLAGS.workdir, "teacher")
     chief = cli.is_chief(strategy)
-    workdir.check_config(out, {"model": FLAGS.teacher, "width": FLAGS.teacher_width},
-                         overwrite=FLAGS.overwrite, write=chief)
-    with cli.stage_lock(out, chief):
+    with cli.stage_lock(out, chief, {"model": FLAGS.teacher, "width": FLAGS.teacher_width}):
         if cli.stage_complete("teacher", chief=chief):
             return workdir.model_path(FLAGS.workdir, "teacher")
 
@@ -139,10 +137,8 @@ def main(argv):
     config = cli.train_config(dataset)
     out = workdir.stage_dir(FLAGS.workdir, "student")
     chief = cli.is_chief(strategy)
-    workdir.check_config(out, {**student_config(FLAGS.teacher),
-                               "temperature": FLAGS.temperature, "alpha": FLAGS.alpha},
-                         overwrite=FLAGS.overwrite, write=chief)
-    with cli.stage_lock(out, chief):
+    with cli.stage_lock(out, chief, {**student_config(FLAGS.teacher),
+                                     "temperature": FLAGS.temperature, "alpha": FLAGS.alpha}):
         train_student(strategy, dataset, image_size, input_shape, config, source, out, chief)
     if FLAGS.baseline:
         train_baseline(strategy, dataset, image_size, input_shape, config)
@@ -191,8 +187,7 @@ def train_baseline(strategy, dataset, image_size, input_shape, config):
     """The same student, epochs and seed on the labels alone -> WORKDIR/student_baseline."""
     out = workdir.stage_dir(FLAGS.workdir, "student_baseline")
     chief = cli.is_chief(strategy)
-    workdir.check_config(out, student_config(None), overwrite=FLAGS.overwrite, write=chief)
-    with cli.stage_lock(out, chief):
+    with cli.stage_lock(out, chief, student_config(None)):
         if cli.stage_complete("student_baseline", chief=chief):
             return
         model, history = trainer.train(

@@ -43,8 +43,9 @@ VARIANTS = {
     "student_baseline_qat_int8": ("student_baseline", "qat_int8"),
 }
 STAGE_COMMAND = {"float": "tftool-train", "qat": "tftool-quantize", "pruned": "tftool-prune",
-                 "pqat": "tftool-quantize --from=pruned", "teacher": "tftool-distill --teacher=small_cnn",
-                 "student": "tftool-distill", "student_baseline": "tftool-distill --baseline"}
+                 "pqat": "tftool-quantize --from=pruned",
+                 "teacher": "tftool-distill --teacher=small_cnn", "student": "tftool-distill",
+                 "student_baseline": "tftool-distill --baseline"}
 # Without sparse encodings (Optimize.EXPERIMENTAL_SPARSITY): measured on digits at 80% sparsity
 # it shrinks the raw pqat_int8 file 75 -> 43 KiB but grows its gzip 26.0 -> 28.4 KiB, leaves
 # XNNPACK latency unchanged (conv kernels are densified at load), and hides the zeros from the

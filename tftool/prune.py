@@ -57,11 +57,9 @@ def main(argv):
         FLAGS.pruning_end_step, FLAGS.pruning_frequency)
     out = workdir.stage_dir(FLAGS.workdir, "pruned")
     chief = cli.is_chief(strategy)
-    workdir.check_config(out, {"from": "float", "target_sparsity": FLAGS.target_sparsity,
-                               "initial_sparsity": FLAGS.initial_sparsity,
-                               "skip_layers": list(FLAGS.skip_layers)},
-                         overwrite=FLAGS.overwrite, write=chief)
-    with cli.stage_lock(out, chief):
+    with cli.stage_lock(out, chief, {"from": "float", "target_sparsity": FLAGS.target_sparsity,
+                                     "initial_sparsity": FLAGS.initial_sparsity,
+                                     "skip_layers": list(FLAGS.skip_layers)}):
         train_stage(strategy, dataset, settings, config, schedule, total_steps, source_path,
                     out, chief)
 

@@ -49,9 +49,7 @@ def main(argv):
         raise UserError(f"no {source} model at {source_path}: run "
                         f"{'tftool-train' if source == 'float' else 'tftool-prune'} first")
     out = workdir.stage_dir(FLAGS.workdir, stage)
-    workdir.check_config(out, {"from": source, "preserve_sparsity": preserve},
-                         overwrite=FLAGS.overwrite, write=chief)
-    with cli.stage_lock(out, chief):
+    with cli.stage_lock(out, chief, {"from": source, "preserve_sparsity": preserve}):
         train_stage(strategy, stage, source, source_path, preserve, settings, out, chief)
 
 

@@ -32,9 +32,7 @@ def main(argv):
     settings = cli.data_settings("float")
     out = workdir.stage_dir(FLAGS.workdir, "float")
     config = {**settings, "model": FLAGS.model, "width": FLAGS.width, "alpha": FLAGS.alpha}
-    workdir.check_config(out, config, overwrite=FLAGS.overwrite, write=chief,
-                         free=("skip_corrupt",))
-    with cli.stage_lock(out, chief):
+    with cli.stage_lock(out, chief, config, free=("skip_corrupt",)):
         train_stage(strategy, settings, out, chief)
 
 
