@@ -281,6 +281,6 @@ def sparsity_stats(path):
     from tftool import sparsity
 
     kernels = sparsity.kernel_sparsity(model_path=path)
-    return {"sparsity": sparsity.tflite_sparsity(model_path=path),
+    return {"sparsity": sparsity.tflite_sparsity(kernels=kernels),
             "kernel_sparsity": [{"op": k["op"], "tensor": k["tensor"],
                                  "sparsity": k["zeros"] / k["size"]} for k in kernels]}

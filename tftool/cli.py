@@ -263,8 +263,6 @@ def drop_foreign_flags(argv, prog):
 def run(main):
     """absl `app.run(main)`, turning UserError into one line on stderr and exit status 2."""
     prog = os.path.basename(sys.argv[0]).replace(".py", "")
-    if prog == "__main__":
-        prog = "tftool"
     argv = sys.argv
     if os.environ.get("TFTOOL_SHARED_FLAGS") == "1":
         argv = drop_foreign_flags(argv, prog)

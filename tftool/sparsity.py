@@ -7,7 +7,6 @@ zero, because TFLite quantizes weights symmetrically (zero point 0).
 """
 import numpy as np
 
-from tftool import UserError
 
 # Ops whose input 1 is a kernel that magnitude pruning sparsifies.
 KERNEL_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
@@ -25,15 +24,11 @@ def kernel_sparsity(model_path=None, model_content=None):
       list of {"op": op name, "tensor": tensor name, "zeros": int, "size": int}, one per
       kernel tensor, in op order (names can repeat in QAT models, so not a dict).
     Raises:
-      UserError: not a valid .tflite model.
+      UserError: not a valid .tflite model (runner.Runner's check).
     """
-    from ai_edge_litert.interpreter import Interpreter
+    from tftool.runner import Runner
 
-    try:
-        interpreter = Interpreter(model_path=model_path, model_content=model_content)
-    except (ValueError, RuntimeError) as e:
-        raise UserError(f"{model_path or 'model bytes'} is not a valid .tflite model "
-                        f"({str(e).splitlines()[0]})") from e
+    interpreter = Runner(model_path=model_path, model_content=model_content).interpreter
     tensors = {d["index"]: d for d in interpreter.get_tensor_details()}
     ops = interpreter._get_ops_details()  # noqa: SLF001 (the only op-graph view in the API)
     producer = {out: op for op in ops for out in op["outputs"]}
@@ -56,18 +51,21 @@ def kernel_sparsity(model_path=None, model_content=None):
     return result
 
 
-def tflite_sparsity(model_path=None, model_content=None, min_sparsity=0.0):
+def tflite_sparsity(model_path=None, model_content=None, min_sparsity=0.0, kernels=None):
     """Fraction of zero weights over the kernels of a .tflite model, weighted by size.
 
     Args:
       model_path / model_content: the .tflite file or its bytes (one of them).
       min_sparsity: count only kernels at least this sparse (e.g. 0.5 to measure the pruned
         layers alone, leaving out the layers pruning skipped, whose kernels have ~0 zeros).
+      kernels: kernel_sparsity's result, when the caller has it (the file is not read again).
     Returns:
       float in [0, 1]; 0.0 for a model without kernels.
     """
     zeros = total = 0
-    for kernel in kernel_sparsity(model_path, model_content):
+    if kernels is None:
+        kernels = kernel_sparsity(model_path, model_content)
+    for kernel in kernels:
         z, n = kernel["zeros"], kernel["size"]
         if n and z / n >= min_sparsity:
             zeros += z
