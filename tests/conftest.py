@@ -9,7 +9,7 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 import pytest  # noqa: E402
 
 import tftool  # noqa: E402,F401
-from tftool import strategy  # noqa: E402
+from tftool.train import strategy  # noqa: E402
 
 # Before TensorFlow's first op: split the CPU so tests can build 2-replica strategies.
 strategy.configure_cpu_replicas(2)

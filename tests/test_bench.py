@@ -3,7 +3,9 @@ import time
 import numpy as np
 import pytest
 
-from tftool import bench, measure, report
+from tftool.benchmark import rows as bench, timing
+from tftool.benchmark import measure
+from tftool.benchmark import report
 
 
 def test_accuracy_and_agreement():
@@ -27,7 +29,7 @@ def test_accuracy_row_per_class_and_logit_difference():
 
 
 def test_latency_stats_in_milliseconds():
-    stats = bench.latency_stats(np.array([0.001] * 9 + [0.011]), batch_size=4)
+    stats = timing.latency_stats(np.array([0.001] * 9 + [0.011]), batch_size=4)
     assert stats["latency_ms_p50"] == pytest.approx(1.0)
     assert stats["latency_ms_p90"] == pytest.approx(2.0)
     assert stats["latency_ms_p99"] == pytest.approx(10.1)
@@ -40,10 +42,10 @@ def test_p50_cv_sees_drift_not_outliers():
     steady = np.full(1000, 0.001)
     steady[::97] = 0.05                  # rare preemptions: huge classic CV, p50 unmoved
     drifting = np.linspace(0.001, 0.002, 1000)  # the machine got busier while we measured
-    a, b = bench.latency_stats(steady), bench.latency_stats(drifting)
+    a, b = timing.latency_stats(steady), timing.latency_stats(drifting)
     assert a["latency_cv"] > 1 and a["p50_cv"] < 0.01
     assert b["p50_cv"] > 0.15
-    rows = bench.flag_noisy([dict(a), dict(b)], max_cv=0.05)
+    rows = timing.flag_noisy([dict(a), dict(b)], max_cv=0.05)
     assert [r["noisy"] for r in rows] == [False, True]
 
 
@@ -56,18 +58,18 @@ def test_file_sizes(tmp_path):
 
 def test_time_calls_needs_runs_and_seconds():
     calls = []
-    times = bench.time_calls(lambda: calls.append(1), min_runs=7, min_seconds=0,
+    times = timing.time_calls(lambda: calls.append(1), min_runs=7, min_seconds=0,
                              warmup_runs=3, warmup_seconds=0)
     assert len(calls) == 10 and times.shape == (7,) and np.all(times >= 0)
     start = time.perf_counter()
-    times = bench.time_calls(lambda: time.sleep(0.001), min_runs=2, min_seconds=0.05,
+    times = timing.time_calls(lambda: time.sleep(0.001), min_runs=2, min_seconds=0.05,
                              warmup_runs=0, warmup_seconds=0.02)
     assert len(times) > 2 and times.sum() >= 0.05  # the seconds bound, not the runs, stopped it
     assert time.perf_counter() - start >= 0.07     # warm-up time came first
 
 
 def test_row_keeps_the_contract_keys_first():
-    latency = bench.latency_stats(np.array([0.001, 0.002]))
+    latency = timing.latency_stats(np.array([0.001, 0.002]))
     accuracy = {"accuracy": 0.9, "agreement": 1.0, "mean_abs_dlogit": 0.0,
                 "per_class_accuracy": {"a": 0.9}}
     r = bench.row("n", "int8", "tflite", accuracy, {"size_bytes": 1, "gzip_bytes": 1}, latency,
@@ -77,7 +79,8 @@ def test_row_keeps_the_contract_keys_first():
 
 
 def test_memory_of_a_fresh_tflite_process(tmp_path):
-    from tftool import convert, models
+    from tftool import models
+    from tftool.export import convert
 
     path = tmp_path / "m.tflite"
     path.write_bytes(convert.to_tflite(models.build("small_cnn", (8, 8, 1), 10, width=8),

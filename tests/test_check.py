@@ -3,7 +3,8 @@ import os
 import pytest
 
 from conftest import error_lines, run_cli
-from tftool import check, models
+from tftool import models
+from tftool.optimize import check
 
 
 @pytest.fixture(scope="module")
@@ -78,7 +79,7 @@ def test_cli_names_the_layer_and_fails(unsupported_model, tmp_path):
 
 
 def test_quantize_stops_before_training(unsupported_model, tmp_path):
-    from tftool import workdir
+    from tftool import io as workdir
 
     work = tmp_path / "w"
     unsupported_model.save(str(work / "float" / "model.h5"))

@@ -1,7 +1,7 @@
 import os
 
 from conftest import error_lines, run_cli
-from tftool import cli
+from tftool.cli import common as cli
 
 
 def test_make_keeps_absl_flagfile_and_drops_foreign_flags(capsys):

@@ -2,9 +2,10 @@ import numpy as np
 import pytest
 import tf_keras as keras
 
-from tftool import convert, models
+from tftool import models
+from tftool.export import convert
 from tftool.optimize import qat
-from tftool.runner import Runner
+from tftool.litert import Runner
 
 
 @pytest.fixture(scope="module")

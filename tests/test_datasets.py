@@ -1,6 +1,6 @@
 import numpy as np
 
-from tftool.datasets import digits as digits_builder
+from tftool.data import digits as digits_builder
 
 
 def test_digits_split_sizes_and_shapes(digits):

@@ -3,7 +3,8 @@ import pytest
 import tensorflow as tf
 import tf_keras as keras
 
-from tftool import models, trainer
+from tftool import models
+from tftool.train import fit as trainer
 from tftool.optimize import distill, qat
 
 

@@ -1,6 +1,6 @@
 import numpy as np
 
-from tftool import export
+from tftool.cli import export
 
 
 def test_gate_allows_exactly_the_allowed_drop(tmp_path):

@@ -116,7 +116,8 @@ def test_nan_in_epoch_2_keeps_epoch_1_backup_and_says_so(tmp_path, digits):
     import tensorflow as tf
     import tf_keras as keras
 
-    from tftool import UserError, models, trainer
+    from tftool import UserError, models
+    from tftool.train import fit as trainer
 
     class PoisonEpoch2(keras.callbacks.Callback):
         def on_epoch_begin(self, epoch, logs=None):
@@ -153,7 +154,7 @@ def test_nan_from_a_huge_learning_rate_is_one_line(tmp_path, tfds_dir):
 
 # ---- disk full -------------------------------------------------------------------------------
 def test_enospc_in_atomic_write_keeps_the_old_file(tmp_path, monkeypatch):
-    from tftool import UserError, workdir
+    from tftool import UserError, io as workdir
 
     path = str(tmp_path / "m.tflite")
     workdir.write_bytes(path, b"old complete file")
@@ -170,7 +171,7 @@ def test_enospc_in_atomic_write_keeps_the_old_file(tmp_path, monkeypatch):
 
 ENOSPC_EXPORT = textwrap.dedent("""
     import builtins, errno, sys
-    import tftool.workdir as workdir
+    import tftool.io as workdir
 
     class HalfThenFull:
         # writes half of what it is given, then fails as a full disk does
@@ -186,7 +187,7 @@ ENOSPC_EXPORT = textwrap.dedent("""
         return HalfThenFull(f) if "w" in mode and str(path).endswith(".tflite") else f
 
     workdir.open = full_disk_open  # the atomic writers' open; nothing else is touched
-    from tftool import export
+    from tftool.cli import export
     sys.argv = ["export"] + sys.argv[1:]
     export.cli_main()
 """)
@@ -226,7 +227,7 @@ def test_benchmark_refuses_truncated_tflite(trained, tmp_path):
 
 def test_runner_refuses_non_tflite(tmp_path):
     from tftool import UserError
-    from tftool.runner import Runner
+    from tftool.litert import Runner
 
     (tmp_path / "x.tflite").write_bytes(b"\x89PNG\r\n\x1a\n" + b"\0" * 100)
     with pytest.raises(UserError, match="x.tflite is not a valid .tflite model"):
@@ -311,7 +312,8 @@ def test_bad_flags_are_one_line(args, line, tmp_path):
 def test_warmup_as_long_as_the_run_is_one_line(tmp_path, digits):
     import tensorflow as tf
 
-    from tftool import UserError, models, trainer
+    from tftool import UserError, models
+    from tftool.train import fit as trainer
 
     config = trainer.TrainConfig(epochs=1, lr_schedule="cosine_warmup", warmup_epochs=1.0)
     with pytest.raises(UserError, match=r"--warmup_epochs=1 leaves no epoch after warm-up with "

@@ -84,7 +84,8 @@ def test_two_workers_train_in_sync_and_only_the_chief_writes(tmp_path, tfds_dir,
 
 
 def test_multi_worker_without_tf_config(monkeypatch):
-    from tftool import UserError, strategy
+    from tftool import UserError
+    from tftool.train import strategy
 
     monkeypatch.delenv("TF_CONFIG", raising=False)
     with pytest.raises(UserError) as e:
@@ -99,7 +100,8 @@ def test_multi_worker_without_tf_config(monkeypatch):
      "is not in its cluster"),
 ])
 def test_bad_tf_config(raw, message, monkeypatch):
-    from tftool import UserError, strategy
+    from tftool import UserError
+    from tftool.train import strategy
 
     monkeypatch.setenv("TF_CONFIG", raw)
     with pytest.raises(UserError, match=message):

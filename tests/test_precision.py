@@ -4,8 +4,11 @@ import pytest
 import tensorflow as tf
 import tf_keras as keras
 
-from tftool import UserError, convert, models, precision, trainer
-from tftool.runner import Runner
+from tftool import UserError, models
+from tftool.export import convert
+from tftool.train import precision
+from tftool.train import fit as trainer
+from tftool.litert import Runner
 
 
 @pytest.fixture

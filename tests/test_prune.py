@@ -3,7 +3,10 @@ import pytest
 import tensorflow as tf
 import tf_keras as keras
 
-from tftool import UserError, convert, data, models, sparsity, trainer
+from tftool import UserError, data, models
+from tftool.export import convert
+from tftool.benchmark import sparsity
+from tftool.train import fit as trainer
 from tftool.optimize import prune
 
 

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from tftool import models, workdir
+from tftool import models, io as workdir
 from tftool.optimize import qat
 
 

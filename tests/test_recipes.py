@@ -9,7 +9,7 @@ from conftest import REPO
 PARSE = """
 import sys
 from absl import flags
-from tftool import train  # defines the training flags
+from tftool.cli import train  # defines the training flags
 for path in sys.argv[1:]:
     flags.FLAGS.unparse_flags()
     flags.FLAGS(["tftool-train", "--flagfile=" + path])

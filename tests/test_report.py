@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from tftool import report
+from tftool.benchmark import report
 
 
 def _row(variant, fmt, accuracy, size, p50, threads=1, batch=1, xnnpack=True, noisy=False):

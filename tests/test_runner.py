@@ -1,8 +1,9 @@
 import numpy as np
 import pytest
 
-from tftool import UserError, convert, models
-from tftool.runner import Runner
+from tftool import UserError, models
+from tftool.export import convert
+from tftool.litert import Runner
 
 
 @pytest.fixture(scope="module")

@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import tf_keras as keras
 
-from tftool import schedules
+from tftool.train import schedules
 
 
 def values(schedule, steps):

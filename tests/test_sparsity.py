@@ -2,7 +2,9 @@ import numpy as np
 import pytest
 import tf_keras as keras
 
-from tftool import UserError, convert, sparsity
+from tftool import UserError
+from tftool.export import convert
+from tftool.benchmark import sparsity
 
 
 def dense_model(zero_fraction):

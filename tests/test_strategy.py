@@ -2,7 +2,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tftool import models, strategy, trainer
+from tftool import models
+from tftool.train import strategy
+from tftool.train import fit as trainer
 
 
 def test_two_cpu_replicas_train_in_sync():

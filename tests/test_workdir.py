@@ -2,7 +2,7 @@ import os
 
 import pytest
 
-from tftool import UserError, workdir
+from tftool import UserError, io as workdir
 
 
 def test_atomic_write_keeps_old_file_on_failure(tmp_path):

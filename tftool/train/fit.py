@@ -16,7 +16,8 @@ import os
 import time
 
 import tftool  # noqa: F401  (Keras 2 before TensorFlow)
-from tftool import UserError, data as data_lib, schedules
+from tftool import UserError, data as data_lib
+from tftool.train import schedules
 
 from absl import logging
 import tensorflow as tf

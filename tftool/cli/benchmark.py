@@ -17,7 +17,9 @@ import os
 import platform
 
 import tftool  # noqa: F401  (Keras 2 before TensorFlow)
-from tftool import UserError, bench, cli, data as data_lib, measure, report, workdir
+from tftool.cli import common as cli
+from tftool.benchmark import measure, report, rows as bench, timing
+from tftool import UserError, data as data_lib, io as workdir
 
 from absl import flags
 
@@ -34,13 +36,13 @@ flags.DEFINE_list("batch_sizes", ["1", "32"],
 flags.DEFINE_list("xnnpack", ["on", "off"],
                   "TFLite runtimes: on = default delegates (XNNPACK), off = builtin reference "
                   "kernels (OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES).")
-flags.DEFINE_integer("min_runs", bench.TIMING_DEFAULTS["min_runs"],
+flags.DEFINE_integer("min_runs", timing.TIMING_DEFAULTS["min_runs"],
                      "Timed runs per row, at least (benchmark_model --num_runs).")
-flags.DEFINE_float("min_seconds", bench.TIMING_DEFAULTS["min_seconds"],
+flags.DEFINE_float("min_seconds", timing.TIMING_DEFAULTS["min_seconds"],
                    "Seconds of timed runs per row, at least (benchmark_model --min_secs).")
-flags.DEFINE_integer("warmup_runs", bench.TIMING_DEFAULTS["warmup_runs"],
+flags.DEFINE_integer("warmup_runs", timing.TIMING_DEFAULTS["warmup_runs"],
                      "Untimed runs before timing, at least.")
-flags.DEFINE_float("warmup_seconds", bench.TIMING_DEFAULTS["warmup_seconds"],
+flags.DEFINE_float("warmup_seconds", timing.TIMING_DEFAULTS["warmup_seconds"],
                    "Seconds of untimed runs before timing, at least.")
 flags.DEFINE_float("max_cv", 0.05,
                    "Rows whose p50 CV is above this are flagged noisy: the coefficient of "
@@ -117,9 +119,9 @@ def main(argv):
     threads = _sorted_ints(FLAGS.threads)
     batch_sizes = _sorted_ints(FLAGS.batch_sizes)
     xnnpack = [v == "on" for v in dict.fromkeys(FLAGS.xnnpack)]
-    timing = {"min_runs": FLAGS.min_runs, "min_seconds": FLAGS.min_seconds,
+    timing_settings = {"min_runs": FLAGS.min_runs, "min_seconds": FLAGS.min_seconds,
               "warmup_runs": FLAGS.warmup_runs, "warmup_seconds": FLAGS.warmup_seconds}
-    bench.set_tf_threads(max(threads))  # before TensorFlow's first op (accuracy pass only)
+    timing.set_tf_threads(max(threads))  # before TensorFlow's first op (accuracy pass only)
     settings = cli.data_settings("benchmark")
     name = FLAGS.name or cli.default_name(FLAGS.workdir)
     paths = sorted(glob.glob(os.path.join(FLAGS.export_dir, f"{glob.escape(name)}_*.tflite")))
@@ -133,13 +135,13 @@ def main(argv):
     float_logits = model.predict(images, batch_size=256, verbose=0)
     load_before = machine()["load_average"]
     rows = bench.keras_rows(float_path, name, float_logits, labels, dataset.class_names,
-                            images.shape[1:], threads, batch_sizes, timing)
+                            images.shape[1:], threads, batch_sizes, timing_settings)
     for path in paths:
         variant = os.path.basename(path)[len(name) + 1:-len(".tflite")]
         rows += bench.tflite_rows(path, name, variant, images, labels, float_logits,
-                                  dataset.class_names, threads, batch_sizes, xnnpack, timing)
+                                  dataset.class_names, threads, batch_sizes, xnnpack, timing_settings)
         print(f"{path}: measured", flush=True)
-    bench.flag_noisy(rows, FLAGS.max_cv)
+    timing.flag_noisy(rows, FLAGS.max_cv)
     if FLAGS.memory:
         peaks = {}
         for r in rows:

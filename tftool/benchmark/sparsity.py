@@ -24,9 +24,9 @@ def kernel_sparsity(model_path=None, model_content=None):
       list of {"op": op name, "tensor": tensor name, "zeros": int, "size": int}, one per
       kernel tensor, in op order (names can repeat in QAT models, so not a dict).
     Raises:
-      UserError: not a valid .tflite model (runner.Runner's check).
+      UserError: not a valid .tflite model (litert.Runner's check).
     """
-    from tftool.runner import Runner
+    from tftool.litert import Runner
 
     interpreter = Runner(model_path=model_path, model_content=model_content).interpreter
     tensors = {d["index"]: d for d in interpreter.get_tensor_details()}

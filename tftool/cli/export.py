@@ -18,8 +18,11 @@ import os
 import sys
 
 import tftool  # noqa: F401  (Keras 2 before TensorFlow)
-from tftool import UserError, bench, cli, convert, data as data_lib, workdir
-from tftool.runner import Runner
+from tftool.cli import common as cli
+from tftool.benchmark import rows as bench
+from tftool import UserError, data as data_lib, io as workdir
+from tftool.export import convert
+from tftool.litert import Runner
 
 from absl import flags
 

@@ -10,7 +10,7 @@ import sys
 import tempfile
 
 import tftool  # noqa: F401  (Keras 2 before TensorFlow)
-from tftool import UserError, workdir
+from tftool import UserError, io as workdir
 
 from absl import app, flags, logging
 
@@ -40,7 +40,7 @@ DATA_FLAGS = ("dataset", "data_dir", "manual_dir", "channels", "image_size")
 def define_training_flags(epochs, learning_rate, lr_schedule="cosine", augment=True,
                           per_replica_batch_size=64, warmup_epochs=0.0):
     """Defines the flags of a stage that trains, with that stage's defaults."""
-    from tftool import schedules, strategy, trainer
+    from tftool.train import fit as trainer, schedules, strategy
 
     flags.DEFINE_integer("epochs", epochs, "Training epochs (≥ 1).")
     flags.DEFINE_integer("per_replica_batch_size", per_replica_batch_size,
@@ -87,7 +87,7 @@ def define_training_flags(epochs, learning_rate, lr_schedule="cosine", augment=T
 
 def train_config(dataset):
     """A trainer.TrainConfig from the training flags; hflip defaults from the data set."""
-    from tftool import trainer
+    from tftool.train import fit as trainer
 
     hflip = dataset.hflip_safe if FLAGS.hflip is None else FLAGS.hflip
     return trainer.TrainConfig(
@@ -101,7 +101,7 @@ def train_config(dataset):
 
 def build_strategy():
     """The strategy from --strategy/--num_gpus/--cpu_replicas (call before any TF op)."""
-    from tftool import strategy
+    from tftool.train import strategy
 
     built = strategy.build(FLAGS.strategy, FLAGS.num_gpus, FLAGS.cpu_replicas)
     logging.info("strategy %s", strategy.describe(built))
@@ -110,7 +110,7 @@ def build_strategy():
 
 def is_chief(strategy):
     """Whether this process writes files (False only on non-chief multi-worker workers)."""
-    from tftool import strategy as strategy_lib
+    from tftool.train import strategy as strategy_lib
 
     return strategy is None or strategy_lib.is_chief(strategy)
 
@@ -215,7 +215,7 @@ def write_stage(stage, model, metrics, strategy=None):
     sync-on-read variables, a collective); non-chief workers write into a temporary directory
     that is deleted afterwards, as in the TF multi-worker guide.
     """
-    from tftool import precision
+    from tftool.train import precision
 
     model = precision.to_float32(model)
     chief = is_chief(strategy)

@@ -7,8 +7,9 @@ A re-run resumes an interrupted run (BackupAndRestore) or skips a complete one.
 import os
 
 import tftool  # noqa: F401  (Keras 2 before TensorFlow)
-from tftool import cli, data as data_lib, models, precision, trainer, workdir
-from tftool import strategy as strategy_lib
+from tftool.cli import common as cli
+from tftool import data as data_lib, models,   io as workdir
+from tftool.train import fit as trainer, precision, strategy as strategy_lib
 
 from absl import flags
 

@@ -1,4 +1,4 @@
-"""Measurements that need a fresh process: `python -m tftool.measure` reads a JSON task on stdin.
+"""Measurements that need a fresh process: `python -m tftool.benchmark.measure` reads a JSON task on stdin.
 
 Why a process per measurement:
   keras_latency  TensorFlow fixes its intra-/inter-op thread pools at its first op, so a Keras
@@ -8,7 +8,7 @@ Why a process per measurement:
 GPUs are hidden from the child (CUDA_VISIBLE_DEVICES=-1): the Keras model is timed on the
 same CPU threads as the TFLite interpreter.
 
-Internal: the benchmark stage calls `in_subprocess(task)`; the child prints one line
+Internal: benchmark/rows.py calls `in_subprocess(task)`; the child prints one line
 `TFTOOL_RESULT <json>` on stdout.
 """
 import json
@@ -28,7 +28,7 @@ def in_subprocess(task, timeout=3600):
     Raises: RuntimeError with the child's last stderr lines when it fails.
     """
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": "-1", "TF_CPP_MIN_LOG_LEVEL": "2"}
-    proc = subprocess.run([sys.executable, "-m", "tftool.measure"], input=json.dumps(task),
+    proc = subprocess.run([sys.executable, "-m", "tftool.benchmark.measure"], input=json.dumps(task),
                           capture_output=True, text=True, env=env, timeout=timeout)
     for line in reversed(proc.stdout.splitlines()):
         if line.startswith(MARKER):
@@ -38,15 +38,16 @@ def in_subprocess(task, timeout=3600):
 
 
 def keras_latency_task(model_path, input_shape, num_threads, batch_sizes, timing):
-    """In this (fresh) process: TF threads = num_threads, then bench.keras_latency per batch.
+    """In this (fresh) process: TF threads = num_threads, then timing.keras_latency per batch.
 
     Returns: [latency_stats dict] in the order of `batch_sizes`.
     """
-    from tftool import bench, workdir
+    from tftool import io
+    from tftool.benchmark import timing
 
-    bench.set_tf_threads(num_threads)  # before TensorFlow's first op
-    model = workdir.load_model(model_path)
-    return [bench.keras_latency(model, tuple(input_shape), b, **timing) for b in batch_sizes]
+    timing.set_tf_threads(num_threads)  # before TensorFlow's first op
+    model = io.load_model(model_path)
+    return [timing.keras_latency(model, tuple(input_shape), b, **timing) for b in batch_sizes]
 
 
 def _rss_bytes():
@@ -72,22 +73,22 @@ def memory_task(path, fmt, num_threads):
     Returns: {"peak_rss_bytes": peak RSS of the whole process, "runtime_rss_bytes": RSS after
       importing the runtime, before loading the model} in bytes.
     """
-    from tftool import bench
+    from tftool.benchmark import timing
 
     if fmt == "keras":
-        from tftool import workdir
+        from tftool import io
         import tensorflow as tf  # noqa: F401
 
-        bench.set_tf_threads(num_threads)
+        timing.set_tf_threads(num_threads)
         runtime = _rss_bytes()
-        model = workdir.load_model(path)
-        model(bench.fixed_input(1, tuple(model.input_shape[1:])), training=False).numpy()
+        model = io.load_model(path)
+        model(timing.fixed_input(1, tuple(model.input_shape[1:])), training=False).numpy()
     elif fmt == "tflite":
-        from tftool.runner import Runner
+        from tftool.litert import Runner
 
         runtime = _rss_bytes()
         runner = Runner(model_path=path, num_threads=num_threads)
-        runner(bench.fixed_input(1, runner.input_shape))
+        runner(timing.fixed_input(1, runner.input_shape))
     else:
         raise ValueError(f"unknown format {fmt!r}; allowed: keras, tflite")
     return {"peak_rss_bytes": _peak_rss_bytes(), "runtime_rss_bytes": runtime}

@@ -1,7 +1,7 @@
 """Data sets through TFDS, tf.data input pipelines, augmentation and calibration data.
 
 Three kinds of `--dataset`:
-  digits          the UCI handwritten digits bundled with scikit-learn (tftool/datasets/digits.py)
+  digits          the UCI handwritten digits bundled with scikit-learn (tftool/data/digits.py)
   <catalog name>  any TFDS catalog data set with image/label supervised keys (mnist, cifar10, ...);
                   `data_dir` and `manual_dir` are passed to TFDS so prepared data works offline
   folder:PATH     PATH/train/<class>/*.png|jpg and PATH/test/<class>/... (tfds.ImageFolder;
@@ -72,7 +72,7 @@ def load(dataset, data_dir=None, manual_dir=None, channels=None, download=True,
     if dataset.startswith(FOLDER_PREFIX):
         return _load_folder(dataset[len(FOLDER_PREFIX):], channels, skip_corrupt)
     if dataset == "digits":
-        from tftool.datasets import digits
+        from tftool.data import digits
         builder = digits.Digits(data_dir=data_dir)
         builder.download_and_prepare()
     else:

@@ -1,0 +1,238 @@
+"""Pre-flight check: which layers of a model tfmot cannot quantize or prune: `tftool-check`.
+
+Examples:
+  python -m tftool.check --model=mobilenet_v2 --image_size=96 --channels=3
+  python -m tftool.check --model=path/to/model.h5
+  python -m tftool.check --workdir=workdir --stage=float
+Prints, for each purpose (--purpose=quantize,prune), every layer tfmot cannot handle and what
+to do about it, and exits 1 when a layer would stop `tftool-quantize` / `tftool-prune`.
+
+The verdicts come from tfmot's own registries and code paths, not from a list kept here:
+  quantize  tfmot's quantize_apply is run on a copy of the model with the scheme's own layout
+            transforms (Conv+BN folding, ...) and a registry that records every layer the
+            scheme's QuantizeRegistry does not support instead of stopping at the first.
+            tftool's additions (qat.OUTPUT_ONLY_LAYERS) are applied as tftool-quantize would.
+  prune     every layer is tested as PruneLowMagnitude tests it: PruneRegistry.supports(), a
+            PrunableLayer, or a get_prunable_weights method.
+The library function `unsupported_layers` is what tftool-quantize (and the prune stage) call
+before any training time is spent.
+"""
+import os
+import sys
+
+import tftool  # noqa: F401  (Keras 2 before TensorFlow)
+from tftool import UserError
+
+PURPOSES = ("quantize", "prune")
+
+
+def _finding(layer, reason, fix, blocking=True):
+    return {"layer": layer.name, "class": type(layer).__name__, "reason": reason, "fix": fix,
+            "blocking": blocking}
+
+
+def _has_weights(layer):
+    return bool(layer.weights)
+
+
+def _nested_and_lambda(model, purpose):
+    """Findings tfmot raises (or warns) about before its registry is consulted."""
+    import tf_keras as keras
+
+    findings = []
+    for layer in model.layers:
+        if isinstance(layer, keras.Model):
+            if purpose == "quantize":
+                findings.append(_finding(
+                    layer, "a model nested in the model: tfmot cannot quantize a model inside a "
+                    "model", "build it flat: call the inner model's layers on your tensors (for "
+                    "keras.applications pass input_tensor=), as models.mobilenet_v2 does"))
+            elif not (isinstance(layer, keras.Sequential) or layer._is_graph_network):
+                findings.append(_finding(layer, "a subclassed model nested in the model",
+                                         "rebuild it as a functional or Sequential model"))
+        elif purpose == "quantize" and isinstance(layer, keras.layers.Lambda):
+            findings.append(_finding(
+                layer, "a Lambda layer: tfmot would leave it unquantized, and its model clone "
+                "refuses to deserialize a Python lambda (Keras safe mode)",
+                "replace it with a custom layer (or a built-in one, e.g. Rescaling) and "
+                "annotate it with quantize_annotate_layer(layer, quantize_config=...)"))
+    return findings
+
+
+def _quantize_findings(model, scheme):
+    """Runs tfmot's quantize_apply with a recording registry; returns the findings."""
+    import tensorflow_model_optimization as tfmot
+    from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
+        default_8bit_quantize_configs as configs)
+    import tf_keras as keras
+
+    from tftool.optimize import qat
+
+    if not (isinstance(model, keras.Sequential) or model._is_graph_network):
+        return [_finding(model, "a subclassed model: tfmot only quantizes functional and "
+                         "Sequential models", "rebuild it with the functional API")]
+    findings = _nested_and_lambda(model, "quantize")
+    if any(f["blocking"] for f in findings):
+        return findings  # quantize_annotate_model raises before any layer is looked at
+    base = qat.get_scheme(scheme)
+    registry = base.get_quantize_registry()
+    missing = []
+
+    class RecordingRegistry:
+        """The scheme's registry, except that it records unsupported layers and lets them
+        through with a no-op config, so one pass finds all of them."""
+
+        def supports(self, layer):
+            if not registry.supports(layer):
+                missing.append(layer)
+            return True
+
+        def get_quantize_config(self, layer):
+            if registry.supports(layer):
+                return registry.get_quantize_config(layer)
+            return configs.NoOpQuantizeConfig()
+
+    class RecordingScheme(type(base)):
+        def __init__(self):  # noqa: D107  (the base scheme object is already built)
+            self.__dict__.update(base.__dict__)
+
+        def get_layout_transformer(self):
+            return base.get_layout_transformer()
+
+        def get_quantize_registry(self):
+            return RecordingRegistry()
+
+    with tfmot.quantization.keras.quantize_scope():
+        tfmot.quantization.keras.quantize_apply(qat.annotate(model), RecordingScheme())
+    seen = set()
+    for layer in missing:
+        if layer.name in seen:
+            continue
+        seen.add(layer.name)
+        findings.append(_finding(layer, *_quantize_advice(layer)))
+    return findings
+
+
+# Advice only: which supported layer usually stands in for an unsupported one. The verdicts
+# themselves come from tfmot's registries.
+REPLACEMENTS = {
+    "PReLU": "ReLU or LeakyReLU", "ELU": "ReLU", "LayerNormalization":
+    "BatchNormalization right after a Conv2D/Dense (folded)", "Conv1D": "Conv2D on [N, 1, W, C]",
+    "SeparableConv1D": "SeparableConv2D", "LocallyConnected2D": "Conv2D",
+}
+
+
+def _quantize_advice(layer):
+    name = type(layer).__name__
+    if name in ("BatchNormalization", "SyncBatchNormalization"):
+        return ("not in tfmot's 8-bit registry; tfmot only folds a BatchNormalization that "
+                "directly follows a Conv2D, DepthwiseConv2D or Dense",
+                "move it right after a convolution or dense layer, or remove it")
+    if _has_weights(layer):
+        instead = REPLACEMENTS.get(name, "a layer the registry supports")
+        return (f"{name} is not in tfmot's 8-bit quantize registry",
+                f"replace it with {instead}, or annotate it with quantize_annotate_layer(layer, "
+                f"quantize_config=...) that says how to quantize its weights")
+    return (f"{name} is not in tfmot's 8-bit quantize registry",
+            "annotate it with quantize_annotate_layer(layer, tfmot's Default8BitOutputQuantize"
+            "Config()) (tftool does this for qat.OUTPUT_ONLY_LAYERS), or move it out of the "
+            "model into preprocessing")
+
+
+def _prune_findings(model):
+    from tensorflow_model_optimization.python.core.sparsity.keras import (
+        prunable_layer, prune_registry)
+    import tf_keras as keras
+
+    if not (isinstance(model, keras.Sequential) or model._is_graph_network):
+        return [_finding(model, "a subclassed model: tfmot only prunes functional and "
+                         "Sequential models", "rebuild it with the functional API")]
+    findings = _nested_and_lambda(model, "prune")
+
+    def walk(m):
+        for layer in m.layers:
+            if isinstance(layer, keras.layers.InputLayer):
+                continue  # clone_model never hands input layers to the wrapper
+            if isinstance(layer, keras.Model) and (isinstance(layer, keras.Sequential)
+                                                   or layer._is_graph_network):
+                yield from walk(layer)  # prune_low_magnitude recurses into these
+            else:
+                yield layer
+
+    for layer in walk(model):
+        if (isinstance(layer, prunable_layer.PrunableLayer)
+                or hasattr(layer, "get_prunable_weights")
+                or prune_registry.PruneRegistry.supports(layer)):
+            continue
+        name = type(layer).__name__
+        if _has_weights(layer):
+            fix = ("leave it unwrapped (wrap only the other layers: keras.models.clone_model "
+                   "with a clone_function that applies prune_low_magnitude to supported layers, "
+                   "tfmot's 'prune some layers' recipe); its weights stay dense. Or replace it "
+                   "with a supported layer, or implement PrunableLayer.get_prunable_weights")
+        else:
+            fix = ("it has no weights, so nothing is lost by leaving it unwrapped: wrap only "
+                   "the supported layers (keras.models.clone_model with a clone_function, "
+                   "tfmot's 'prune some layers' recipe) instead of prune_low_magnitude(model)")
+        findings.append(_finding(layer, f"{name} is not in tfmot's PruneRegistry: "
+                                 f"prune_low_magnitude(model) raises on it", fix,
+                                 blocking=_has_weights(layer)))
+    return findings
+
+
+def unsupported_layers(model, purpose="quantize", scheme="default"):
+    """The layers of `model` that tfmot cannot quantize or prune, with what to do about each.
+
+    Args:
+      model: a tf_keras model (functional or Sequential; a subclassed one is itself a finding).
+      purpose: "quantize" (QAT with qat.apply) or "prune" (prune_low_magnitude).
+      scheme: for "quantize", a qat.SCHEMES name ("default" or "prune_preserve").
+    Returns:
+      list of {"layer": name, "class": class name, "reason": str, "fix": str, "blocking": bool},
+      in model order; empty when every layer is supported. "blocking" findings stop the
+      stage (tfmot raises, or for pruning a layer's weights would silently stay dense);
+      the others are warnings (a weightless layer that is not in the PruneRegistry: harmless
+      when left unwrapped, though prune_low_magnitude(model) raises on it).
+    Raises:
+      ValueError: unknown purpose or scheme (lists the allowed ones).
+    """
+    if purpose == "quantize":
+        return _quantize_findings(model, scheme)
+    if purpose == "prune":
+        return _prune_findings(model)
+    raise ValueError(f"unknown purpose {purpose!r}; allowed: {', '.join(PURPOSES)}")
+
+
+def describe(findings, purpose):
+    """Human-readable lines: a verdict, then one line per finding."""
+    verb = {"quantize": "quantize", "prune": "prune"}[purpose]
+    blocking = [f for f in findings if f["blocking"]]
+    if not findings:
+        lines = [f"{purpose}: OK, tfmot can {verb} every layer"]
+    elif not blocking:
+        lines = [f"{purpose}: OK with {len(findings)} warning(s)"]
+    else:
+        lines = [f"{purpose}: {len(blocking)} layer(s) tfmot cannot {verb}"]
+    for f in findings:
+        kind = "unsupported" if f["blocking"] else "warning"
+        lines.append(f"  {kind}: {f['layer']} ({f['class']}): {f['reason']}. Fix: {f['fix']}.")
+    return lines
+
+
+def require_supported(model, purpose, what, scheme="default"):
+    """Raises UserError (one line) if `model` has a blocking finding for `purpose`.
+
+    `what` names the model in the message (e.g. its path). Warnings are printed to stderr.
+    """
+    findings = unsupported_layers(model, purpose, scheme)
+    for f in findings:
+        if not f["blocking"]:
+            print(f"warning: {what}: {f['layer']} ({f['class']}): {f['reason']}",
+                  file=sys.stderr)
+    blocking = [f for f in findings if f["blocking"]]
+    if blocking:
+        names = ", ".join(f"{f['layer']} ({f['class']})" for f in blocking)
+        raise UserError(f"tfmot cannot {purpose} {len(blocking)} layer(s) of {what}: {names}; "
+                        f"`tftool-check --model={what} --purpose={purpose}` says what to do "
+                        f"about each")
+    return findings
