@@ -10,7 +10,7 @@ import tftool  # noqa: F401  (Keras 2 before TensorFlow)
 
 import tensorflow_model_optimization as tfmot
 
-SCHEMES = ("default", "prune_preserve")
+SCHEMES = ("default", "prune_preserve", "cluster_preserve", "cluster_prune_preserve")
 
 # Layers tfmot's 8-bit registry lacks that tftool quantizes anyway, with tfmot's own
 # output-only config (int8 output, float math inside: an affine op TFLite runs as int8 MUL/ADD).
@@ -41,13 +41,27 @@ def annotate(model):
 
 
 def get_scheme(scheme):
-    """The tfmot QuantizeScheme object of `scheme` (one of SCHEMES). Raises ValueError."""
+    """The tfmot QuantizeScheme object of `scheme` (one of SCHEMES). Raises ValueError.
+
+    The collaborative-optimization schemes come from tfmot's public
+    tfmot.experimental.combine (https://www.tensorflow.org/model_optimization/guide/combine/
+    collaborative_optimization):
+      prune_preserve          PQAT, Default8BitPrunePreserveQuantizeScheme (pqat_example).
+      cluster_preserve        CQAT, Default8BitClusterPreserveQuantizeScheme(
+                              preserve_sparsity=False) (cqat_example). Note tfmot's default
+                              for preserve_sparsity is True, i.e. PCQAT; CQAT must say False.
+      cluster_prune_preserve  PCQAT, Default8BitClusterPreserveQuantizeScheme(
+                              preserve_sparsity=True) (pcqat_example).
+    """
+    combine = tfmot.experimental.combine
     if scheme == "default":
         return tfmot.quantization.keras.default_8bit.Default8BitQuantizeScheme()
     if scheme == "prune_preserve":
-        from tensorflow_model_optimization.python.core.quantization.keras.collab_opts.prune_preserve import (  # noqa: E501
-            default_8bit_prune_preserve_quantize_scheme as pqat)
-        return pqat.Default8BitPrunePreserveQuantizeScheme()
+        return combine.Default8BitPrunePreserveQuantizeScheme()
+    if scheme == "cluster_preserve":
+        return combine.Default8BitClusterPreserveQuantizeScheme(preserve_sparsity=False)
+    if scheme == "cluster_prune_preserve":
+        return combine.Default8BitClusterPreserveQuantizeScheme(preserve_sparsity=True)
     raise ValueError(f"unknown QAT scheme {scheme!r}; allowed: {', '.join(SCHEMES)}")
 
 
@@ -58,9 +72,14 @@ def apply(model, scheme="default"):
 
     Args:
       model: a functional or Sequential tf_keras model, float32 [N, H, W, C] -> [N, K].
-      scheme: "default" (8-bit, tfmot's Default8BitQuantizeScheme) or "prune_preserve"
+      scheme: "default" (8-bit, tfmot's Default8BitQuantizeScheme), "prune_preserve"
         (Default8BitPrunePreserveQuantizeScheme: keeps zero weights zero, for pruned models;
-        see https://www.tensorflow.org/model_optimization/guide/combine/pqat_example).
+        see https://www.tensorflow.org/model_optimization/guide/combine/pqat_example),
+        "cluster_preserve" (CQAT: a stripped clustered model keeps its centroids, so each
+        kernel keeps ≤ number_of_clusters values after int8; cqat_example) or
+        "cluster_prune_preserve" (PCQAT: a pruned-then-clustered model keeps both its
+        zeros and its centroids; pcqat_example). Pass the *stripped* clustered model
+        (cluster.strip): the scheme re-derives the centroids from the kernel's unique values.
     Raises:
       ValueError: unknown scheme (lists the allowed ones); tfmot's own ValueError/RuntimeError
         for a layer it cannot quantize (tftool.check.unsupported_layers lists them all first).
