@@ -1,0 +1,157 @@
+"""Measured figures of the issue-11 compression transforms on digits (8x8, 10 classes).
+
+    PYTHONPATH=. python benchmarks/compress_figures.py [--width=8] [--seed=0]
+
+Trains small_cnn (float), then from it: int8; clustered (16 clusters, per-layer) int8;
+CQAT int8; pruned 0.8 -> sparsity-preserving clustering -> PCQAT int8; 2:4-pruned int8;
+int16x8; and selective int8 on a copy of the float model with an activation-range outlier.
+Prints one row per variant: TFLite accuracy on the test split (359 images: 1 point = 3.6
+images), bytes, gzip bytes, and what the variant promises (sparsity, distinct values per
+output channel, 2:4 pattern). CPU only, ~2 minutes on 2 cores; not a test.
+"""
+import argparse
+import gzip
+import sys
+import tempfile
+import time
+
+import tftool  # noqa: F401  (Keras 2 before TensorFlow)
+
+import numpy as np
+import tensorflow as tf
+import tf_keras as keras
+
+from tftool import data, models
+from tftool.benchmark import sparsity
+from tftool.export import convert, debug
+from tftool.litert import Runner
+from tftool.optimize import cluster, prune, qat
+from tftool.train import fit as trainer
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--width", type=int, default=8)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--data_dir", default=None)
+    args = parser.parse_args()
+
+    digits = data.load("digits", data_dir=args.data_dir)
+    x, y = data.test_arrays(digits, (8, 8))
+    rep = data.representative_dataset(digits, (8, 8), 100)
+    strategy = tf.distribute.get_strategy()
+
+    def fit(model_fn, epochs, lr, callbacks=()):
+        config = trainer.TrainConfig(epochs=epochs, per_replica_batch_size=64, learning_rate=lr,
+                                     augment=False, seed=args.seed)
+        model, _ = trainer.train(strategy, model_fn, digits, (8, 8), config,
+                                 tempfile.mkdtemp(), extra_callbacks=callbacks)
+        return model
+
+    def tfl_accuracy(content):
+        return float(np.mean(np.argmax(Runner(model_content=content)(x), -1) == y))
+
+    rows = []
+
+    def row(name, content, **extra):
+        patterns = sparsity.kernel_patterns(model_content=content)
+        kernels = sparsity.kernel_sparsity(model_content=content)
+        rows.append(dict(variant=name, accuracy=tfl_accuracy(content), bytes=len(content),
+                         gzip=len(gzip.compress(content, 9)), patterns=patterns,
+                         kernels=kernels, **extra))
+        return rows[-1]
+
+    start = time.time()
+    float_model = fit(lambda: models.build("small_cnn", (8, 8, 1), 10, width=args.width),
+                      30, 5e-3)
+    float_acc = trainer.evaluate(float_model, digits, (8, 8))["test_accuracy"]
+    row("float32", convert.to_tflite(float_model, "float32"))
+    base = row("int8", convert.to_tflite(float_model, "int8", rep))
+    row("int16x8", convert.to_tflite(float_model, "int16x8", rep))
+
+    # Clustering: tfmot's guide fine-tunes with a learning rate well below the float run's.
+    clustered = cluster.strip(fit(lambda: cluster.apply(float_model, 16), 8, 1e-3))
+    row("clustered_int8", convert.to_tflite(clustered, "int8", rep),
+        keras_unique=cluster.unique_values(clustered))
+    cqat = fit(lambda: qat.apply(clustered, "cluster_preserve"), 4, 1e-4)
+    row("cqat_int8", convert.to_tflite(cqat, "qat_int8"))
+
+    # Prune -> cluster (sparsity kept) -> PCQAT.
+    steps = (digits.num_train // 64) * 8
+    pruned = prune.strip(fit(lambda: prune.apply(float_model, prune.schedule_steps(steps, 0.0,
+                                                                                    0.8)),
+                             8, 1e-3, [tfmot_step()]))
+    pc = cluster.strip(fit(lambda: cluster.apply(pruned, 16, preserve_sparsity=True,
+                                                 skip=prune.DEFAULT_SKIP), 6, 1e-3))
+    pcqat = fit(lambda: qat.apply(pc, "cluster_prune_preserve"), 4, 1e-4)
+    row("pcqat_int8", convert.to_tflite(pcqat, "qat_int8"),
+        pruned_layers=prune.select_layers(float_model))
+
+    # 2:4 structured pruning: tfmot fixes the mask at the first step, then fine-tunes.
+    two_four = prune.strip(fit(lambda: prune.apply(float_model, None,
+                                                   sparsity_m_by_n=(2, 4)),
+                               8, 1e-3, [tfmot_step()]))
+    row("pruned_2by4_int8", convert.to_tflite(two_four, "int8", rep),
+        pruned_layers=prune.select_layers(float_model))
+
+    # Selective int8 on a model built to break int8 (see tests/test_debug.py).
+    broken = with_activation_outlier(float_model)
+    broken_int8 = row("outlier_int8", convert.to_tflite(broken, "int8", rep))
+    content, kept = debug.selective_int8(
+        broken, rep, lambda c: tfl_accuracy(c) >= float_acc - 0.01, budget=3)
+    row("outlier_selective_int8", content,
+        kept=[f"{r['op']}({'+'.join(r['layers'])})" for r in kept])
+
+    print(f"small_cnn width {args.width}, digits, float Keras accuracy {float_acc:.4f}, "
+          f"{time.time() - start:.0f} s")
+    print(f"{'variant':24s} {'acc':>6s} {'Δfloat':>7s} {'bytes':>7s} {'gzip':>6s} "
+          f"{'gz/int8':>7s}  notes")
+    for r in rows:
+        notes = []
+        pruned_set = r.get("pruned_layers")
+        if pruned_set is not None:
+            sp = [k["zeros"] / k["size"] for k in r["kernels"]]
+            # Kernels in op order: the skipped first conv and logits are the ends.
+            notes.append("sparsity " + " ".join(f"{s:.2f}" for s in sp))
+        if r["variant"] in ("clustered_int8", "cqat_int8", "pcqat_int8"):
+            notes.append("unique/channel " + " ".join(str(p["unique_per_channel"])
+                                                      for p in r["patterns"]))
+        if r["variant"] == "pruned_2by4_int8":
+            notes.append("2:4 " + " ".join("y" if p["m_by_n"] else "n" for p in r["patterns"]))
+        if "kept" in r:
+            notes.append("kept float: " + ", ".join(r["kept"]))
+        print(f"{r['variant']:24s} {r['accuracy']:6.4f} {r['accuracy'] - float_acc:+7.4f} "
+              f"{r['bytes']:7d} {r['gzip']:6d} {r['gzip'] / base['gzip']:7.3f}  "
+              f"{'; '.join(notes)}")
+    print(f"outlier model: Keras float {trainer.evaluate(broken, digits, (8, 8))['test_accuracy']:.4f},"
+          f" plain int8 {broken_int8['accuracy']:.4f}")
+    return 0
+
+
+def tfmot_step():
+    import tensorflow_model_optimization as tfmot
+    return tfmot.sparsity.keras.UpdatePruningStep()
+
+
+def with_activation_outlier(model, scale=1000.0, channel=0):
+    """A float-equivalent copy of small_cnn whose last conv block's channel `channel` is
+    `scale`× larger (BN gamma and beta × scale; ReLU commutes with a positive scale) and whose
+    logits kernel row for that channel is ÷ scale: same float function, but the per-tensor
+    int8 range of that activation (and of the pooled features) grows ~scale×, so every other
+    channel rounds to zero."""
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    bn = copy.get_layer("bn1_1")
+    gamma, beta, mean, var = bn.get_weights()
+    gamma[channel] *= scale
+    beta[channel] *= scale
+    bn.set_weights([gamma, beta, mean, var])
+    logits = copy.get_layer("logits")
+    kernel, bias = logits.get_weights()
+    kernel[channel, :] /= scale
+    logits.set_weights([kernel, bias])
+    return copy
+
+
+if __name__ == "__main__":
+    sys.exit(main())
