@@ -79,7 +79,9 @@ def kernel_patterns(model_path=None, model_content=None, m=2, n=4):
     Returns:
       list, in op order, of {"op", "tensor", "shape": tuple, "unique": int (whole tensor),
       "unique_per_channel": int (largest count over output channels, OUTPUT_AXIS),
-      "m_by_n": bool, or None for DEPTHWISE_CONV_2D (no input-channel axis)}.
+      "m_by_n": bool, or None where no m:n pattern can apply: DEPTHWISE_CONV_2D (no
+      input-channel axis) or an input-channel count that is not a multiple of n (a first
+      conv on 1- or 3-channel images; tfmot would pad the group, trivially "passing")}.
     Raises:
       UserError: not a valid .tflite model. ValueError: not 0 < m < n.
     """
@@ -94,7 +96,8 @@ def kernel_patterns(model_path=None, model_content=None, m=2, n=4):
             "op": op, "tensor": name, "shape": tuple(int(d) for d in values.shape),
             "unique": int(len(np.unique(values))),
             "unique_per_channel": int(max(len(np.unique(row)) for row in per_channel)),
-            "m_by_n": None if axis is None else is_m_by_n(values, m, n, axis=axis),
+            "m_by_n": (None if axis is None or values.shape[axis] % n else
+                       is_m_by_n(values, m, n, axis=axis)),
         })
     return result
 
