@@ -127,3 +127,26 @@ def apply(model, scheme="default"):
     scheme_object = get_scheme(scheme)  # ValueError before any work
     with tfmot.quantization.keras.quantize_scope():  # clones need the config classes by name
         return tfmot.quantization.keras.quantize_apply(annotate(model), scheme_object)
+
+
+def load(path, source, scheme):
+    """A QAT model written by io.save_model, rebuilt as `apply(source, scheme)` with the saved
+    weights: the way to load CQAT/PCQAT models.
+
+    keras.models.load_model cannot load them (tfmot 0.8.1): the quantize config serializes
+    without its cluster-preserve weight quantizer, so the loaded layers get tfmot's plain
+    quantizer and 4 weights where the file has 7 ("Weight count mismatch for layer ...").
+    The cluster-preserve quantizer builds its centroid variables from the kernel it wraps, so
+    `source` must be the model the QAT run started from (the stripped clustered model).
+
+    Args:
+      path: the HDF5 file (io.save_model).
+      source: the model that was passed to `apply` (same layers, same distinct values).
+      scheme: the scheme that was passed to `apply` (one of SCHEMES).
+    Raises:
+      ValueError: unknown scheme, or the file does not fit the rebuilt model (Keras's
+        weight-count message).
+    """
+    model = apply(source, scheme)
+    model.load_weights(path)
+    return model
