@@ -115,8 +115,8 @@ def apply(model, number_of_clusters=16, cluster_centroids_init="kmeans_plus_plus
         kernels per channel, so clustering per channel loses less accuracy, for up to
         number_of_clusters × channels distinct values per kernel.
       preserve_sparsity: keep the zeros of a pruned model zero (tfmot's sparsity-preserving
-        clustering; Liu et al., tfmot "collaborative optimization" guide): one centroid is
-        pinned at 0 and the zero mask is fixed.
+        clustering, tfmot's "collaborative optimization" guide): one centroid is pinned at
+        0 and the zero mask is fixed.
       skip: kinds from prune.SKIP_KINDS and/or layer names left unclustered.
     Raises:
       ValueError: bad number_of_clusters or init (see `validate`), or a selected layer with
