@@ -43,11 +43,11 @@ def keras_latency_task(model_path, input_shape, num_threads, batch_sizes, timing
     Returns: [latency_stats dict] in the order of `batch_sizes`.
     """
     from tftool import io
-    from tftool.benchmark import timing
+    from tftool.benchmark import timing as timing_lib
 
-    timing.set_tf_threads(num_threads)  # before TensorFlow's first op
+    timing_lib.set_tf_threads(num_threads)  # before TensorFlow's first op
     model = io.load_model(model_path)
-    return [timing.keras_latency(model, tuple(input_shape), b, **timing) for b in batch_sizes]
+    return [timing_lib.keras_latency(model, tuple(input_shape), b, **timing) for b in batch_sizes]
 
 
 def _rss_bytes():

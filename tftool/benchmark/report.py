@@ -114,7 +114,7 @@ def summarize(rows):
         picked = [r for r in (one, every, big) if r]
         entries.append({
             "variant": variant, "format": fmt, "accuracy": base["accuracy"],
-            "agreement": base["agreement"], "mean_abs_dlogit": base.get("mean_abs_dlogit"),
+            "agreement": base["agreement"], "mean_abs_dprob": base.get("mean_abs_dprob"),
             "size_bytes": base["size_bytes"], "gzip_bytes": base["gzip_bytes"],
             "p50_1": one["latency_ms_p50"] if one else None,
             "p50_all": every["latency_ms_p50"] if every else None,

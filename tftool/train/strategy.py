@@ -15,7 +15,7 @@ import json
 import os
 
 import tftool  # noqa: F401  (Keras 2 before TensorFlow)
-from tftool import UserError
+from tftool import UserError, internals
 
 import tensorflow as tf
 
@@ -123,7 +123,7 @@ def multi_worker():
 
 
 def is_multi_worker(strategy):
-    return bool(strategy.extended._in_multi_worker_mode())  # noqa: SLF001 (no public API)
+    return internals.in_multi_worker_mode(strategy)
 
 
 def is_chief(strategy):

@@ -1,0 +1,118 @@
+"""Which variants to export, and exporting them: convert, evaluate, gate, write.
+
+`export(...)` is what `tftool-export` runs: every requested variant of every stage in the
+registry (stages.py) is converted (convert.py), all of them are evaluated on the test split
+in one streamed pass beside the float Keras model (evaluate.py), and each that passes the
+accuracy gate (gate.py) is written with its model card (card.py); a refused variant is not
+written, so an earlier file of that name stays as it was.
+"""
+import os
+
+import tftool  # noqa: F401  (Keras 2 before TensorFlow)
+from tftool import UserError, evaluate, io, stage_runner, stages
+from tftool.export import card, convert, gate
+
+
+def available(workdir):
+    """Every variant WORKDIR can give: its stage has a model of the kind the mode converts."""
+    return [v for v, (stage, _) in stages.VARIANTS.items()
+            if stages.has_model(workdir, stage)
+            and stages.fits(v, stage_runner.model_is_qat(workdir, stage))]
+
+
+def resolve(workdir, requested):
+    """The variants to export: `requested`, or (None) every variant WORKDIR can give.
+
+    Raises:
+      UserError: an unknown variant, a requested variant whose stage has no model, or whose
+        model is (not) QAT-wrapped; each names the fix.
+    """
+    if requested is None:
+        return available(workdir)
+    for variant in requested:
+        if variant not in stages.VARIANTS:
+            raise UserError(f"--variants: unknown variant {variant!r}; choose from "
+                            f"{', '.join(stages.VARIANTS)}")
+        stage, _ = stages.VARIANTS[variant]
+        if not stages.has_model(workdir, stage):
+            raise UserError(f"variant {variant}: "
+                            + stages.missing_model_message(workdir, stage)
+                            + f", or leave {variant} out of --variants")
+        qat = stage_runner.model_is_qat(workdir, stage)
+        if not stages.fits(variant, qat):
+            other = [v for v in stages.get(stage).variants if v != variant]
+            raise UserError(f"variant {variant} does not fit {os.path.join(workdir, stage)} "
+                            f"(its model is {'' if qat else 'not '}QAT-wrapped); export "
+                            f"{' or '.join(other)} instead")
+    return list(requested)
+
+
+def blank_representative_dataset(input_shape, num_samples):
+    """A representative_dataset of `num_samples` constant black float32 [1, H, W, C] images.
+
+    Calibrating on it gives int8 ranges that fit no real image: a deliberately broken
+    variant, for checking that the accuracy gate stops it (--calibration_data=blank).
+    """
+    import numpy as np
+
+    def gen():
+        for _ in range(num_samples):
+            yield [np.zeros((1, *input_shape), np.float32)]
+    return gen
+
+
+def export(workdir, export_dir, name, dataset, image_size, variants, representative_dataset,
+           max_accuracy_drop):
+    """Converts, evaluates, gates and writes `variants` into `export_dir`.
+
+    Args:
+      dataset: data.Dataset; image_size: (height, width) of the model input.
+      variants: names from stages.VARIANTS (resolve()).
+      representative_dataset: int8 calibration (data.representative_dataset).
+      max_accuracy_drop: the gate (fraction; 0.01 = 1 point).
+    Returns:
+      (written: [path], refused: [(variant, one-line reason)]).
+    Raises:
+      UserError: a stage's model or metrics is damaged; a file cannot be written.
+    """
+    from tftool import data
+    from tftool.litert import Runner
+
+    float_model = io.load_model(stages.model_path(workdir, "float"))
+    models, contents, runners = {"float": float_model}, {}, {}
+    for variant in variants:
+        stage, mode = stages.VARIANTS[variant]
+        if stage not in models:
+            models[stage] = io.load_model(stages.model_path(workdir, stage))
+        contents[variant] = convert.to_tflite(models[stage], mode,
+                                              representative_dataset=representative_dataset)
+        runners[variant] = Runner(model_content=contents[variant])
+    scorers = {"float": evaluate.keras_scorer(float_model),
+               **{v: evaluate.tflite_scorer(r) for v, r in runners.items()}}
+    results = evaluate.evaluate(scorers, data.test_batches(dataset, image_size),
+                                dataset.class_names, reference="float")
+    float_accuracy = results["float"]["accuracy"]
+    io.write_text(os.path.join(export_dir, "labels.txt"), "\n".join(dataset.class_names) + "\n")
+    written, refused = [], []
+    for variant in variants:
+        stage, _ = stages.VARIANTS[variant]
+        accuracy = results[variant]["accuracy"]
+        path = os.path.join(export_dir, f"{name}_{variant}.tflite")
+        ref_name, ref_accuracy = gate.reference(workdir, stages.get(stage).gate, float_accuracy)
+        reason = gate.refusal(variant, accuracy, ref_accuracy, max_accuracy_drop, path,
+                              ref_name)
+        if reason:
+            refused.append((variant, reason))
+            continue
+        model_card = card.model_card(name, variant, stage, runners[variant], dataset,
+                                     image_size, accuracy, results[variant]["examples"])
+        model_card["accuracy_gate"] = {"reference": ref_name,
+                                       "reference_accuracy": ref_accuracy,
+                                       "float_accuracy": float_accuracy,
+                                       "max_accuracy_drop": max_accuracy_drop}
+        io.write_bytes(path, contents[variant])
+        io.write_json(os.path.splitext(path)[0] + ".json", model_card)
+        print(f"{path}: {len(contents[variant]) / 1024:.1f} KiB, test accuracy {accuracy:.4f} "
+              f"(float {float_accuracy:.4f})")
+        written.append(path)
+    return written, refused
