@@ -141,20 +141,25 @@ def write_outputs(export_dir, name, rows, threads, batch_sizes, timing_settings,
         "Every row (threads × batch × XNNPACK, p90/p99/CV): benchmark.md, benchmark.json.",
     ]
     summary = report.summary_markdown(entries, title, notes)
+    # Every model card is read before anything is written: a damaged one stops the run with
+    # one line and leaves the previous benchmark files as they were.
+    cards = {}
+    for entry in entries:
+        if entry["format"] == "tflite":
+            path = os.path.join(export_dir, f"{name}_{entry['variant']}.json")
+            cards[entry["variant"]] = (path, io.read_json_object(
+                path, fix="run tftool-export again"))
     io.write_json(os.path.join(export_dir, "benchmark.json"), rows)
     io.write_text(os.path.join(export_dir, "benchmark.md"),
                   f"# {title}\n\n{report.markdown_table(rows)}")
     io.write_text(os.path.join(export_dir, "report.md"), summary)
     io.write_bytes(os.path.join(export_dir, "report.png"), report.plot_png(entries, title))
     for entry in entries:
-        card_path = os.path.join(export_dir, f"{name}_{entry['variant']}.json")
-        if entry["format"] != "tflite":
-            continue
-        card = io.read_json_object(card_path, fix="run tftool-export again")
+        path, card = cards.get(entry["variant"], (None, None))
         if card is None:
             continue
         variant_rows = [r for r in rows
                         if r["variant"] == entry["variant"] and r["format"] == "tflite"]
         card["benchmark"] = card_benchmark(variant_rows, entry, meta)
-        io.write_json(card_path, card)
+        io.write_json(path, card)
     return summary

@@ -237,13 +237,14 @@ _DEFINERS = {"string": flags.DEFINE_string, "integer": flags.DEFINE_integer,
              "list": flags.DEFINE_list}
 
 
-def define(names, defaults=None, flag_values=FLAGS):
+def define(names, defaults=None, flag_values=None):
     """Defines the flags `names` (keys of FLAG_SPECS) in `flag_values`, with `defaults`
     ({name: value}) replacing the table's default where an entry point needs another.
 
     Raises: KeyError for a name not in FLAG_SPECS (a new flag goes into the table).
     """
     defaults = defaults or {}
+    flag_values = FLAGS if flag_values is None else flag_values
     for name in names:
         spec = FLAG_SPECS[name]
         default = defaults.get(name, spec.default)
@@ -334,9 +335,10 @@ def default_name(workdir):
 NOT_RECORDED = ("overwrite",)
 
 
-def flags_text(flag_values=FLAGS):
-    """The resolved tftool flags in absl flagfile form (one --name=value a line), without the
-    run-control flags of NOT_RECORDED."""
+def flags_text(flag_values=None):
+    """The resolved tftool flags (of `flag_values`, default this entry point's) in absl
+    flagfile form, one --name=value a line, without the run-control flags of NOT_RECORDED."""
+    flag_values = FLAGS if flag_values is None else flag_values
     lines = set()
     for name in FLAG_SPECS:
         if name in flag_values and name not in NOT_RECORDED:
@@ -393,13 +395,11 @@ def os_error_line(e):
     return f"{path}: {reason}; {fix}" if path else f"{reason}; {fix}"
 
 
-def run(prog, main):
-    """absl `app.run(main)` for entry point `prog` (e.g. "tftool-train"): every user-caused
-    failure becomes one line `<prog>: error: ...` on stderr and exit status 2."""
-    argv = sys.argv
-    if os.environ.get("TFTOOL_SHARED_FLAGS") == "1":
-        argv = drop_foreign_flags(argv, prog)
-
+def guarded(prog, main):
+    """`main` wrapped so that every user-caused failure becomes one line `<prog>: error: ...`
+    on stderr and exit status 2 (SystemExit), with no traceback: UserError, and OSError from
+    the file system (a file where a folder belongs, a folder that cannot be read or written,
+    a full disk)."""
     def wrapped(argv):
         if len(argv) > 1:
             fail(prog, f"unexpected arguments {' '.join(argv[1:])}; flags are --name=value")
@@ -411,8 +411,15 @@ def run(prog, main):
             if e.filename is None and e.errno is None:
                 raise  # not a file-system error: a bug, keep its traceback
             fail(prog, os_error_line(e))
+    return wrapped
 
-    app.run(wrapped, argv=argv)
+
+def run(prog, main):
+    """absl `app.run` of guarded(prog, main), for entry point `prog` (e.g. "tftool-train")."""
+    argv = sys.argv
+    if os.environ.get("TFTOOL_SHARED_FLAGS") == "1":
+        argv = drop_foreign_flags(argv, prog)
+    app.run(guarded(prog, main), argv=argv)
 
 
 def fail(prog, message):
