@@ -281,10 +281,20 @@ print("ok", flush=True)
 _USED = re.compile(r"\[RecordingMicroAllocator\] Arena allocation total (\d+) bytes")
 
 
+def _require_tflm():
+    """Raises UserError unless the tflite-micro package (setup.cfg pins it) is importable."""
+    try:
+        import tflite_micro  # noqa: F401
+    except ImportError as e:
+        raise UserError(f"TensorFlow Lite Micro's Python package is missing ({e}); install "
+                        f"tftool's dependencies again: pip install -e .") from e
+
+
 class _Prober:
     """Runs TFLM on one model with given arena sizes, each in a fresh Python process."""
 
     def __init__(self, tflite_bytes):
+        _require_tflm()
         model = _model(tflite_bytes)
         self.num_inputs = model.Subgraphs(0).InputsLength()
         self._dir = tempfile.TemporaryDirectory(prefix="tftool_micro_")
@@ -481,16 +491,23 @@ def compare_with_litert(tflite_bytes, images, labels=None, use_xnnpack=True, bat
     Raises:
       ValueError: images of another dtype than float32 or the input's, or a shape that does not
         match the input; labels of another length.
-      UserError: not a .tflite flatbuffer or an op TFLM lacks.
+      UserError: not a .tflite flatbuffer, an op TFLM lacks, or TFLM cannot allocate it in
+        MAX_ARENA_BYTES.
     """
+    _require_tflm()
     from tflite_micro import runtime
 
     from tftool.litert import Runner
 
     ops(tflite_bytes)
     litert = Runner(model_content=bytes(tflite_bytes), use_xnnpack=use_xnnpack)
-    tflm = runtime.Interpreter.from_bytes(bytes(tflite_bytes),
-                                          arena_size=max(64 * 1024, 10 * len(tflite_bytes)))
+    try:
+        # The largest arena we would ever ship: a comparison must not fail for arena size (the
+        # pages are not touched beyond what TFLM uses). In-process: with an ample arena the
+        # interpreter fails cleanly, unlike the tiny arenas _Prober tries.
+        tflm = runtime.Interpreter.from_bytes(bytes(tflite_bytes), arena_size=MAX_ARENA_BYTES)
+    except RuntimeError as e:
+        raise UserError(f"TensorFlow Lite Micro cannot run this model ({e})") from e
     in_dtype = litert.input_details["dtype"]
     out = litert.output_details
     agree = count = 0
