@@ -15,9 +15,9 @@ was made, and returns:
 Follows the TFLM guides "Get started with microcontrollers"
 (https://ai.google.dev/edge/litert/microcontrollers/get_started: the model is an `alignas(16)`
 C array, ops are registered on a MicroMutableOpResolver, the tensor arena "may need to be
-determined by experimentation") and TFLM's memory-management doc
-(https://github.com/tensorflow/tflite-micro/blob/main/tensorflow/lite/micro/docs/memory_management.md:
-RecordingMicroAllocator reports the arena actually used).
+determined by experimentation") and TFLM's memory-management doc, whose RecordingMicroAllocator
+reports the arena actually used:
+https://github.com/tensorflow/tflite-micro/blob/main/tensorflow/lite/micro/docs/memory_management.md
 
 Arena figures come from the `tflite-micro` Python interpreter (reference kernels, 64-bit host).
 On a board they differ: pointers in TFLM's per-tensor/per-node structs are 4 bytes on
