@@ -425,7 +425,7 @@ def read(tflite_bytes):
       {name, shape, dtype, quantization, content "FeatureProperties", kind
       "probabilities"|"logits", stats {min, max}}.
     Raises:
-      ValueError: not a TFLite model; it has no TFLITE_METADATA (say: export it with tftool);
+      ValueError: not a TFLite model; it has no TFLITE_METADATA (populate() adds it);
         the metadata lacks input/output tensor metadata or a TENSOR_AXIS_LABELS file; a file
         the metadata names is missing from the ZIP; the labels do not match the output size.
     """
@@ -438,8 +438,7 @@ def read(tflite_bytes):
         if _str(entry.Name()) == METADATA_FIELD_NAME:
             raw = model.Buffers(entry.Buffer()).DataAsNumpy()
     if raw is None or not hasattr(raw, "tobytes") or raw.size == 0:
-        raise ValueError("the model has no TFLite metadata (no TFLITE_METADATA buffer); "
-                         "populate it with tftool.export.metadata.populate (tftool-export does)")
+        raise ValueError("the model has no TFLite metadata (no TFLITE_METADATA buffer)")
     meta_buf = raw.tobytes()
     if meta_buf[4:8] != METADATA_FILE_IDENTIFIER:
         raise ValueError("the TFLITE_METADATA buffer is not a metadata flatbuffer (no M001)")
