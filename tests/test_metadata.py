@@ -8,80 +8,24 @@ import pytest
 import tftool
 from tftool.export import metadata
 import mediapipe_client
+import tiny_classifier
 from mediapipe_client import mediapipe_python  # noqa: F401  (fixture)
 
 LABELS = [f"digit {i}" for i in range(10)]
 
 
-def _tiny_rgb_model(keras):
-    """keras Input(8, 8, 3) "image" -> conv -> pool -> conv -> GAP -> Dense(10, softmax)."""
-    inputs = keras.Input(shape=(8, 8, 3), name="image")
-    x = keras.layers.Conv2D(16, 3, padding="same", activation="relu")(inputs)
-    x = keras.layers.MaxPooling2D(2)(x)
-    x = keras.layers.Conv2D(32, 3, padding="same", activation="relu")(x)
-    x = keras.layers.GlobalAveragePooling2D()(x)
-    outputs = keras.layers.Dense(10, activation="softmax", name="probabilities")(x)
-    return keras.Model(inputs, outputs)
-
-
 @pytest.fixture(scope="module")
 def rgb_digits(digits):
-    """(train uint8 [N, 8, 8, 3], train labels, test uint8 [M, 8, 8, 3], test labels)."""
-    def arrays(ds):
-        images, labels = zip(*ds.as_numpy_iterator())
-        return np.repeat(np.stack(images), 3, axis=-1), np.array(labels)
-    return (*arrays(digits.train), *arrays(digits.test))
+    return tiny_classifier.rgb_digits(digits)
 
 
 @pytest.fixture(scope="module")
-def trained(rgb_digits):
-    """The tiny RGB model trained for a few seconds on digits (test accuracy ≈ 0.9)."""
-    import tensorflow as tf
-    import tf_keras as keras
-
-    tf.keras.utils.set_random_seed(0)
-    x_train, y_train, x_test, y_test = rgb_digits
-    model = _tiny_rgb_model(keras)
-    model.compile(optimizer=keras.optimizers.Adam(0.01),
-                  loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    model.fit(x_train / 255.0, y_train, epochs=15, batch_size=64, verbose=0)
-    return model
+def trained(digits):
+    return tiny_classifier.trained_rgb(digits)
 
 
-def _convert(model, mode, calibration=None):
-    """float32, or full-integer int8 with uint8 input and `mode` = "uint8_<out dtype>"."""
-    import tensorflow as tf
-
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    if mode != "float32":
-        converter.optimizations = [tf.lite.Optimize.DEFAULT]
-        converter.representative_dataset = lambda: ([x[None].astype(np.float32) / 255.0]
-                                                    for x in calibration)
-        converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-        converter.inference_input_type = tf.uint8
-        converter.inference_output_type = {"uint8_uint8": tf.uint8,
-                                           "uint8_float32": tf.float32}[mode]
-    return converter.convert()
-
-
-def _litert_probabilities(tflite_bytes, images_uint8):
-    """LiteRT's own scores for uint8 pixels: uint8 inputs get the pixels, float32 pixel/255."""
-    from ai_edge_litert.interpreter import Interpreter
-
-    interpreter = Interpreter(model_content=tflite_bytes, num_threads=1)
-    interpreter.allocate_tensors()
-    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
-    scores = []
-    for image in images_uint8:
-        x = image[None] if inp["dtype"] == np.uint8 else image[None].astype(np.float32) / 255
-        interpreter.set_tensor(inp["index"], x)
-        interpreter.invoke()
-        y = interpreter.get_tensor(out["index"])[0]
-        if out["dtype"] != np.float32:
-            scale, zero_point = out["quantization"]
-            y = (y.astype(np.float32) - zero_point) * scale
-        scores.append(y)
-    return np.array(scores)
+_convert = tiny_classifier.convert
+_litert_probabilities = tiny_classifier.litert_scores
 
 
 def _populate(tflite_bytes, **overrides):
