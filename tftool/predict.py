@@ -1,4 +1,4 @@
-"""`python -m tftool.predict`: the entry point is tftool/cli/predict.py (console script tftool-predict)."""
+"""`python -m tftool.predict`: the entry point is tftool/cli/predict.py (tftool-predict)."""
 from tftool.cli.predict import cli_main
 
 if __name__ == "__main__":

@@ -105,7 +105,8 @@ def min_parser_version(metadata_buffer):
     versions = [(1, 0, 0)]
     files = _table_list(root, "AssociatedFiles")
     for s in _table_list(root, "SubgraphMetadata"):
-        for tensor in _table_list(s, "InputTensorMetadata") + _table_list(s, "OutputTensorMetadata"):
+        tensors = _table_list(s, "InputTensorMetadata") + _table_list(s, "OutputTensorMetadata")
+        for tensor in tensors:
             files += _table_list(tensor, "AssociatedFiles")
             versions += [_unit_version(meta_fb, u) for u in _table_list(tensor, "ProcessUnits")]
             content = tensor.Content()
