@@ -138,13 +138,10 @@ def _table_list(table, field):
 
 
 def _unit_version(meta_fb, unit):
-    kind = unit.OptionsType()
     options = meta_fb.ProcessUnitOptions
-    if kind in (options.BertTokenizerOptions, options.SentencePieceTokenizerOptions):
-        return _BERT
-    if kind == options.RegexTokenizerOptions:
-        return _REGEX
-    return (1, 0, 0)
+    return {options.BertTokenizerOptions: _BERT,
+            options.SentencePieceTokenizerOptions: _SENTENCE_PIECE,
+            options.RegexTokenizerOptions: _REGEX}.get(unit.OptionsType(), (1, 0, 0))
 
 
 # ---- populate ----------------------------------------------------------------------------------
