@@ -127,7 +127,7 @@ $(MEDIAPIPE_VENV)/.installed:
 
 predict: install
 	@test -n "$(MODEL)" -a -n "$(IMAGES)" || { echo 'usage: make predict MODEL=x.tflite IMAGES="a.png b.jpg"' >&2; exit 2; }
-	$(BIN)/tftool-predict --model=$(MODEL) --top_k=$(TOP_K) $(IMAGES)
+	$(BIN)/tftool-predict --tflite=$(MODEL) --top_k=$(TOP_K) $(IMAGES)
 
 test: $(VENV)/.installed-test $(MEDIAPIPE_VENV)/.installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

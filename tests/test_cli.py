@@ -9,7 +9,8 @@ from absl import flags
 from conftest import REPO
 from tftool.cli import common
 
-ENTRY_POINTS = ("train", "quantize", "prune", "distill", "export", "benchmark", "check")
+ENTRY_POINTS = ("train", "quantize", "prune", "distill", "export", "benchmark", "check",
+                "predict")
 
 
 def defined_flags(name):

@@ -87,7 +87,7 @@ def test_classify_refuses_bad_arguments(models, image_files):
 
 
 def test_predict_cli_json(models, image_files):
-    proc = run_cli("predict", f"--model={models['rgb_uint8'][0]}", "--top_k=2", "--json",
+    proc = run_cli("predict", f"--tflite={models['rgb_uint8'][0]}", "--top_k=2", "--json",
                    *image_files["rgba24.png"][:2])
     assert proc.returncode == 0, proc.stderr
     results = json.loads(proc.stdout)
@@ -104,16 +104,16 @@ def test_predict_cli_bad_inputs_are_one_line(digits, models, image_files, tmp_pa
     bare.write_bytes(tiny_classifier.convert(tiny_classifier.trained_rgb(digits), "float32"))
     export_fix = "export it with tftool-export"
     cases = [  # (arguments, the problem named with its file, the fix)
-        ([f"--model={good_model}", str(not_image)], f"{not_image}: not an image",
+        ([f"--tflite={good_model}", str(not_image)], f"{not_image}: not an image",
          "give a PNG or JPEG"),
-        ([f"--model={good_model}", str(tmp_path / "missing.jpg")], "missing.jpg: no such file",
+        ([f"--tflite={good_model}", str(tmp_path / "missing.jpg")], "missing.jpg: no such file",
          "give paths of PNG or JPEG"),
-        ([f"--model={tmp_path / 'missing.tflite'}", good_image], "missing.tflite: cannot read",
+        ([f"--tflite={tmp_path / 'missing.tflite'}", good_image], "missing.tflite: cannot read",
          "give the path of an exported .tflite"),
-        ([f"--model={bare}", good_image], f"{bare}: the model has no TFLite metadata",
+        ([f"--tflite={bare}", good_image], f"{bare}: the model has no TFLite metadata",
          export_fix),
-        ([f"--model={not_image}", good_image], f"{not_image}: not a TFLite model", export_fix),
-        ([good_image], "--model=PATH.tflite is required", "--model"),
+        ([f"--tflite={not_image}", good_image], f"{not_image}: not a TFLite model", export_fix),
+        ([good_image], "--tflite=PATH.tflite is required", "--tflite"),
     ]
     for args, problem, fix in cases:
         proc = run_cli("predict", *args)

@@ -13,7 +13,7 @@ def makefile_targets():
     """{stage: (input stage or None, recipe line)} of the Makefile's model.h5 file targets."""
     text = open(os.path.join(REPO, "Makefile")).read()
     targets = {}
-    for m in re.finditer(r"^\$\(call MODEL,(\w+)\):\s*(?:\$\(call MODEL,(\w+)\)|\| install)\n"
+    for m in re.finditer(r"^\$\(call STAGE_MODEL,(\w+)\):\s*(?:\$\(call STAGE_MODEL,(\w+)\)|\| install)\n"
                          r"\t(.+)$", text, re.M):
         targets[m.group(1)] = (m.group(2), m.group(3))
     return text, targets

@@ -213,6 +213,15 @@ FLAG_SPECS = {
                    check=lambda v: v > 0, message="--max_cv must be > 0"),
     "memory": Spec("boolean", False, "Also measure the peak RSS of a fresh process that loads "
                    "each model and runs it once (one process per model)."),
+    # ---- predict ----
+    "tflite": Spec("string", None, "A .tflite file exported by tftool (labels and "
+                   "preprocessing are read from the metadata inside it)."),
+    "top_k": Spec("integer", 5, "Classes to show per image (≥ 1).", check=lambda v: v >= 1,
+                  message="--top_k must be ≥ 1"),
+    "json": Spec("boolean", False, "Print JSON instead of one line per image."),
+    "num_threads": Spec("integer", None, "LiteRT CPU threads (default: the runtime's).",
+                        check=lambda v: v is None or v >= 1,
+                        message="--num_threads must be ≥ 1"),
     # ---- check ----
     "stage": Spec("enum", "float", "With no --model: the stage whose saved model is checked, "
                   "WORKDIR/<stage>/model.h5.",
@@ -395,13 +404,13 @@ def os_error_line(e):
     return f"{path}: {reason}; {fix}" if path else f"{reason}; {fix}"
 
 
-def guarded(prog, main):
+def guarded(prog, main, positional=False):
     """`main` wrapped so that every user-caused failure becomes one line `<prog>: error: ...`
     on stderr and exit status 2 (SystemExit), with no traceback: UserError, and OSError from
     the file system (a file where a folder belongs, a folder that cannot be read or written,
-    a full disk)."""
+    a full disk). Positional arguments are refused unless `positional`."""
     def wrapped(argv):
-        if len(argv) > 1:
+        if len(argv) > 1 and not positional:
             fail(prog, f"unexpected arguments {' '.join(argv[1:])}; flags are --name=value")
         try:
             return main(argv)
@@ -414,12 +423,12 @@ def guarded(prog, main):
     return wrapped
 
 
-def run(prog, main):
+def run(prog, main, positional=False):
     """absl `app.run` of guarded(prog, main), for entry point `prog` (e.g. "tftool-train")."""
     argv = sys.argv
     if os.environ.get("TFTOOL_SHARED_FLAGS") == "1":
         argv = drop_foreign_flags(argv, prog)
-    app.run(guarded(prog, main), argv=argv)
+    app.run(guarded(prog, main, positional), argv=argv)
 
 
 def fail(prog, message):
@@ -427,7 +436,7 @@ def fail(prog, message):
     sys.exit(2)
 
 
-def entry_point(prog, names, main, defaults=None):
+def entry_point(prog, names, main, defaults=None, positional=False):
     """Defines the flags `names` (with `defaults`) and runs `main` as `prog` (see run)."""
     define(names, defaults)
-    run(prog, main)
+    run(prog, main, positional)

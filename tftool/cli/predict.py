@@ -1,40 +1,36 @@
-"""tftool-predict --model=M.tflite [--top_k=5] [--json] IMAGE...: top-k labels of images.
+"""Classifies image files with an exported .tflite: `tftool-predict` / `python -m tftool.predict`.
 
-Image paths are positional, so this has its own wrapper instead of common.run (which refuses
-positional arguments); errors are still one line and exit status 2."""
+Example: tftool-predict --tflite=exported/digits_small_cnn_int8.tflite a.png b.jpg --top_k=3
+Labels, input size, channels and normalization come from the file's own metadata
+(tftool/classify.py); prints the top-k classes with probabilities, or JSON with --json.
+"""
 import json
-import sys
 
-import tftool  # noqa: F401  (before absl/TF imports, as everywhere)
+import tftool  # noqa: F401  (Keras 2 before TensorFlow)
 from tftool import UserError
+from tftool.cli import common
 
-from absl import app, flags
+from absl import flags
 
 FLAGS = flags.FLAGS
-flags.DEFINE_string("model", None, "A .tflite exported by tftool (metadata inside).")
-flags.DEFINE_integer("top_k", 5, "Classes to show per image (≥ 1).")
-flags.DEFINE_boolean("json", False, "Print JSON instead of one line per image.")
-flags.DEFINE_integer("num_threads", None, "LiteRT CPU threads (default: the runtime's).")
+NAMES = ("tflite", "top_k", "json", "num_threads")
 
 
 def main(argv):
     from tftool import classify
 
-    if not FLAGS.model:
-        raise UserError("--model=PATH.tflite is required")
-    results = classify.classify(FLAGS.model, argv[1:], FLAGS.top_k, FLAGS.num_threads)
+    if not FLAGS.tflite:
+        raise UserError("--tflite=PATH.tflite is required (an export of tftool-export)")
+    if len(argv) < 2:
+        raise UserError("no image given; pass image files after the flags")
+    results = classify.classify(FLAGS.tflite, argv[1:], FLAGS.top_k, FLAGS.num_threads)
     if FLAGS.json:
         print(json.dumps(results, indent=2))
-    for r in [] if FLAGS.json else results:
+        return
+    for r in results:
         print(r["image"] + ": " + ", ".join(
             f"{c['label']} {c['probability']:.3f}" for c in r["top_k"]))
 
 
 def cli_main():
-    def wrapped(argv):
-        try:
-            return main(argv)
-        except UserError as e:
-            print(f"tftool-predict: error: {e}", file=sys.stderr)
-            sys.exit(2)
-    app.run(wrapped)
+    common.entry_point("tftool-predict", NAMES, main, positional=True)
