@@ -5,8 +5,9 @@ What it does, in order, for WORKDIR/<stage>:
      the stage was first made with (config.json): a run with other settings is refused
      unless --overwrite, so a folder never mixes two runs;
   2. skip when complete (model.h5 + metrics.json, no input model newer, no --overwrite);
-     clear the resume state when the input is newer or --overwrite asks for a new run;
-  3. run the stage's pre-flight check, build its model inside `strategy.scope()`, fit it with
+  3. run the stage's pre-flight check; only then record config.json and, when the input is
+     newer or --overwrite asks for a new run, clear the resume state (a refused run writes
+     and removes nothing); build its model inside `strategy.scope()`, fit it with
      the standard callbacks (train/fit.py: resume after a kill, checkpoints, NaN guard, ...)
      plus the stage's own, and `finish` it (strip wrappers, take the student, ...);
   4. evaluate it on the whole test split, streamed (evaluate.py), and write model.h5,
@@ -116,13 +117,14 @@ def model_is_qat(workdir, stage):
     return bool((read_metrics(workdir, stage) or {}).get("qat"))
 
 
-def is_complete(workdir, stage, inputs=(), overwrite=False, chief=True):
-    """Whether WORKDIR/<stage> is complete and up to date, so the stage can be skipped.
+def is_complete(workdir, stage, inputs=(), overwrite=False):
+    """(complete, restart) for WORKDIR/<stage>.
 
-    Complete: model.h5 and metrics.json exist, `overwrite` is off, and no file in `inputs`
-    (the models the stage was made from) is newer than its model. A stale or forced stage has
-    its resume state cleared, so it starts at epoch 0 rather than mixing two runs; only the
-    chief clears it, as only the chief writes in multi-worker training.
+    complete: model.h5 and metrics.json exist, `overwrite` is off, and no file in `inputs`
+    (the models the stage was made from) is newer than its model: the stage can be skipped.
+    restart: the stage is not complete and its resume state (backup/, ckpt/) belongs to a run
+    that must not be continued (an input is newer, or `overwrite`); the caller clears it once
+    the run is sure to go ahead, so a refused run removes nothing.
     """
     out = stages.stage_dir(workdir, stage)
     metrics = read_metrics(workdir, stage)
@@ -132,14 +134,11 @@ def is_complete(workdir, stage, inputs=(), overwrite=False, chief=True):
         if not overwrite and not stale:
             print(f"{out}: complete, skipped (test accuracy "
                   f"{metrics.get('test_accuracy', 0):.4f}); pass --overwrite to run it again")
-            return True
+            return True, False
         logging.info("%s: %s; starting it again", out,
                      f"{stale[0]} is newer" if stale else "--overwrite")
-        if chief:
-            clear_training_state(out)
-    elif overwrite and chief:
-        clear_training_state(out)
-    return False
+        return False, True
+    return False, overwrite
 
 
 def data_settings(workdir, stage, given, explicit=()):
@@ -259,13 +258,19 @@ def run(job, context):
     chief = context.chief
     with (stage_lock(out) if chief else contextlib.nullcontext()):
         # Checked under the lock: a run refused by the lock cannot first rewrite the config
-        # of the stage another run is still training.
-        check_config(out, dict(job.settings), overwrite=context.overwrite, write=chief,
-                     free=job.free)
-        if is_complete(context.workdir, job.stage, job.inputs, context.overwrite, chief):
+        # of the stage another run is still training. Recorded only once the pre-flight
+        # passed, so a run refused for its input writes nothing.
+        settings = dict(job.settings)
+        check_config(out, settings, overwrite=context.overwrite, write=False, free=job.free)
+        complete, restart = is_complete(context.workdir, job.stage, job.inputs,
+                                        context.overwrite)
+        if complete:
             return None
         if job.preflight:
             job.preflight()
+        check_config(out, settings, overwrite=context.overwrite, write=chief, free=job.free)
+        if restart and chief:  # start at epoch 0 rather than mix two runs
+            clear_training_state(out)
         strategy = context.strategy
         model, history = fit.train(
             strategy, job.build, context.dataset, context.image_size, job.config, out,
