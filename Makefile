@@ -44,10 +44,13 @@ MODEL ?=
 IMAGES ?=
 TOP_K ?= 5
 
+# WORKDIR/<stage>/model.h5: the file target of a stage (see the graph below).
+STAGE_MODEL = $(WORKDIR)/$(1)/model.h5
 COMMON := --workdir=$(WORKDIR) $(if $(DATASET),--dataset=$(DATASET))
 RUN := TFTOOL_SHARED_FLAGS=1 $(BIN)/
 
-.PHONY: install train quantize prune pqat distill export benchmark all test clean mediapipe predict
+.PHONY: install train quantize prune pqat distill export micro benchmark all test clean \
+	mediapipe predict
 
 install: $(VENV)/.installed
 
@@ -74,6 +77,11 @@ quantize: install
 export: install
 	$(RUN)tftool-export $(COMMON) --export_dir=$(EXPORT_DIR) $(FLAGS) $(EXPORT_FLAGS)
 
+# Firmware sources for TensorFlow Lite Micro: EXPORT_DIR/micro/ for every integer variant
+# WORKDIR has (on a fresh clone: trains the float model first; after `make all`: all of them).
+micro: $(call STAGE_MODEL,float)
+	$(RUN)tftool-export $(COMMON) --export_dir=$(EXPORT_DIR) --micro $(FLAGS) $(EXPORT_FLAGS)
+
 benchmark: install
 	$(RUN)tftool-benchmark $(COMMON) --export_dir=$(EXPORT_DIR) $(FLAGS) $(BENCHMARK_FLAGS)
 
@@ -88,7 +96,6 @@ distill: install
 
 # The whole graph as file targets: a stage runs only when its model is missing or older than
 # its input's. Install is order-only (|), so reinstalling does not make every model stale.
-STAGE_MODEL = $(WORKDIR)/$(1)/model.h5
 STAGE_MODELS := $(foreach s,float qat pruned pqat student,$(call STAGE_MODEL,$(s)))
 EXPORT_STAMP := $(EXPORT_DIR)/.export.stamp
 

@@ -140,7 +140,6 @@ def write_outputs(export_dir, name, rows, threads, batch_sizes, timing_settings,
         "Versions: " + ", ".join(f"{k} {v}" for k, v in meta["runtime_versions"].items()) + ".",
         "Every row (threads × batch × XNNPACK, p90/p99/CV): benchmark.md, benchmark.json.",
     ]
-    summary = report.summary_markdown(entries, title, notes)
     # Every model card is read before anything is written: a damaged one stops the run with
     # one line and leaves the previous benchmark files as they were.
     cards = {}
@@ -149,6 +148,13 @@ def write_outputs(export_dir, name, rows, threads, batch_sizes, timing_settings,
             path = os.path.join(export_dir, f"{name}_{entry['variant']}.json")
             cards[entry["variant"]] = (path, io.read_json_object(
                 path, fix="run tftool-export again"))
+            entry["micro"] = (cards[entry["variant"]][1] or {}).get("micro")
+    if any(e.get("micro") for e in entries):
+        notes.insert(2, "Microcontroller (`tftool-export --micro`, TensorFlow Lite Micro): "
+                        "flash = the model array, RAM = the measured tensor arena + margin "
+                        "(the TFLM runtime's own code and the app's buffers not counted); "
+                        "✗ = over the --micro_flash_kb/--micro_ram_kb budget given to export.")
+    summary = report.summary_markdown(entries, title, notes)
     io.write_json(os.path.join(export_dir, "benchmark.json"), rows)
     io.write_text(os.path.join(export_dir, "benchmark.md"),
                   f"# {title}\n\n{report.markdown_table(rows)}")

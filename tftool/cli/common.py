@@ -186,6 +186,17 @@ FLAG_SPECS = {
                               "(fractions: 0.01 = 1 percentage point; 1 = off).",
                               check=lambda v: 0 <= v <= 1,
                               message="--max_accuracy_drop must be in [0, 1] (0.01 = 1 point)"),
+    "micro": Spec("boolean", False, "Also write EXPORT_DIR/micro/: each integer variant as a "
+                  "C array, its MicroMutableOpResolver and its measured tensor arena, for "
+                  "TensorFlow Lite Micro firmware (trained channel count kept)."),
+    "micro_flash_kb": Spec("float", None, "--micro: flash budget in KiB for the model array; "
+                           "a variant over it is named and not written.",
+                           check=lambda v: v is None or v > 0,
+                           message="--micro_flash_kb must be > 0"),
+    "micro_ram_kb": Spec("float", None, "--micro: RAM budget in KiB for the tensor arena; a "
+                         "variant over it is named and not written.",
+                         check=lambda v: v is None or v > 0,
+                         message="--micro_ram_kb must be > 0"),
     "threads": Spec("list", None, "CPU thread counts to time, for TFLite and TensorFlow "
                     "(default: 1 and all cores).",
                     check=lambda v: v is None or _positive_ints(v),

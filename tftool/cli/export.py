@@ -17,7 +17,8 @@ from absl import flags
 
 FLAGS = flags.FLAGS
 NAMES = common.DATA_FLAGS + ("export_dir", "name", "variants", "calibration_steps",
-                             "calibration_seed", "calibration_data", "max_accuracy_drop")
+                             "calibration_seed", "calibration_data", "max_accuracy_drop",
+                             "micro", "micro_flash_kb", "micro_ram_kb")
 
 
 def main(argv):
@@ -34,14 +35,26 @@ def main(argv):
     else:
         representative = data.representative_dataset(dataset, size, FLAGS.calibration_steps,
                                                      FLAGS.calibration_seed)
-    _, refused = variants_lib.export(
-        FLAGS.workdir, FLAGS.export_dir, FLAGS.name or common.default_name(FLAGS.workdir),
-        dataset, size, variants, representative, FLAGS.max_accuracy_drop)
+    name = FLAGS.name or common.default_name(FLAGS.workdir)
+    _, refused = variants_lib.export(FLAGS.workdir, FLAGS.export_dir, name, dataset, size,
+                                     variants, representative, FLAGS.max_accuracy_drop)
     for _, reason in refused:
         print(f"tftool-export: {reason}", file=sys.stderr, flush=True)
+    problems = []
+    if FLAGS.micro:
+        shipped = [v for v in variants if v not in dict(refused)]
+        _, problems = variants_lib.export_micro(
+            FLAGS.workdir, FLAGS.export_dir, name, dataset, size, shipped, representative,
+            FLAGS.micro_flash_kb, FLAGS.micro_ram_kb)
+        for line in problems:
+            print(f"tftool-export: micro: {line}", file=sys.stderr, flush=True)
+    if problems and not refused:
+        raise UserError(f"{len(problems)} micro export(s) not written (see above); the other "
+                        f"files were written")
     if refused:
-        raise UserError(f"the accuracy gate refused {', '.join(v for v, _ in refused)} (more than {FLAGS.max_accuracy_drop * 100:g} point(s) below its "
-                        f"reference model); the other variants were written. Fix the variant, "
+        raise UserError(f"the accuracy gate refused {', '.join(v for v, _ in refused)} (more "
+                        f"than {FLAGS.max_accuracy_drop * 100:g} point(s) below its reference "
+                        f"model); the other variants were written. Fix the variant, "
                         f"or pass --variants without it or a larger --max_accuracy_drop")
 
 
