@@ -281,7 +281,7 @@ def run(job, context):
         global_batch = job.config.per_replica_batch_size * strategy.num_replicas_in_sync
         metrics = {
             **evaluate.keras_test_metrics(model, context.dataset, context.image_size),
-            "stage": job.stage, "epochs": job.config.epochs,
+            "stage": job.stage, "epochs": job.config.epochs, "seed": job.config.seed,
             "epochs_this_run": len(history.get("loss", [])),
             "num_replicas": strategy.num_replicas_in_sync, "global_batch_size": global_batch,
             "params": int(model.count_params()),
