@@ -120,6 +120,16 @@ def test_rgb_to_gray_is_tf_image_rgb_to_grayscale(model):
     assert sum(convert.RGB_TO_GRAY_INT8) == pytest.approx(1, abs=1e-12)
 
 
+@pytest.mark.parametrize("mode", ["float32", "float16", "int8"])
+def test_sparsity_leaves_the_added_gray_conv_out(model, mode):
+    from tftool.benchmark import sparsity
+
+    assert sparsity.EXPORT_ADDED_OP_PREFIX == convert.GRAY_OP_NAME
+    content = convert.to_tflite(model, mode, representative)
+    kernels = sparsity.kernel_sparsity(model_content=content)
+    assert len(kernels) == 5 and kernels[0]["size"] == 3 * 3 * 1 * 8  # 4 convs + logits
+
+
 @pytest.mark.parametrize("mode", ["int8", "qat_int8"])
 def test_integer_input_is_raw_pixels_whatever_the_calibration(model, qat_model, mode):
     """Calibration images in [0, 0.6] would give the input scale 0.6/255; the input range is

@@ -83,16 +83,24 @@ def row(name, variant, fmt, accuracy, sizes, latency, num_threads, batch_size, *
     return result
 
 
+def softmax(logits):
+    """float [N, K] logits -> float32 [N, K] probabilities (softmax over the last axis)."""
+    z = np.asarray(logits, np.float32)
+    e = np.exp(z - z.max(-1, keepdims=True))
+    return e / e.sum(-1, keepdims=True)
+
+
 def tflite_rows(path, name, variant, images, labels, reference_logits, class_names,
                 threads=(1,), batch_sizes=(1,), xnnpack=(True, False), timing=None):
     """Benchmark rows of one .tflite file: one per (xnnpack, num_threads, batch_size).
 
     Accuracy is measured once per XNNPACK setting on the whole test split (images: float32
-    [N, H, W, C] in [0, 1]; the reference kernels may round int8 differently), with the
+    [N, H, W, C] in [0, 1], fed as uint8 pixels (litert.to_pixels) as an app feeds them; the
+    reference kernels may round int8 differently), with the
     largest thread count; latency on a fixed random batch per row. Rows carry
     "xnnpack" (bool), "path", "sparsity" and "kernel_sparsity" (sparsity_stats).
     """
-    from tftool.litert import Runner
+    from tftool.litert import Runner, to_pixels
 
     timing = timing or {}
     sizes = file_sizes(path)
@@ -101,7 +109,10 @@ def tflite_rows(path, name, variant, images, labels, reference_logits, class_nam
     for use_xnnpack in xnnpack:
         runner = Runner(model_path=path, num_threads=max(threads), use_xnnpack=use_xnnpack)
         weights = weights or sparsity_stats(path)  # after Runner has vetted the file
-        accuracy = accuracy_row(runner(images), labels, reference_logits, class_names)
+        # A probabilities model is compared with the float model's probabilities, so
+        # mean_abs_dlogit is then in probability units.
+        reference = softmax(reference_logits) if runner.outputs_probabilities else reference_logits
+        accuracy = accuracy_row(runner(to_pixels(images)), labels, reference, class_names)
         for num_threads in threads:
             runner = Runner(model_path=path, num_threads=num_threads, use_xnnpack=use_xnnpack)
             for batch_size in batch_sizes:

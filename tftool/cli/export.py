@@ -22,7 +22,7 @@ from tftool.cli import common as cli
 from tftool.benchmark import rows as bench
 from tftool import UserError, data as data_lib, io as workdir
 from tftool.export import convert
-from tftool.litert import Runner
+from tftool.litert import Runner, to_pixels
 
 from absl import flags
 
@@ -49,11 +49,6 @@ STAGE_COMMAND = {"float": "tftool-train", "qat": "tftool-quantize", "pruned": "t
                  "pqat": "tftool-quantize --from=pruned",
                  "teacher": "tftool-distill --teacher=small_cnn", "student": "tftool-distill",
                  "student_baseline": "tftool-distill --baseline"}
-# Without sparse encodings (Optimize.EXPERIMENTAL_SPARSITY): measured on digits at 80% sparsity
-# it shrinks the raw pqat_int8 file 75 -> 43 KiB but grows its gzip 26.0 -> 28.4 KiB, leaves
-# XNNPACK latency unchanged (conv kernels are densified at load), and hides the zeros from the
-# benchmark's sparsity measurement. Zeros in a dense int8 buffer compress just as well.
-SPARSE_ENCODING = False
 CALIBRATION_DATA = ("train", "blank")
 # Different models, not conversions of the float one: the gate compares these variants with
 # their own Keras stage (its metrics.json test accuracy), so a student a point below the
@@ -97,11 +92,13 @@ def model_card(name, variant, stage, runner, dataset, image_size, accuracy, num_
         "input": {"shape": [1, *runner.input_shape], "dtype": inp["dtype"].__name__,
                   "scale": float(in_scale), "zero_point": int(in_zero)},
         "output": {"shape": [1, len(dataset.class_names)], "dtype": out["dtype"].__name__,
-                   "scale": float(out_scale), "zero_point": int(out_zero), "meaning": "logits"},
+                   "scale": float(out_scale), "zero_point": int(out_zero),
+                   "meaning": "probabilities" if runner.outputs_probabilities else "logits"},
         "preprocessing": {
             "range": [0.0, 1.0], "size": list(image_size), "channels": runner.input_shape[-1],
             "resize": "bilinear, antialiased", "layout": "NHWC",
             "formula": ("x = pixel / 255" if in_scale == 0 else
+                        "q = pixel (raw uint8)" if inp["dtype"].__name__ == "uint8" else
                         "x = pixel / 255; q = round(x / scale) + zero_point, clipped to int8"),
         },
         "class_names": dataset.class_names, "labels_file": "labels.txt",
@@ -210,10 +207,9 @@ def main(argv):
         stage, mode = VARIANTS[variant]
         if stage not in models:
             models[stage] = workdir.load_model(workdir.model_path(FLAGS.workdir, stage))
-        content = convert.to_tflite(models[stage], mode, representative_dataset=representative,
-                                    sparsity=SPARSE_ENCODING)
+        content = convert.to_tflite(models[stage], mode, representative_dataset=representative)
         runner = Runner(model_content=content)
-        accuracy = bench.accuracy_stats(runner(images), labels)["accuracy"]
+        accuracy = bench.accuracy_stats(runner(to_pixels(images)), labels)["accuracy"]
         path = os.path.join(FLAGS.export_dir, f"{name}_{variant}.tflite")
         reference, reference_accuracy = "the float Keras model", float_accuracy
         if stage in OWN_REFERENCE_STAGES:
