@@ -149,6 +149,25 @@ def test_integer_input_is_raw_pixels_whatever_the_calibration(model, qat_model, 
 
 
 @pytest.mark.parametrize("mode", ["int8", "qat_int8"])
+def test_rgb_model_gets_no_gray_conversion(mode):
+    rgb_model = models.build("small_cnn", (8, 8, 3), 10, width=4)
+    source = qat.apply(rgb_model) if mode == "qat_int8" else rgb_model
+
+    def rgb_calibration():
+        rng = np.random.RandomState(4)
+        for _ in range(5):
+            yield [rng.rand(1, 8, 8, 3).astype(np.float32)]
+
+    for rgb_input in (True, False):
+        runner = Runner(model_content=convert.to_tflite(source, mode, rgb_calibration,
+                                                        rgb_input=rgb_input))
+        assert runner.input_shape == (8, 8, 3)
+        tensors = [d["name"] for d in runner.interpreter.get_tensor_details()]
+        assert not any(convert.GRAY_OP_NAME in name for name in tensors)
+        assert runner.input_dtype == np.uint8
+
+
+@pytest.mark.parametrize("mode", ["int8", "qat_int8"])
 def test_int8_and_float32_io_stay_possible(model, qat_model, mode):
     source = qat_model if mode == "qat_int8" else model
     runner = Runner(model_content=convert.to_tflite(

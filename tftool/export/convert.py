@@ -53,8 +53,8 @@ INPUT_NAME = "image"
 # ITU-R BT.601 luma weights exactly as tf.image.rgb_to_grayscale uses them (sum 0.9999).
 RGB_TO_GRAY = (0.2989, 0.5870, 0.1140)
 # The same weights as int8 can hold them, for modes that quantize the 1x1 gray kernel to int8
-# (per-channel symmetric: scale = max|w| / 127). BT.601 itself quantizes to 65, 127, 25 × 0.587/127,
-# which sum to 1.003: a gray pixel fed as R = G = B comes out one level brighter above 167/255,
+# (per-channel symmetric: scale = max|w| / 127). BT.601 itself quantizes to
+# 65, 127, 25 × 0.587/127, which sum to 1.003: a gray pixel fed as R = G = B comes out one level brighter above 167/255,
 # and a QAT digits model lost 0.003 test accuracy (measured). 64, 127, 25 / 216 sum to exactly 1
 # (gray in = gray out, bit for bit) and are within 0.0027 of BT.601 per weight.
 RGB_TO_GRAY_INT8 = (64 / 216, 127 / 216, 25 / 216)
@@ -82,9 +82,10 @@ def serving_function(model, rgb_input=True, output="probabilities", fake_quant=F
         convolution with RGB_TO_GRAY weights); no effect for C == 3.
       output: "probabilities" (softmax of the logits) or "logits".
       fake_quant: add FakeQuant ops with fixed ranges at the input ([0, 1]), after the gray
-        conversion ([0, 1]) and after the softmax ([0, 255/256]) — for QAT-wrapped models, whose
-        own FakeQuant ops cover only the Keras layers; without these the converter would leave
-        the added ops in float.
+        conversion ([0, 1]) and after the softmax ([0, 255/256]). Full-integer modes use it:
+        for QAT-wrapped models, whose own FakeQuant ops cover only the Keras layers, the
+        converter would otherwise leave the added ops in float; for post-training int8 it
+        pins the input range to [0, 1] whatever the calibration images span.
       gray_weights: (R, G, B) weights of the gray conversion (RGB_TO_GRAY or RGB_TO_GRAY_INT8).
     Returns:
       tf.function with input_signature [TensorSpec([None, H, W, C'], float32, name="image")]
@@ -168,9 +169,12 @@ def to_tflite(model, mode, representative_dataset=None, *, inference_input_type=
         raise ValueError(f"mode {mode!r} needs a representative_dataset for calibration")
 
     # The int8 input range must be exactly [0, 1] so that uint8 pixels map 1:1 (scale 1/255,
-    # zero point 0); calibration would take it from the data's min/max instead (digits: its
-    # brightest pixel), so int8 pins it with a FakeQuant op too. Measured: see
-    # tests/test_convert.py::test_integer_input_is_raw_pixels.
+    # zero point 0); calibration alone takes it from the data's min/max (measured: calibration
+    # images in [0, 0.6] gave input scale 0.00235 = 0.6/255), so int8 pins it with the same
+    # FakeQuant op as qat_int8. For QAT the FakeQuant ops are needed for the graph to be integer
+    # at all: without them the converter kept the RGB -> gray conv in float and a float32 input
+    # despite inference_input_type=uint8 (measured, TF 2.21).
+    # (tests/test_convert.py::test_integer_input_is_raw_pixels_whatever_the_calibration)
     fake_quant = mode in INTEGER_MODES
     gray_weights = RGB_TO_GRAY_INT8 if mode in INTEGER_MODES + ("int16x8",) else RGB_TO_GRAY
     serve = serving_function(model, rgb_input=rgb_input, output=output, fake_quant=fake_quant,
