@@ -131,3 +131,51 @@ def test_bad_file_is_a_user_error(tmp_path, model):
     path.write_bytes(convert.to_tflite(model, "float32")[:100])
     with pytest.raises(UserError, match="not a valid .tflite"):
         Runner(model_path=str(path))
+
+
+MEDIAPIPE_CLIENT = """
+import sys, numpy as np, mediapipe as mp
+from mediapipe.tasks import python as tasks
+from mediapipe.tasks.python import vision
+pixels = np.load(sys.argv[2])
+options = vision.ImageClassifierOptions(
+    base_options=tasks.BaseOptions(model_asset_path=sys.argv[1]), max_results=-1)
+classifier = vision.ImageClassifier.create_from_options(options)
+scores = np.zeros((len(pixels), int(sys.argv[3])), np.float32)
+for i, image in enumerate(pixels):
+    result = classifier.classify(mp.Image(image_format=mp.ImageFormat.SRGB,
+                                          data=np.ascontiguousarray(image)))
+    for category in result.classifications[0].categories:
+        scores[i, category.index] = category.score
+classifier.close()
+np.save(sys.argv[4], scores)
+"""
+
+
+def mediapipe_python():
+    """The app-side MediaPipe environment (design: it cannot share the training venv):
+    $TFTOOL_MEDIAPIPE_PYTHON or <repo>/.venv-mediapipe/bin/python."""
+    import os
+
+    from conftest import REPO
+
+    path = os.environ.get("TFTOOL_MEDIAPIPE_PYTHON",
+                          os.path.join(REPO, ".venv-mediapipe", "bin", "python"))
+    return path if os.path.isfile(path) else None
+
+
+@pytest.mark.skipif(mediapipe_python() is None, reason="no MediaPipe environment")
+def test_mediapipe_image_classifier_agrees_with_the_runner(model, tmp_path):
+    """The unmodified uint8 export in MediaPipe Tasks ImageClassifier (RGB frames, no metadata
+    needed for uint8 input) gives the scores our Runner gives."""
+    import subprocess
+
+    path = tmp_path / "m.tflite"
+    path.write_bytes(convert.to_tflite(model, "int8", calibration))
+    rgb = np.random.RandomState(5).randint(0, 256, (8, 8, 8, 3)).astype(np.uint8)
+    np.save(tmp_path / "pixels.npy", rgb)
+    subprocess.run([mediapipe_python(), "-c", MEDIAPIPE_CLIENT, str(path),
+                    str(tmp_path / "pixels.npy"), "10", str(tmp_path / "scores.npy")],
+                   check=True, capture_output=True, timeout=300)
+    np.testing.assert_allclose(np.load(tmp_path / "scores.npy"),
+                               Runner(model_path=str(path))(rgb), atol=1e-6)
