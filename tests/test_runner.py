@@ -46,6 +46,7 @@ def test_uint8_model_takes_pixels_as_they_are(model):
     assert runner.input_dtype == np.uint8 and runner.output_dtype == np.uint8
     pixels = gray_pixels(16)
     np.testing.assert_array_equal(runner.pixels_to_input(pixels), np.repeat(pixels, 3, -1))
+    np.testing.assert_array_equal(runner.quantize_input(pixels / 255.0), np.repeat(pixels, 3, -1))
     out = runner(pixels)
     assert out.dtype == np.float32  # dequantized
     reference = model.predict(pixels / 255.0, verbose=0)
@@ -61,6 +62,7 @@ def test_int8_runner_quantizes_and_dequantizes(model):
     q = runner.pixels_to_input(pixels)
     # scale 1/255, zero point -128: an int8 input is the pixel shifted by 128
     np.testing.assert_array_equal(q, pixels.astype(np.int16) - 128)
+    np.testing.assert_array_equal(runner.quantize_input(pixels / 255.0), q)  # float callers
     out = runner(pixels)
     assert out.dtype == np.float32
     reference = model.predict(pixels / 255.0, verbose=0)

@@ -9,7 +9,8 @@ frame or decoded image gives them, and converts them per the model's own input t
           std 255 does the same).
 A 1-channel image given to a 3-channel model is replicated to RGB (R = G = B), as an app feeding
 the RGB frame of a gray image would. It returns float32 [N, K] of what the model outputs
-(probabilities or logits; see Runner.outputs_probabilities), dequantized.
+(probabilities or logits; see Runner.outputs_probabilities), dequantized. Callers holding float
+images in [0, 1] for a lower-level comparison can use Runner.quantize_input.
 
 Pixels from float images: tftool.data gives float32 [0, 1] at the model size (bilinear,
 antialiased resize of uint8, then / 255); `to_pixels` rounds them back to uint8. For images
@@ -143,15 +144,25 @@ class Runner:
                 raise ValueError(f"the model takes {channels} channel(s); got "
                                  f"{pixels.shape[-1]} (1-channel images are replicated)")
             pixels = np.repeat(pixels, channels, axis=-1)
-        dtype = self.input_dtype
-        if dtype == np.uint8:
+        if self.input_dtype == np.uint8:
             return pixels
-        x = pixels.astype(np.float32) / 255.0
+        return self.quantize_input(pixels.astype(np.float32) / 255.0)
+
+    def quantize_input(self, images):
+        """float32 [N, H, W, C] in [0, 1] -> the input tensor's values, for callers that hold
+        float images (e.g. a TFLM comparison): float32 as is; integer types
+        q = round(x / scale) + zero_point, clipped to the type (uint8 at scale 1/255, zero point
+        0: the pixel). 1-channel images are replicated for a 3-channel input."""
+        images = np.asarray(images, np.float32)
+        channels = self.input_shape[-1]
+        if images.shape[-1] == 1 and channels != 1:
+            images = np.repeat(images, channels, axis=-1)
+        dtype = self.input_dtype
         if dtype == np.float32:
-            return x
+            return images
         scale, zero_point = self._input["quantization"]
         info = np.iinfo(dtype)
-        return np.clip(np.round(x / scale) + zero_point, info.min, info.max).astype(dtype)
+        return np.clip(np.round(images / scale) + zero_point, info.min, info.max).astype(dtype)
 
     def dequantize_output(self, values):
         """Output tensor values -> float32: (q - zero_point) · scale for integer outputs."""
