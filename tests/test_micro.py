@@ -41,9 +41,9 @@ def trained(digits):
 def int8_model(trained, digits):
     """Full-integer int8 .tflite bytes (int8 input and output, 1 channel)."""
     model, _, _ = trained
-    return convert.to_tflite(model, "int8",
-                             representative_dataset=data.representative_dataset(digits,
-                                                                                 IMAGE_SIZE))
+    from tftool.export import variants
+    return convert.to_tflite(model, "int8", **variants.micro_conversion(
+        data.representative_dataset(digits, IMAGE_SIZE)))
 
 
 def test_ops_and_op_resolver_header(int8_model, tmp_path):

@@ -112,7 +112,9 @@ def tflite_latency(runner, batch_size=1, **timing):
 
     The input tensor is resized to `batch_size` first (Interpreter.resize_tensor_input).
     """
-    runner.set_input(fixed_input(batch_size, runner.input_shape))
+    from tftool.litert import to_pixels
+
+    runner.set_input(to_pixels(fixed_input(batch_size, runner.input_shape)))
     return latency_stats(time_calls(runner.invoke, **timing), batch_size)
 
 

@@ -186,6 +186,19 @@ FLAG_SPECS = {
                               "(fractions: 0.01 = 1 percentage point; 1 = off).",
                               check=lambda v: 0 <= v <= 1,
                               message="--max_accuracy_drop must be in [0, 1] (0.01 = 1 point)"),
+    "inference_input_type": Spec("enum", None, "Input tensor type of the integer variants "
+                                 "(the converter's term): uint8 (default: raw camera pixels, "
+                                 "scale 1/255, zero point 0), int8, or float32.",
+                                 enum_values=["uint8", "int8", "float32"]),
+    "inference_output_type": Spec("enum", None, "Output tensor type of the integer variants: "
+                                  "uint8 (default), int8, or float32.",
+                                  enum_values=["uint8", "int8", "float32"]),
+    "rgb_input": Spec("boolean", True, "Exports take RGB input; a model trained on grayscale "
+                      "gets an in-model RGB-to-gray conversion. --norgb_input keeps the "
+                      "trained channel count (firmware that feeds 1 channel)."),
+    "output_kind": Spec("enum", "probabilities", "What the exports output: probabilities "
+                        "(softmax, what MediaPipe's score threshold expects) or raw logits.",
+                        enum_values=["probabilities", "logits"]),
     "micro": Spec("boolean", False, "Also write EXPORT_DIR/micro/: each integer variant as a "
                   "C array, its MicroMutableOpResolver and its measured tensor arena, for "
                   "TensorFlow Lite Micro firmware (trained channel count kept)."),

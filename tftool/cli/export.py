@@ -18,7 +18,8 @@ from absl import flags
 FLAGS = flags.FLAGS
 NAMES = common.DATA_FLAGS + ("export_dir", "name", "variants", "calibration_steps",
                              "calibration_seed", "calibration_data", "max_accuracy_drop",
-                             "micro", "micro_flash_kb", "micro_ram_kb")
+                             "inference_input_type", "inference_output_type", "rgb_input",
+                             "output_kind", "micro", "micro_flash_kb", "micro_ram_kb")
 
 
 def main(argv):
@@ -36,8 +37,11 @@ def main(argv):
         representative = data.representative_dataset(dataset, size, FLAGS.calibration_steps,
                                                      FLAGS.calibration_seed)
     name = FLAGS.name or common.default_name(FLAGS.workdir)
+    conversion = {k: FLAGS[k].value for k in ("rgb_input", "output_kind", "inference_input_type",
+                                               "inference_output_type")}
     _, refused = variants_lib.export(FLAGS.workdir, FLAGS.export_dir, name, dataset, size,
-                                     variants, representative, FLAGS.max_accuracy_drop)
+                                     variants, representative, FLAGS.max_accuracy_drop,
+                                     conversion)
     for _, reason in refused:
         print(f"tftool-export: {reason}", file=sys.stderr, flush=True)
     problems = []

@@ -8,7 +8,7 @@ written, so an earlier file of that name stays as it was.
 """
 import os
 
-import tftool  # noqa: F401  (Keras 2 before TensorFlow)
+import tftool  # (Keras 2 before TensorFlow)
 from tftool import UserError, evaluate, io, stage_runner, stages
 from tftool.export import card, convert, gate
 
@@ -61,8 +61,41 @@ def blank_representative_dataset(input_shape, num_samples):
     return gen
 
 
+def app_conversion(mode, rgb_input=True, output_kind="probabilities",
+                   inference_input_type=None, inference_output_type=None):
+    """convert.to_tflite keyword arguments of an app export in `mode`: RGB input (an in-model
+    gray conversion for 1-channel models) unless rgb_input is False, probabilities or logits
+    out, and for integer modes the I/O types (default uint8: raw camera pixels)."""
+    kwargs = {"rgb_input": rgb_input, "output": output_kind}
+    if mode in convert.INTEGER_MODES:
+        kwargs.update(inference_input_type=inference_input_type,
+                      inference_output_type=inference_output_type)
+    return kwargs
+
+
+def with_metadata(content, name, variant, stage, dataset, output_kind):
+    """`content` with TFLite Model Metadata embedded (export/metadata.py): the labels as the
+    output's TENSOR_AXIS_LABELS file, RGB (or grayscale) input properties, NormalizationOptions
+    for float input, so MediaPipe Tasks and the Task Library read the file by itself.
+
+    Returns: (bytes, None) or, for an input MediaPipe and the metadata schema's image input
+      cannot describe (int8), (content unchanged, the reason).
+    """
+    from tftool.export import metadata
+
+    try:
+        return metadata.populate(
+            content, name=f"{name}_{variant}",
+            description=(f"Image classifier of {len(dataset.class_names)} classes trained on "
+                         f"{dataset.name} by tftool; variant {variant} of the {stage} model."),
+            version=tftool.__version__, labels=list(dataset.class_names),
+            output_kind=output_kind, extra={"variant": variant, "stage": stage}), None
+    except ValueError as e:
+        return content, str(e).splitlines()[0]
+
+
 def export(workdir, export_dir, name, dataset, image_size, variants, representative_dataset,
-           max_accuracy_drop):
+           max_accuracy_drop, conversion=None):
     """Converts, evaluates, gates and writes `variants` into `export_dir`.
 
     Args:
@@ -70,6 +103,8 @@ def export(workdir, export_dir, name, dataset, image_size, variants, representat
       variants: names from stages.VARIANTS (resolve()).
       representative_dataset: int8 calibration (data.representative_dataset).
       max_accuracy_drop: the gate (fraction; 0.01 = 1 point).
+      conversion: app_conversion's keyword arguments but `mode` (rgb_input, output_kind,
+        inference_input_type, inference_output_type).
     Returns:
       (written: [path], refused: [(variant, one-line reason)]).
     Raises:
@@ -78,14 +113,19 @@ def export(workdir, export_dir, name, dataset, image_size, variants, representat
     from tftool import data
     from tftool.litert import Runner
 
+    conversion = conversion or {}
     float_model = io.load_model(stages.model_path(workdir, "float"))
-    models, contents, runners = {"float": float_model}, {}, {}
+    models, contents, runners, notes = {"float": float_model}, {}, {}, {}
     for variant in variants:
         stage, mode = stages.VARIANTS[variant]
         if stage not in models:
             models[stage] = io.load_model(stages.model_path(workdir, stage))
-        contents[variant] = convert.to_tflite(models[stage], mode,
-                                              representative_dataset=representative_dataset)
+        raw = convert.to_tflite(models[stage], mode, representative_dataset,
+                                **app_conversion(mode, **conversion))
+        contents[variant], notes[variant] = with_metadata(
+            raw, name, variant, stage, dataset, conversion.get("output_kind", "probabilities"))
+        if notes[variant]:
+            print(f"{variant}: no app metadata embedded ({notes[variant]})")
         runners[variant] = Runner(model_content=contents[variant])
     scorers = {"float": evaluate.keras_scorer(float_model),
                **{v: evaluate.tflite_scorer(r) for v, r in runners.items()}}
@@ -105,7 +145,8 @@ def export(workdir, export_dir, name, dataset, image_size, variants, representat
             refused.append((variant, reason))
             continue
         model_card = card.model_card(name, variant, stage, runners[variant], dataset,
-                                     image_size, accuracy, results[variant]["examples"])
+                                     image_size, accuracy, results[variant]["examples"],
+                                     contents[variant], notes[variant])
         model_card["accuracy_gate"] = {"reference": ref_name,
                                        "reference_accuracy": ref_accuracy,
                                        "float_accuracy": float_accuracy,
@@ -189,4 +230,5 @@ def export_micro(workdir, export_dir, name, dataset, image_size, variants,
 
 def micro_conversion(representative_dataset):
     """convert.to_tflite keyword arguments of a firmware model: full integer, calibrated."""
-    return {"representative_dataset": representative_dataset}
+    return {"representative_dataset": representative_dataset, "rgb_input": False,
+            "inference_input_type": "int8", "inference_output_type": "int8", "output": "logits"}
