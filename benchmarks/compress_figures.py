@@ -24,7 +24,7 @@ import tf_keras as keras
 from tftool import data, models
 from tftool.benchmark import sparsity
 from tftool.export import convert, debug
-from tftool.litert import Runner
+from tftool.litert import Runner, to_pixels
 from tftool.optimize import cluster, prune, qat
 from tftool.train import fit as trainer
 
@@ -49,7 +49,7 @@ def main():
         return model
 
     def tfl_accuracy(content):
-        return float(np.mean(np.argmax(Runner(model_content=content)(x), -1) == y))
+        return float(np.mean(np.argmax(Runner(model_content=content)(to_pixels(x)), -1) == y))
 
     rows = []
 
@@ -126,8 +126,9 @@ def main():
         print(f"{r['variant']:24s} {r['accuracy']:6.4f} {r['accuracy'] - float_acc:+7.4f} "
               f"{r['bytes']:7d} {r['gzip']:6d} {r['gzip'] / base['gzip']:7.3f}  "
               f"{'; '.join(notes)}")
-    print(f"outlier model: Keras float {trainer.evaluate(broken, digits, (8, 8))['test_accuracy']:.4f},"
-          f" plain int8 {broken_int8['accuracy']:.4f}")
+    broken_float = trainer.evaluate(broken, digits, (8, 8))["test_accuracy"]
+    print(f"outlier model: Keras float {broken_float:.4f}, plain int8 "
+          f"{broken_int8['accuracy']:.4f}")
     return 0
 
 

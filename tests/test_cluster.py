@@ -8,7 +8,7 @@ import tensorflow as tf
 from tftool import UserError, data, models
 from tftool.benchmark import sparsity
 from tftool.export import convert
-from tftool.litert import Runner
+from tftool.litert import Runner, to_pixels
 from tftool.optimize import cluster
 from tftool.train import fit as trainer
 
@@ -118,7 +118,7 @@ def test_fine_tuned_clusters_survive_int8_and_compress(trained, digits, tmp_path
     content = convert.to_tflite(stripped, "int8", rep)
     plain = convert.to_tflite(trained, "int8", rep)
     x, y = data.test_arrays(digits, (8, 8))
-    accuracy = np.mean(np.argmax(Runner(model_content=content)(x), -1) == y)
+    accuracy = np.mean(np.argmax(Runner(model_content=content)(to_pixels(x)), -1) == y)
     assert accuracy >= float_acc - 0.02
     # int8 is per channel for convs: ≤ 8 int8 values per output channel of each kernel
     patterns = sparsity.kernel_patterns(model_content=content)

@@ -1,11 +1,12 @@
 """train -> prune (2 replicas) -> quantize --from=pruned -> distill --baseline -> export ->
-benchmark on digits through the real entry points, with tiny epochs."""
+benchmark on digits through the real entry points, in-process, with tiny epochs."""
 import json
 import os
 
 import pytest
 
-from conftest import error_lines, run_cli
+from conftest import error_lines
+from inprocess import run_main
 
 NEW_VARIANTS = ("pruned_int8", "pqat_int8", "student_int8", "student_baseline_int8")
 
@@ -29,7 +30,7 @@ def compress_run(tmp_path_factory, tfds_dir):
     ]
     results = {}
     for module, args in steps:
-        results[module] = run_cli(module, *common, *args)
+        results[module] = run_main(module, *common, *args)
         assert results[module].returncode == 0, \
             f"{module} failed:\n{results[module].stderr[-3000:]}"
     return workdir, export_dir, results
@@ -98,7 +99,7 @@ def test_bad_flags_stop_with_one_line_and_overwrite_nothing(compress_run, tfds_d
     workdir, _, _ = compress_run
     stages = ("pruned", "pqat") if module == "prune" else ("student", "student_baseline")
     before = {stage: unchanged(workdir, stage) for stage in stages}
-    result = run_cli(module, f"--workdir={workdir}", f"--data_dir={tfds_dir}", *args)
+    result = run_main(module, f"--workdir={workdir}", f"--data_dir={tfds_dir}", *args)
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
     assert any(message in line for line in error_lines(result.stderr)), result.stderr[-2000:]

@@ -7,7 +7,7 @@ import tf_keras as keras
 
 from tftool import UserError, data, models
 from tftool.export import convert, debug
-from tftool.litert import Runner
+from tftool.litert import Runner, to_pixels
 from tftool.train import fit as trainer
 
 
@@ -41,7 +41,7 @@ def setup(digits, tmp_path_factory):
     float_acc = float(np.mean(np.argmax(model.predict(x, verbose=0), -1) == y))
 
     def accuracy(content):
-        return float(np.mean(np.argmax(Runner(model_content=content)(x), -1) == y))
+        return float(np.mean(np.argmax(Runner(model_content=content)(to_pixels(x)), -1) == y))
 
     def gate(content):  # the export gate: at most 1 point below float
         return accuracy(content) >= float_acc - 0.01

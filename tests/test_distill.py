@@ -41,7 +41,7 @@ def test_only_the_student_trains_under_two_replicas(digits, tmp_path):
         student, teacher = pair()
         holder["teacher_before"] = [w.copy() for w in teacher.get_weights()]
         holder["student_before"] = [w.copy() for w in student.get_weights()]
-        return distill.Distiller(student, teacher, temperature=4.0, alpha=0.1)
+        return distill.Distiller(student, teacher, temperature=4.0, hard_label_weight=0.1)
 
     config = trainer.TrainConfig(epochs=2, per_replica_batch_size=32, augment=False)
     distiller, history = trainer.train(
@@ -70,10 +70,10 @@ def test_config_round_trip(student_qat):
     student, teacher = pair()
     if student_qat:
         student = qat.apply(student)
-    d = distill.Distiller(student, teacher, temperature=2.5, alpha=0.3)
+    d = distill.Distiller(student, teacher, temperature=2.5, hard_label_weight=0.3)
     config = d.get_config()
     clone = distill.Distiller.from_config(config)
-    assert clone.temperature == 2.5 and clone.alpha == 0.3
+    assert clone.temperature == 2.5 and clone.hard_label_weight == 0.3
     # Equal up to build_config (input shapes recorded once a layer is built).
     assert without_build_config(clone.get_config()) == without_build_config(config)
     trainable = lambda m: sum(int(np.prod(w.shape)) for w in m.trainable_weights)
@@ -85,7 +85,7 @@ def test_config_round_trip(student_qat):
 
 @pytest.mark.parametrize("kwargs,message", [
     (dict(temperature=0.0), "temperature=0.0: must be > 0"),
-    (dict(alpha=1.5), "alpha=1.5: must be in"),
+    (dict(hard_label_weight=1.5), "hard_label_weight=1.5: must be in"),
 ])
 def test_bad_hyperparameters(kwargs, message):
     student, teacher = pair()

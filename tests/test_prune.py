@@ -147,6 +147,6 @@ def test_two_four_pruning_is_exact_in_keras_and_in_tflite(digits, tmp_path):
     assert [p["m_by_n"] for p in patterns] == [None, True, True, True, False]
     assert [p["shape"][-1] for p in patterns] == [1, 8, 8, 16, 16]  # input channels last
     x, y = data.test_arrays(digits, (8, 8))
-    from tftool.litert import Runner
-    accuracy = np.mean(np.argmax(Runner(model_content=content)(x), -1) == y)
+    from tftool.litert import Runner, to_pixels
+    accuracy = np.mean(np.argmax(Runner(model_content=content)(to_pixels(x)), -1) == y)
     assert accuracy >= float_acc - 0.02

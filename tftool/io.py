@@ -1,13 +1,10 @@
-"""Where each stage reads and writes, and atomic writes so an interrupted run leaves no half file.
+"""Files: atomic writes, JSON, HDF5 models, and every file error turned into one UserError.
 
-Layout (see DESIGN.md):
-  WORKDIR/<stage>/model.h5       the stage's Keras model (HDF5: QAT wrappers do not survive .keras)
-  WORKDIR/<stage>/config.json    data/model settings the stage was run with (resume guard)
-  WORKDIR/<stage>/metrics.json   test accuracy and training figures
-  WORKDIR/<stage>/flags.txt      resolved flags, usable as --flagfile
-  WORKDIR/<stage>/backup/        BackupAndRestore state (resume after a kill)
-  WORKDIR/<stage>/ckpt/          ModelCheckpoint weights of the last epoch
-  WORKDIR/<stage>/logs/          TensorBoard
+Every write goes to a hidden temporary name in the same folder and is renamed into place, so
+a reader (or a run after a kill) sees the old complete file or the new complete file, never a
+half one. Every read of a file tftool wrote (JSON, model.h5) that finds it damaged from
+outside raises UserError naming the file and the fix, instead of a parser traceback.
+Stage folders themselves (locks, config guard, resume state) are stage_runner.py's.
 """
 import contextlib
 import errno
@@ -17,25 +14,6 @@ import shutil
 import tempfile
 
 from tftool import UserError
-
-STAGES = ("float", "qat", "pruned", "pqat", "teacher", "student", "student_baseline")
-MODEL_FILE = "model.h5"
-
-
-def stage_dir(workdir, stage):
-    """Returns WORKDIR/<stage> (not created). Raises ValueError for an unknown stage."""
-    if stage not in STAGES:
-        raise ValueError(f"unknown stage {stage!r}; allowed: {', '.join(STAGES)}")
-    return os.path.join(workdir, stage)
-
-
-def model_path(workdir, stage):
-    return os.path.join(stage_dir(workdir, stage), MODEL_FILE)
-
-
-def has_model(workdir, stage):
-    return os.path.isfile(model_path(workdir, stage))
-
 
 @contextlib.contextmanager
 def atomic_path(path):
@@ -101,11 +79,34 @@ def _json_default(o):
     raise TypeError(f"not JSON serializable: {type(o).__name__}")
 
 
-def read_json(path, default=None):
-    if not os.path.exists(path):
+def read_json(path, default=None, fix=None):
+    """The JSON value in `path`, or `default` when there is no such file.
+
+    Raises:
+      UserError: the file is not valid UTF-8 JSON (damaged from outside, e.g. truncated or
+        edited), or `path` is a folder; the message names the file and `fix` (default: delete
+        it and run the step that writes it again).
+    """
+    if not os.path.lexists(path):
         return default
-    with open(path) as f:
-        return json.load(f)
+    try:
+        with open(path, encoding="utf-8") as f:
+            return json.load(f)
+    except (ValueError, UnicodeDecodeError) as e:  # JSONDecodeError is a ValueError
+        raise UserError(f"{path} is damaged (not valid JSON: {str(e).splitlines()[0]}); "
+                        f"{fix or 'delete it and run the step that writes it again'}") from e
+
+
+def read_json_object(path, fix=None):
+    """read_json for files that must hold a JSON object ({...}); None when absent.
+
+    Raises: UserError as read_json, and when the file holds another JSON value.
+    """
+    value = read_json(path, fix=fix)
+    if value is not None and not isinstance(value, dict):
+        raise UserError(f"{path} is damaged (a JSON {type(value).__name__}, not an object); "
+                        f"{fix or 'delete it and run the step that writes it again'}")
+    return value
 
 
 def save_model(model, path):
@@ -118,82 +119,26 @@ def save_model(model, path):
         model.save(tmp, save_format="h5", include_optimizer=False)
 
 
-def load_model(path, compile=False):
+def load_model(path, compile=False, fix=None):
     """Loads a model written by `save_model`, QAT layers included.
 
+    Args:
+      fix: what the user should do when the file is damaged (default: run the stage again).
     Raises:
-      UserError: when `path` does not exist.
+      UserError: `path` does not exist, or is not a Keras HDF5 model (truncated, foreign or
+        damaged): the message names the file and `fix`.
     """
     import tensorflow_model_optimization as tfmot
     import tf_keras as keras
 
     if not os.path.isfile(path):
         raise UserError(f"no model at {path}: run the stage that writes it first")
-    with tfmot.quantization.keras.quantize_scope():
-        return keras.models.load_model(path, compile=compile)
-
-
-def check_config(directory, config, overwrite=False, write=True, free=()):
-    """Guards a stage directory against mixing two different runs.
-
-    Writes `config` (dict of flag name -> value) to DIR/config.json if there is none; if there
-    is one that differs, raises UserError naming the first differing flag, unless `overwrite`.
-    Args:
-      write: False only checks (non-chief multi-worker workers do not write).
-      free: keys that are recorded but may change between runs (e.g. skip_corrupt, which a
-        user adds after a first run stopped at a corrupt image).
-    """
-    path = os.path.join(directory, "config.json")
-    old = read_json(path)
-    if old is not None and not overwrite:
-        for key, value in config.items():
-            if key in old and key not in free and old[key] != value:
-                raise UserError(
-                    f"{directory} was made with --{key}={_shown(old[key])}, not "
-                    f"{_shown(value)}: use another --workdir, or pass --overwrite to start "
-                    f"this stage again")
-    if write:
-        write_json(path, config)
-
-
-@contextlib.contextmanager
-def stage_lock(directory):
-    """Holds an exclusive lock on DIR/.lock while a stage trains in DIR.
-
-    A second run of the same stage (e.g. after `kill -9` hit `make` but not the training
-    process it started) stops at once instead of writing the same backup/ concurrently. The
-    kernel drops the lock when its holder dies, SIGKILL included, so a killed run never leaves
-    a stale lock behind.
-    Raises:
-      UserError: another live process holds the lock (its pid is named).
-    """
-    import fcntl
-
-    os.makedirs(directory, exist_ok=True)
-    path = os.path.join(directory, ".lock")
-    with open(path, "a+") as f:
-        try:
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            f.seek(0)
-            holder = f.read().strip() or "unknown"
-            raise UserError(f"{directory} is being trained by another process (pid {holder}); "
-                            f"wait for it to finish or stop it, then run again") from None
-        f.seek(0)
-        f.truncate()
-        f.write(str(os.getpid()))
-        f.flush()
-        try:
-            yield
-        finally:
-            fcntl.flock(f, fcntl.LOCK_UN)
-
-
-def _shown(value):
-    return "(default)" if value is None else value
-
-
-def clear_training_state(directory):
-    """Removes resume state (backup/, ckpt/) so a forced re-run starts from epoch 0."""
-    for sub in ("backup", "ckpt"):
-        shutil.rmtree(os.path.join(directory, sub), ignore_errors=True)
+    try:
+        with tfmot.quantization.keras.quantize_scope():
+            return keras.models.load_model(path, compile=compile)
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
+        # h5py raises OSError ("file signature not found", "truncated file"); Keras raises
+        # ValueError/KeyError/TypeError for an HDF5 file that holds no (or a foreign) model.
+        first = (str(e).strip().splitlines() or [type(e).__name__])[0][:200]
+        raise UserError(f"{path} is not a readable Keras model ({first}); "
+                        f"{fix or 'run the stage that writes it again with --overwrite'}") from e

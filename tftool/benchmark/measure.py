@@ -43,11 +43,11 @@ def keras_latency_task(model_path, input_shape, num_threads, batch_sizes, timing
     Returns: [latency_stats dict] in the order of `batch_sizes`.
     """
     from tftool import io
-    from tftool.benchmark import timing
+    from tftool.benchmark import timing as timing_lib
 
-    timing.set_tf_threads(num_threads)  # before TensorFlow's first op
+    timing_lib.set_tf_threads(num_threads)  # before TensorFlow's first op
     model = io.load_model(model_path)
-    return [timing.keras_latency(model, tuple(input_shape), b, **timing) for b in batch_sizes]
+    return [timing_lib.keras_latency(model, tuple(input_shape), b, **timing) for b in batch_sizes]
 
 
 def _rss_bytes():
@@ -84,11 +84,11 @@ def memory_task(path, fmt, num_threads):
         model = io.load_model(path)
         model(timing.fixed_input(1, tuple(model.input_shape[1:])), training=False).numpy()
     elif fmt == "tflite":
-        from tftool.litert import Runner
+        from tftool.litert import Runner, to_pixels
 
         runtime = _rss_bytes()
         runner = Runner(model_path=path, num_threads=num_threads)
-        runner(timing.fixed_input(1, runner.input_shape))
+        runner(to_pixels(timing.fixed_input(1, runner.input_shape)))
     else:
         raise ValueError(f"unknown format {fmt!r}; allowed: keras, tflite")
     return {"peak_rss_bytes": _peak_rss_bytes(), "runtime_rss_bytes": runtime}

@@ -114,7 +114,7 @@ def summarize(rows):
         picked = [r for r in (one, every, big) if r]
         entries.append({
             "variant": variant, "format": fmt, "accuracy": base["accuracy"],
-            "agreement": base["agreement"], "mean_abs_dlogit": base.get("mean_abs_dlogit"),
+            "agreement": base["agreement"], "mean_abs_dprob": base.get("mean_abs_dprob"),
             "size_bytes": base["size_bytes"], "gzip_bytes": base["gzip_bytes"],
             "p50_1": one["latency_ms_p50"] if one else None,
             "p50_all": every["latency_ms_p50"] if every else None,
@@ -145,25 +145,46 @@ def _fmt(value, fmt, suffix=""):
     return "–" if value is None else fmt.format(value) + suffix
 
 
+def _micro_cell(e):
+    m = e.get("micro")
+    if not m:
+        return "–", "–"
+    mark = "" if m.get("fits", True) else " ✗"
+    return f"{m['flash_bytes'] / 1024:.1f}{mark}", f"{m['arena_bytes'] / 1024:.1f}{mark}"
+
+
 def summary_markdown(entries, title, notes=()):
-    """report.md: a title, one table (one line per variant), and notes (list of str lines)."""
+    """report.md: a title, one table (one line per variant), and notes (list of str lines).
+
+    When any entry carries microcontroller figures (entry["micro"]: the model card's "micro"
+    section from `tftool-export --micro`), two columns give flash and RAM (tensor arena) in
+    KiB, ✗ marking a variant over its budget.
+    """
+    micro = any(e.get("micro") for e in entries)
     header = ("| variant | accuracy | Δ vs float | agreement | size KiB | gzip KiB | sparsity | "
               "p50 ms @1 thread | p50 ms @all threads | speed-up vs Keras float | "
               "speed-up vs TFLite float32 | images/s @max batch | Pareto |")
     rule = "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|"
+    if micro:
+        header += " MCU flash KiB | MCU RAM KiB |"
+        rule += "---:|---:|"
     lines = [f"# {title}", "", header, rule]
     for e in entries:
         name = e["variant"] + (" (Keras)" if e["format"] == "keras" else "")
         def mark(key):
             return "*" if e.get(key) else ""
-        lines.append("| " + " | ".join([
+        cells = [
             name, _fmt(e["accuracy"], "{:.4f}"), _fmt(e["delta_points"], "{:+.2f} pp"),
             _fmt(e["agreement"], "{:.4f}"), _fmt(e["size_bytes"] / 1024, "{:.1f}"),
             _fmt(e["gzip_bytes"] / 1024, "{:.1f}"), _fmt(e.get("sparsity"), "{:.2f}"),
             _fmt(e["p50_1"], "{:.4f}", mark("noisy_1")),
             _fmt(e["p50_all"], "{:.4f}", mark("noisy_all")), _fmt(e["speedup_keras"], "{:.1f}×"),
-            _fmt(e["speedup_float32"], "{:.2f}×"), _fmt(e["throughput_ips"], "{:,.0f}", mark("noisy_throughput")),
-            "★" if e["pareto"] else ""]) + " |")
+            _fmt(e["speedup_float32"], "{:.2f}×"),
+            _fmt(e["throughput_ips"], "{:,.0f}", mark("noisy_throughput")),
+            "★" if e["pareto"] else ""]
+        if micro:
+            cells += list(_micro_cell(e))
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines + [""] + [f"{n}  " for n in notes]) + "\n"
 
 

@@ -10,6 +10,10 @@ import numpy as np
 
 # Ops whose input 1 is a kernel that magnitude pruning sparsifies.
 KERNEL_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
+# Output tensor name prefix of the RGB -> gray 1x1 conv that export.convert adds in front of a
+# 1-channel model: fixed weights, no Keras layer, nothing pruning could sparsify; left out.
+# Equals convert.GRAY_OP_NAME (not imported: that would load TensorFlow here).
+EXPORT_ADDED_OP_PREFIX = "rgb_to_gray"
 
 
 # Axis of each kernel op's stored weight tensor that holds the input channels (the axis the
@@ -30,6 +34,8 @@ def _kernel_tensors(model_path, model_content):
     producer = {out: op for op in ops for out in op["outputs"]}
     for op in ops:
         if op["op_name"] not in KERNEL_OPS or len(op["inputs"]) < 2:
+            continue
+        if tensors[op["outputs"][0]]["name"].startswith(EXPORT_ADDED_OP_PREFIX):
             continue
         index = op["inputs"][1]
         source = producer.get(index)

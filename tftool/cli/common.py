@@ -1,102 +1,318 @@
-"""What every absl entry point shares: common flags, the one-line error exit, stage bookkeeping.
+"""What every entry point shares: the one table of flags, the one-line error exit, and the
+helpers that turn flags into library arguments.
 
-Entry points (train.py, quantize.py, export.py, benchmark.py, ...) stay thin: they parse
-flags, build the strategy, call a library function and write files through the helpers here.
+Flags: every flag of every entry point is defined from FLAG_SPECS, so a flag name means one
+thing everywhere (tests/test_cli.py checks it); an entry point lists the names it takes and
+its own defaults. Flags are defined when the entry point runs (`main`), not on import, so
+tests can define each entry point's flags into a fresh FlagValues.
+
+Errors: libraries raise UserError (or OSError for the file system); `run` turns each into one
+line `tftool-<tool>: error: ...` on stderr and exit status 2, with no traceback.
 """
-import contextlib
+import dataclasses
+import errno
 import os
-import shutil
+import re
 import sys
-import tempfile
+from typing import Any, Callable, Optional, Sequence
 
 import tftool  # noqa: F401  (Keras 2 before TensorFlow)
-from tftool import UserError, io as workdir
+from tftool import UserError, stage_runner
 
 from absl import app, flags, logging
 
 FLAGS = flags.FLAGS
 
-# ---- flags shared by all stages --------------------------------------------------------------
-flags.DEFINE_string("workdir", "workdir", "Directory of the stage folders (float/, qat/, ...).")
-flags.DEFINE_string("dataset", None,
-                    "digits, a TFDS catalog name (mnist, cifar10, ...) or folder:PATH. Default: "
-                    "digits for train; the float model's data set for later stages.")
-flags.DEFINE_string("data_dir", None, "TFDS data directory (default: TFDS's own).")
-flags.DEFINE_string("manual_dir", None, "TFDS manual download directory (catalog data sets).")
-flags.DEFINE_integer("channels", None, "Force 1 (grayscale) or 3 (RGB) input channels.")
-flags.DEFINE_integer("image_size", None, "Square input size in pixels (default: native).")
-flags.DEFINE_boolean("download", True, "Allow TFDS to download a catalog data set.")
-flags.DEFINE_boolean("skip_corrupt", False,
-                     "folder: data sets: skip images that cannot be decoded (and say how many) "
-                     "instead of stopping at the first one. Later stages inherit it.")
-flags.register_validator("channels", lambda v: v in (None, 1, 3),
-                         message="--channels must be 1 or 3")
-flags.register_validator("image_size", lambda v: v is None or v >= 4,
-                         message="--image_size must be ≥ 4 pixels")
 
-DATA_FLAGS = ("dataset", "data_dir", "manual_dir", "channels", "image_size")
+@dataclasses.dataclass(frozen=True)
+class Spec:
+    """One flag: absl kind ("string", "integer", "float", "boolean", "enum", "list"),
+    default, help text, enum values, and a validator (predicate, message)."""
+    kind: str
+    default: Any
+    help: str
+    enum_values: Optional[Sequence[str]] = None
+    check: Optional[Callable[[Any], bool]] = None
+    message: str = ""
 
 
-def define_training_flags(epochs, learning_rate, lr_schedule="cosine", augment=True,
-                          per_replica_batch_size=64, warmup_epochs=0.0):
-    """Defines the flags of a stage that trains, with that stage's defaults."""
-    from tftool.train import fit as trainer, schedules, strategy
-
-    flags.DEFINE_integer("epochs", epochs, "Training epochs (≥ 1).")
-    flags.DEFINE_integer("per_replica_batch_size", per_replica_batch_size,
-                         "Batch per replica; the global batch is this × replicas.")
-    flags.DEFINE_float("learning_rate", learning_rate, "Peak learning rate (> 0).")
-    flags.DEFINE_enum("lr_schedule", lr_schedule, schedules.SCHEDULES, "Learning-rate schedule.")
-    flags.DEFINE_float("warmup_epochs", warmup_epochs, "Linear warm-up (cosine_warmup), epochs.")
-    flags.DEFINE_enum("optimizer", "adam", trainer.OPTIMIZERS, "Optimizer.")
-    flags.DEFINE_float("weight_decay", 0.0, "Decoupled weight decay (0: none).")
-    flags.DEFINE_boolean("augment", augment, "Random translation/rotation/zoom/contrast.")
-    flags.DEFINE_boolean("hflip", None, "Random horizontal flips (default: only for data sets "
-                         "whose classes survive a mirror, e.g. cifar10; never for digits).")
-    flags.DEFINE_integer("seed", 0, "Random seed (weights, data order, augmentation).")
-    flags.DEFINE_enum("strategy", "auto", strategy.STRATEGIES, "Distribution strategy.")
-    flags.DEFINE_integer("num_gpus", None, "Use the first N GPUs (default: all).")
-    flags.DEFINE_integer("cpu_replicas", 1, "Without GPUs: split the CPU into N logical devices "
-                         "and train N replicas with MirroredStrategy.")
-    flags.DEFINE_boolean("overwrite", False, "Train this stage again even if it is complete.")
-    flags.DEFINE_boolean("deterministic", False,
-                         "Deterministic ops and data order: two runs with the same --seed give "
-                         "bit-identical weights (tested on CPU; slower).")
-    flags.DEFINE_boolean("scale_lr", False,
-                         "Linear scaling rule (Goyal et al. 2017): learning rate × global batch / "
-                         "--reference_batch_size.")
-    flags.DEFINE_integer("reference_batch_size", trainer.REFERENCE_BATCH_SIZE,
-                         "--scale_lr: the global batch at which --learning_rate was tuned (the "
-                         "defaults were tuned at 64 = 64 per replica × 1 replica).")
-    flags.register_validator("reference_batch_size", lambda v: v >= 1,
-                             message="--reference_batch_size must be ≥ 1")
-    flags.register_validator("epochs", lambda v: v >= 1, message="--epochs must be ≥ 1")
-    flags.register_validator("per_replica_batch_size", lambda v: v >= 1,
-                             message="--per_replica_batch_size must be ≥ 1")
-    flags.register_validator("learning_rate", lambda v: v > 0,
-                             message="--learning_rate must be > 0")
-    flags.register_validator("warmup_epochs", lambda v: v >= 0,
-                             message="--warmup_epochs must be ≥ 0")
-    flags.register_validator("weight_decay", lambda v: v >= 0,
-                             message="--weight_decay must be ≥ 0")
-    flags.register_validator("cpu_replicas", lambda v: v >= 1,
-                             message="--cpu_replicas must be ≥ 1")
-    flags.register_validator("num_gpus", lambda v: v is None or v >= 1,
-                             message="--num_gpus must be ≥ 1")
+def _positive_ints(values):
+    try:
+        return bool(values) and all(int(v) >= 1 for v in values)
+    except ValueError:
+        return False
 
 
-def train_config(dataset):
-    """A trainer.TrainConfig from the training flags; hflip defaults from the data set."""
-    from tftool.train import fit as trainer
+# The models and schedules are named here rather than imported, so that `--help` needs no
+# TensorFlow; tests/test_cli.py checks these tuples against the libraries' own.
+MODEL_NAMES = ("small_cnn", "mobilenet_v2")
+SCHEDULES = ("constant", "cosine", "cosine_warmup", "exponential", "piecewise")
+STRATEGIES = ("auto", "mirrored", "one_device", "multi_worker")
+OPTIMIZERS = ("adam", "sgd")
 
-    hflip = dataset.hflip_safe if FLAGS.hflip is None else FLAGS.hflip
-    return trainer.TrainConfig(
-        epochs=FLAGS.epochs, per_replica_batch_size=FLAGS.per_replica_batch_size,
-        learning_rate=FLAGS.learning_rate, lr_schedule=FLAGS.lr_schedule,
-        warmup_epochs=FLAGS.warmup_epochs, optimizer=FLAGS.optimizer,
-        weight_decay=FLAGS.weight_decay, augment=FLAGS.augment, hflip=hflip, seed=FLAGS.seed,
-        deterministic=FLAGS.deterministic, scale_lr=FLAGS.scale_lr,
-        reference_batch_size=FLAGS.reference_batch_size)
+FLAG_SPECS = {
+    # ---- where and what data (every entry point) ----
+    "workdir": Spec("string", "workdir", "Folder of the stage folders (float/, qat/, ...)."),
+    "dataset": Spec("string", None, "digits, a TFDS catalog name (mnist, cifar10, ...) or "
+                    "folder:PATH. Default: digits for train; the float model's data set for "
+                    "later stages."),
+    "data_dir": Spec("string", None, "TFDS data directory (default: TFDS's own)."),
+    "manual_dir": Spec("string", None, "TFDS manual download directory (catalog data sets)."),
+    "channels": Spec("integer", None, "Force 1 (grayscale) or 3 (RGB) input channels.",
+                     check=lambda v: v in (None, 1, 3), message="--channels must be 1 or 3"),
+    "image_size": Spec("integer", None, "Square input size in pixels (default: native).",
+                       check=lambda v: v is None or v >= 4,
+                       message="--image_size must be ≥ 4 pixels"),
+    "download": Spec("boolean", True, "Allow TFDS to download a catalog data set."),
+    "skip_corrupt": Spec("boolean", False, "folder: data sets: skip images that cannot be "
+                         "decoded (and say how many) instead of stopping at the first one. "
+                         "Later stages inherit it."),
+    # ---- training (every stage that trains; defaults per stage) ----
+    "epochs": Spec("integer", 10, "Training epochs (≥ 1).", check=lambda v: v >= 1,
+                   message="--epochs must be ≥ 1"),
+    "per_replica_batch_size": Spec("integer", 64, "Batch per replica; the global batch is "
+                                   "this × replicas.", check=lambda v: v >= 1,
+                                   message="--per_replica_batch_size must be ≥ 1"),
+    "learning_rate": Spec("float", 1e-3, "Peak learning rate (> 0).", check=lambda v: v > 0,
+                          message="--learning_rate must be > 0"),
+    "lr_schedule": Spec("enum", "cosine", "Learning-rate schedule.", enum_values=SCHEDULES),
+    "warmup_epochs": Spec("float", 0.0, "Linear warm-up (cosine_warmup), epochs.",
+                          check=lambda v: v >= 0, message="--warmup_epochs must be ≥ 0"),
+    "optimizer": Spec("enum", "adam", "Optimizer.", enum_values=OPTIMIZERS),
+    "weight_decay": Spec("float", 0.0, "Decoupled weight decay (0: none).",
+                         check=lambda v: v >= 0, message="--weight_decay must be ≥ 0"),
+    "augment": Spec("boolean", True, "Random translation/rotation/zoom/contrast."),
+    "hflip": Spec("boolean", None, "Random horizontal flips (default: only for data sets whose "
+                  "classes survive a mirror, e.g. cifar10; never for digits)."),
+    "seed": Spec("integer", 0, "Training seed: initial weights, data order, augmentation."),
+    "strategy": Spec("enum", "auto", "Distribution strategy.", enum_values=STRATEGIES),
+    "num_gpus": Spec("integer", None, "Use the first N GPUs (default: all).",
+                     check=lambda v: v is None or v >= 1, message="--num_gpus must be ≥ 1"),
+    "cpu_replicas": Spec("integer", 1, "Without GPUs: split the CPU into N logical devices and "
+                         "train N replicas with MirroredStrategy.", check=lambda v: v >= 1,
+                         message="--cpu_replicas must be ≥ 1"),
+    "overwrite": Spec("boolean", False, "Run this stage again even if it is complete."),
+    "deterministic": Spec("boolean", False, "Deterministic ops and data order: two runs with "
+                          "the same --seed give bit-identical weights (tested on CPU; "
+                          "slower)."),
+    "scale_lr": Spec("boolean", False, "Linear scaling rule (Goyal et al. 2017): learning "
+                     "rate × global batch / --reference_batch_size."),
+    "reference_batch_size": Spec("integer", 64, "--scale_lr: the global batch at which "
+                                 "--learning_rate was tuned (the defaults: 64 = 64 per replica "
+                                 "× 1 replica).", check=lambda v: v >= 1,
+                                 message="--reference_batch_size must be ≥ 1"),
+    # ---- models ----
+    "model": Spec("string", "small_cnn", f"Model: a builder name ({', '.join(MODEL_NAMES)}); "
+                  f"tftool-check also takes a saved model file (.h5)."),
+    "width": Spec("integer", 32, "small_cnn: channels of the first stage.",
+                  check=lambda v: v >= 1, message="--width must be ≥ 1"),
+    "alpha": Spec("float", 1.0, "mobilenet_v2: width multiplier (MobileNet's alpha).",
+                  check=lambda v: v > 0, message="--alpha must be > 0"),
+    "weights": Spec("enum", None, "mobilenet_v2: pretrained weights (download).",
+                    enum_values=["imagenet"]),
+    "mixed_precision": Spec("boolean", False, "Train under the mixed_float16 policy (GPU only; "
+                            "refused on CPU). The logits layer and every saved/exported model "
+                            "stay float32."),
+    "num_classes": Spec("integer", 10, "Logits of a model built by name (tftool-check).",
+                        check=lambda v: v >= 2, message="--num_classes must be ≥ 2"),
+    # ---- quantize ----
+    "from": Spec("enum", "float", "Stage whose model is fine-tuned.",
+                 enum_values=["float", "pruned"]),
+    "preserve_sparsity": Spec("boolean", None, "Prune-preserving QAT (keeps zero weights "
+                              "zero); default: on for --from=pruned. Writes WORKDIR/pqat "
+                              "instead of WORKDIR/qat."),
+    # ---- prune ----
+    "target_sparsity": Spec("float", 0.8, "Fraction of zero weights in each pruned kernel at "
+                            "the end of the ramp, in (0, 1).", check=lambda v: 0.0 < v < 1.0,
+                            message="--target_sparsity must be in (0, 1), e.g. 0.8"),
+    "initial_sparsity": Spec("float", 0.0, "Sparsity at the start of the ramp, in "
+                             "[0, target_sparsity].", check=lambda v: 0.0 <= v < 1.0,
+                             message="--initial_sparsity must be in [0, 1)"),
+    "pruning_frequency": Spec("integer", None, "Steps (batches) between mask updates "
+                              "(default: the ramp split into 16 updates).",
+                              check=lambda v: v is None or v >= 1,
+                              message="--pruning_frequency must be ≥ 1 step"),
+    "pruning_begin_step": Spec("integer", 0, "Step at which the sparsity ramp starts."),
+    "pruning_end_step": Spec("integer", None, "Step at which --target_sparsity is reached "
+                             "(default: the last mask update within the first 3/4 of the run; "
+                             "the rest fine-tunes at the target)."),
+    "skip_layers": Spec("list", ["first_conv", "last_dense", "depthwise"],
+                        "Layers left dense: kinds (first_conv, last_dense, depthwise) and/or "
+                        "layer names; empty (--skip_layers=) prunes every Conv2D/Dense. Batch "
+                        "norm is never pruned (no kernel)."),
+    # ---- distill ----
+    "teacher": Spec("string", "float", "Teacher: a stage of WORKDIR (float, qat, pruned, pqat, "
+                    "teacher), a stage folder or .h5 path, or a model name (small_cnn, "
+                    "mobilenet_v2) to train first into WORKDIR/teacher."),
+    "teacher_width": Spec("integer", 64, "small_cnn teacher trained by --teacher=small_cnn: "
+                          "channels of the first stage.", check=lambda v: v >= 1,
+                          message="--teacher_width must be ≥ 1"),
+    "student_model": Spec("enum", "small_cnn", "Student model.", enum_values=MODEL_NAMES),
+    "student_width": Spec("integer", 12, "small_cnn student: channels of the first stage "
+                          "(default 12: 1/7 the parameters and about 0.35× the 1-thread int8 "
+                          "latency of the width-32 float model).", check=lambda v: v >= 1,
+                          message="--student_width must be ≥ 1"),
+    "student_alpha": Spec("float", 0.35, "mobilenet_v2 student: width multiplier.",
+                          check=lambda v: v > 0, message="--student_alpha must be > 0"),
+    "temperature": Spec("float", 4.0, "Distillation softmax temperature T of the soft targets "
+                        "(> 0).", check=lambda v: v > 0,
+                        message="--temperature must be > 0 (e.g. 4)"),
+    "hard_label_weight": Spec("float", 0.1, "Distillation: weight of the hard-label "
+                              "cross-entropy; 1 − it weights the T²-scaled soft-target loss "
+                              "(Hinton et al. 2015). In [0, 1].",
+                              check=lambda v: 0.0 <= v <= 1.0,
+                              message="--hard_label_weight must be in [0, 1]"),
+    "student_qat": Spec("boolean", False, "Distill into a QAT-wrapped student (export: "
+                        "student_qat_int8)."),
+    "baseline": Spec("boolean", False, "Also train the student from scratch (same epochs, "
+                     "seed, initial weights) into WORKDIR/student_baseline."),
+    # ---- export and benchmark ----
+    "export_dir": Spec("string", "exported", "Folder of the deployable files."),
+    "name": Spec("string", None, "File name prefix of the exports (default: "
+                 "<dataset>_<model>)."),
+    "variants": Spec("list", None, "Variants to export (default: every variant whose stage "
+                     "has a model in WORKDIR)."),
+    "calibration_steps": Spec("integer", 100, "Train images in the int8 representative_dataset "
+                              "(calibration).", check=lambda v: v >= 1,
+                              message="--calibration_steps must be ≥ 1"),
+    "calibration_seed": Spec("integer", 0, "Seed of the calibration sample (which train images "
+                             "the representative_dataset takes)."),
+    "calibration_data": Spec("enum", "train", "int8 calibration images: train "
+                             "(--calibration_steps train images) or blank (constant black "
+                             "images; a deliberately broken int8 for testing the accuracy "
+                             "gate, never for a real export).", enum_values=["train", "blank"]),
+    "max_accuracy_drop": Spec("float", 0.01, "Accuracy gate: refuse a variant whose top-1 test "
+                              "accuracy is more than this below its reference Keras model's "
+                              "(fractions: 0.01 = 1 percentage point; 1 = off).",
+                              check=lambda v: 0 <= v <= 1,
+                              message="--max_accuracy_drop must be in [0, 1] (0.01 = 1 point)"),
+    "inference_input_type": Spec("enum", None, "Input tensor type of the integer variants "
+                                 "(the converter's term): uint8 (default: raw camera pixels, "
+                                 "scale 1/255, zero point 0), int8, or float32.",
+                                 enum_values=["uint8", "int8", "float32"]),
+    "inference_output_type": Spec("enum", None, "Output tensor type of the integer variants: "
+                                  "uint8 (default), int8, or float32.",
+                                  enum_values=["uint8", "int8", "float32"]),
+    "rgb_input": Spec("boolean", True, "Exports take RGB input; a model trained on grayscale "
+                      "gets an in-model RGB-to-gray conversion. --norgb_input keeps the "
+                      "trained channel count (firmware that feeds 1 channel)."),
+    "output_kind": Spec("enum", "probabilities", "What the exports output: probabilities "
+                        "(softmax, what MediaPipe's score threshold expects) or raw logits.",
+                        enum_values=["probabilities", "logits"]),
+    "micro": Spec("boolean", False, "Also write EXPORT_DIR/micro/: each integer variant as a "
+                  "C array, its MicroMutableOpResolver and its measured tensor arena, for "
+                  "TensorFlow Lite Micro firmware (trained channel count kept)."),
+    "micro_flash_kb": Spec("float", None, "--micro: flash budget in KiB for the model array; "
+                           "a variant over it is named and not written.",
+                           check=lambda v: v is None or v > 0,
+                           message="--micro_flash_kb must be > 0"),
+    "micro_ram_kb": Spec("float", None, "--micro: RAM budget in KiB for the tensor arena; a "
+                         "variant over it is named and not written.",
+                         check=lambda v: v is None or v > 0,
+                         message="--micro_ram_kb must be > 0"),
+    "threads": Spec("list", None, "CPU thread counts to time, for TFLite and TensorFlow "
+                    "(default: 1 and all cores).",
+                    check=lambda v: v is None or _positive_ints(v),
+                    message="--threads: a comma-separated list of integers ≥ 1, e.g. 1,4"),
+    "batch_sizes": Spec("list", ["1", "32"], "Batch sizes to time; batches above 1 are also "
+                        "reported as images/s.", check=_positive_ints,
+                        message="--batch_sizes: a comma-separated list of integers ≥ 1, e.g. "
+                                "1,32"),
+    "xnnpack": Spec("list", ["on", "off"], "TFLite runtimes: on = default delegates (XNNPACK), "
+                    "off = builtin reference kernels.",
+                    check=lambda v: bool(v) and set(v) <= {"on", "off"},
+                    message="--xnnpack: on, off or on,off"),
+    "min_runs": Spec("integer", 50, "Timed runs per row, at least (benchmark_model "
+                     "--num_runs).", check=lambda v: v >= 1, message="--min_runs must be ≥ 1"),
+    "min_seconds": Spec("float", 1.0, "Seconds of timed runs per row, at least "
+                        "(benchmark_model --min_secs).", check=lambda v: v >= 0,
+                        message="--min_seconds must be ≥ 0"),
+    "warmup_runs": Spec("integer", 1, "Untimed runs before timing, at least.",
+                        check=lambda v: v >= 0, message="--warmup_runs must be ≥ 0"),
+    "warmup_seconds": Spec("float", 0.5, "Seconds of untimed runs before timing, at least.",
+                           check=lambda v: v >= 0, message="--warmup_seconds must be ≥ 0"),
+    "max_cv": Spec("float", 0.05, "Rows whose p50 CV is above this are flagged noisy: the "
+                   "coefficient of variation of the medians of 10 consecutive blocks of timed "
+                   "runs (how much the p50 moved during the measurement).",
+                   check=lambda v: v > 0, message="--max_cv must be > 0"),
+    "memory": Spec("boolean", False, "Also measure the peak RSS of a fresh process that loads "
+                   "each model and runs it once (one process per model)."),
+    # ---- predict ----
+    "tflite": Spec("string", None, "A .tflite file exported by tftool (labels and "
+                   "preprocessing are read from the metadata inside it)."),
+    "top_k": Spec("integer", 5, "Classes to show per image (≥ 1).", check=lambda v: v >= 1,
+                  message="--top_k must be ≥ 1"),
+    "json": Spec("boolean", False, "Print JSON instead of one line per image."),
+    "num_threads": Spec("integer", None, "LiteRT CPU threads (default: the runtime's).",
+                        check=lambda v: v is None or v >= 1,
+                        message="--num_threads must be ≥ 1"),
+    # ---- check ----
+    "stage": Spec("enum", "float", "With no --model: the stage whose saved model is checked, "
+                  "WORKDIR/<stage>/model.h5.",
+                  enum_values=["float", "qat", "pruned", "pqat", "teacher", "student",
+                               "student_baseline"]),
+    "purpose": Spec("list", ["quantize", "prune"], "What to check for: quantize, prune.",
+                    check=lambda v: bool(v) and set(v) <= {"quantize", "prune"},
+                    message="--purpose: quantize, prune or quantize,prune"),
+    "scheme": Spec("enum", "default", "QAT scheme for --purpose=quantize.",
+                   enum_values=["default", "prune_preserve"]),
+}
+
+DATA_FLAGS = ("workdir", "dataset", "data_dir", "manual_dir", "channels", "image_size",
+              "download", "skip_corrupt")
+TRAINING_FLAGS = ("epochs", "per_replica_batch_size", "learning_rate", "lr_schedule",
+                  "warmup_epochs", "optimizer", "weight_decay", "augment", "hflip", "seed",
+                  "strategy", "num_gpus", "cpu_replicas", "overwrite", "deterministic",
+                  "scale_lr", "reference_batch_size")
+
+_DEFINERS = {"string": flags.DEFINE_string, "integer": flags.DEFINE_integer,
+             "float": flags.DEFINE_float, "boolean": flags.DEFINE_boolean,
+             "list": flags.DEFINE_list}
+
+
+def define(names, defaults=None, flag_values=None):
+    """Defines the flags `names` (keys of FLAG_SPECS) in `flag_values`, with `defaults`
+    ({name: value}) replacing the table's default where an entry point needs another.
+
+    Raises: KeyError for a name not in FLAG_SPECS (a new flag goes into the table).
+    """
+    defaults = defaults or {}
+    flag_values = FLAGS if flag_values is None else flag_values
+    for name in names:
+        spec = FLAG_SPECS[name]
+        default = defaults.get(name, spec.default)
+        if spec.kind == "enum":
+            flags.DEFINE_enum(name, default, spec.enum_values, spec.help,
+                              flag_values=flag_values)
+        else:
+            _DEFINERS[spec.kind](name, default, spec.help, flag_values=flag_values)
+        if spec.check is not None:
+            flags.register_validator(name, spec.check, message=spec.message,
+                                     flag_values=flag_values)
+
+
+# ---- flags -> library arguments --------------------------------------------------------------
+def data_settings(stage):
+    """stage_runner.data_settings from the data flags (see there)."""
+    given = {k: FLAGS[k].value for k in stage_runner.DATA_SETTINGS}
+    given["skip_corrupt"] = FLAGS.skip_corrupt
+    explicit = {k for k in stage_runner.DATA_SETTINGS if FLAGS[k].present}
+    return stage_runner.data_settings(FLAGS.workdir, stage, given, explicit)
+
+
+def load_data(settings):
+    """The data.Dataset of `settings` (data_settings)."""
+    from tftool import data
+
+    return data.load(settings["dataset"], data_dir=settings["data_dir"],
+                     manual_dir=settings["manual_dir"], channels=settings["channels"],
+                     download=FLAGS.download, skip_corrupt=bool(settings.get("skip_corrupt")))
+
+
+def image_size(dataset, settings):
+    from tftool import data
+
+    return data.resolve_image_size(dataset, settings["image_size"])
 
 
 def build_strategy():
@@ -108,137 +324,67 @@ def build_strategy():
     return built
 
 
-def is_chief(strategy):
-    """Whether this process writes files (False only on non-chief multi-worker workers)."""
-    from tftool.train import strategy as strategy_lib
+def train_config(dataset):
+    """A train.fit.TrainConfig from the training flags; hflip defaults from the data set."""
+    from tftool.train import fit
 
-    return strategy is None or strategy_lib.is_chief(strategy)
+    hflip = dataset.hflip_safe if FLAGS.hflip is None else FLAGS.hflip
+    return fit.TrainConfig(
+        epochs=FLAGS.epochs, per_replica_batch_size=FLAGS.per_replica_batch_size,
+        learning_rate=FLAGS.learning_rate, lr_schedule=FLAGS.lr_schedule,
+        warmup_epochs=FLAGS.warmup_epochs, optimizer=FLAGS.optimizer,
+        weight_decay=FLAGS.weight_decay, augment=FLAGS.augment, hflip=hflip, seed=FLAGS.seed,
+        deterministic=FLAGS.deterministic, scale_lr=FLAGS.scale_lr,
+        reference_batch_size=FLAGS.reference_batch_size)
 
 
-# ---- data settings ---------------------------------------------------------------------------
-def data_settings(stage):
-    """The data flags for `stage` as a dict.
+def stage_context(stage, strategy=None):
+    """(stage_runner.Context, data settings) for a stage that trains, from the flags.
 
-    The float stage takes them from the flags (dataset default: digits). Later stages take them
-    from WORKDIR/float/config.json, so `tftool-export --workdir=W` needs no repeated flags; a
-    data flag given explicitly that disagrees with the float model's raises UserError.
+    Builds the strategy first (before TensorFlow's first op) unless one is given.
     """
-    given = {k: getattr(FLAGS, k) for k in DATA_FLAGS}
-    if stage == "float":
-        given["dataset"] = given["dataset"] or "digits"
-        return {**given, "skip_corrupt": FLAGS.skip_corrupt}
-    float_config = workdir.read_json(
-        os.path.join(workdir.stage_dir(FLAGS.workdir, "float"), "config.json"))
-    if float_config is None:
-        raise UserError(f"no float model config in {FLAGS.workdir}/float: run tftool-train "
-                        f"--workdir={FLAGS.workdir} first")
-    settings = {k: float_config.get(k) for k in DATA_FLAGS}
-    for key, value in given.items():
-        if value is not None and FLAGS[key].present and value != settings[key]:
-            raise UserError(f"--{key}={value} differs from the float model's --{key}="
-                            f"{settings[key]} in {FLAGS.workdir}/float; use another --workdir")
-    settings["skip_corrupt"] = FLAGS.skip_corrupt or bool(float_config.get("skip_corrupt"))
-    return settings
+    strategy = strategy or build_strategy()
+    settings = data_settings(stage)
+    dataset = load_data(settings)
+    context = stage_runner.Context(workdir=FLAGS.workdir, strategy=strategy, dataset=dataset,
+                                   image_size=image_size(dataset, settings),
+                                   overwrite=FLAGS.overwrite, flags_text=flags_text())
+    return context, settings
 
 
-def load_data(settings):
-    from tftool import data
+def default_name(workdir):
+    """<dataset>_<model> from WORKDIR/float/config.json, safe as a file name prefix."""
+    from tftool import io
 
-    return data.load(settings["dataset"], data_dir=settings["data_dir"],
-                     manual_dir=settings["manual_dir"], channels=settings["channels"],
-                     download=FLAGS.download, skip_corrupt=bool(settings.get("skip_corrupt")))
-
-
-# ---- stage bookkeeping -----------------------------------------------------------------------
-def stage_complete(stage, inputs=(), chief=True):
-    """Whether WORKDIR/<stage> is complete and up to date, so the stage can be skipped.
-
-    Complete: model.h5 and metrics.json exist, --overwrite is off, and no file in `inputs`
-    (the models the stage was made from) is newer than its model. A stale or forced stage has
-    its resume state cleared, so it starts at epoch 0 rather than mixing two runs; only the
-    chief (`chief`) clears it, as only the chief writes in multi-worker training.
-    """
-    out = workdir.stage_dir(FLAGS.workdir, stage)
-    metrics = workdir.read_json(os.path.join(out, "metrics.json"))
-    model = workdir.model_path(FLAGS.workdir, stage)
-    if metrics is not None and os.path.isfile(model):
-        stale = [p for p in inputs if os.path.getmtime(p) > os.path.getmtime(model)]
-        if not FLAGS.overwrite and not stale:
-            print(f"{out}: complete, skipped (test accuracy "
-                  f"{metrics.get('test_accuracy', 0):.4f}); pass --overwrite to run it again")
-            return True
-        logging.info("%s: %s; starting it again", out,
-                     f"{stale[0]} is newer" if stale else "--overwrite")
-        if chief:
-            workdir.clear_training_state(out)
-    elif FLAGS.overwrite and chief:
-        workdir.clear_training_state(out)
-    return False
+    config = io.read_json_object(os.path.join(workdir, "float", "config.json")) or {}
+    dataset = config.get("dataset") or "model"
+    if dataset.startswith("folder:"):
+        dataset = os.path.basename(os.path.normpath(dataset[len("folder:"):]))
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{dataset}_{config.get('model', 'model')}")
 
 
-@contextlib.contextmanager
-def stage_lock(directory, chief=True, config=None, free=()):
-    """Takes workdir.stage_lock on the chief (the only writer; nothing on other workers), then
-    checks `config` against DIR/config.json (workdir.check_config, honouring --overwrite).
-
-    The check runs under the lock, so a second run refused by the lock cannot first rewrite
-    the config of the stage the first run is still training.
-    """
-    with (workdir.stage_lock(directory) if chief else contextlib.nullcontext()):
-        if config is not None:
-            workdir.check_config(directory, config, overwrite=FLAGS.overwrite, write=chief,
-                                 free=free)
-        yield
+# Run-control flags that must not be replayed from flags.txt: `--flagfile=WORKDIR/x/flags.txt`
+# repeats the run, it does not force a new one.
+NOT_RECORDED = ("overwrite",)
 
 
-def flags_text(flag_values=FLAGS):
-    """The resolved tftool flags in absl flagfile form (one --name=value a line), without the
-    run-control flags of NOT_RECORDED."""
-    lines = []
-    for module, module_flags in sorted(flag_values.flags_by_module_dict().items()):
-        if module.startswith("absl"):
-            continue
-        for flag in module_flags:
-            if flag.name in NOT_RECORDED:
-                continue
-            text = flag.serialize()
-            if text and text not in lines:
-                lines.append(text)
+def flags_text(flag_values=None):
+    """The resolved tftool flags (of `flag_values`, default this entry point's) in absl
+    flagfile form, one --name=value a line, without the run-control flags of NOT_RECORDED."""
+    flag_values = FLAGS if flag_values is None else flag_values
+    lines = set()
+    for name in FLAG_SPECS:
+        if name in flag_values and name not in NOT_RECORDED:
+            text = flag_values[name].serialize()
+            if text:
+                lines.add(text)
     return "\n".join(sorted(lines)) + "\n"
-
-
-def write_stage(stage, model, metrics, strategy=None):
-    """Writes WORKDIR/<stage>/{model.h5, metrics.json, flags.txt} atomically, model first.
-
-    The model is saved in float32 (precision.to_float32) even when it was trained under
-    mixed_float16. In multi-worker training every worker calls this (saving reads
-    sync-on-read variables, a collective); non-chief workers write into a temporary directory
-    that is deleted afterwards, as in the TF multi-worker guide.
-    """
-    from tftool.train import precision
-
-    model = precision.to_float32(model)
-    chief = is_chief(strategy)
-    out = workdir.stage_dir(FLAGS.workdir, stage)
-    target = out if chief else tempfile.mkdtemp(prefix=f"tftool_{stage}_workertemp_")
-    try:
-        workdir.save_model(model, os.path.join(target, workdir.MODEL_FILE))
-        workdir.write_text(os.path.join(target, "flags.txt"), flags_text())
-        workdir.write_json(os.path.join(target, "metrics.json"), metrics)
-    finally:
-        if not chief:
-            shutil.rmtree(target, ignore_errors=True)
-    where = out if chief else f"{out} (non-chief worker: written by the chief)"
-    print(f"{where}: test accuracy {metrics['test_accuracy']:.4f}")
 
 
 # ---- running ---------------------------------------------------------------------------------
 # Flags absl's parser handles itself; they are not in FLAGS but every entry point takes them.
 ABSL_SPECIAL_FLAGS = ("flagfile", "undefok", "help", "helpshort", "helpfull", "helpxml",
                       "only_check_args")
-# Run-control flags that must not be replayed from flags.txt: `--flagfile=WORKDIR/x/flags.txt`
-# repeats the run, it does not force a new one.
-NOT_RECORDED = ("overwrite",)
 
 
 def drop_foreign_flags(argv, prog):
@@ -260,35 +406,61 @@ def drop_foreign_flags(argv, prog):
     return kept
 
 
-def run(main):
-    """absl `app.run(main)`, turning UserError into one line on stderr and exit status 2."""
-    prog = os.path.basename(sys.argv[0]).replace(".py", "")
-    argv = sys.argv
-    if os.environ.get("TFTOOL_SHARED_FLAGS") == "1":
-        argv = drop_foreign_flags(argv, prog)
+_OS_FIXES = {
+    errno.ENOTDIR: "a file stands where a folder belongs; move it away or choose another path",
+    errno.EISDIR: "a folder stands where a file belongs; move it away or choose another path",
+    errno.EACCES: "permission denied; fix the permissions or choose another path",
+    errno.EPERM: "operation not permitted; fix the permissions or choose another path",
+    errno.EROFS: "the file system is read-only; choose another path",
+    errno.ENOENT: "no such file or folder; check the path",
+    errno.EEXIST: "a file stands where a folder belongs; move it away or choose another path",
+    errno.ENOSPC: "no space left on the device; free some space and run again",
+}
 
+
+def os_error_line(e):
+    """One line for an OSError from the file system: the path, what is wrong, the fix."""
+    path = e.filename or ""
+    if e.filename2:
+        path = f"{path} -> {e.filename2}"
+    fix = _OS_FIXES.get(e.errno, "check the path and run again")
+    reason = e.strerror or str(e)
+    return f"{path}: {reason}; {fix}" if path else f"{reason}; {fix}"
+
+
+def guarded(prog, main, positional=False):
+    """`main` wrapped so that every user-caused failure becomes one line `<prog>: error: ...`
+    on stderr and exit status 2 (SystemExit), with no traceback: UserError, and OSError from
+    the file system (a file where a folder belongs, a folder that cannot be read or written,
+    a full disk). Positional arguments are refused unless `positional`."""
     def wrapped(argv):
-        if len(argv) > 1:
-            print(f"{prog}: error: unexpected arguments {' '.join(argv[1:])}; flags are "
-                  f"--name=value", file=sys.stderr)
-            sys.exit(2)
+        if len(argv) > 1 and not positional:
+            fail(prog, f"unexpected arguments {' '.join(argv[1:])}; flags are --name=value")
         try:
             return main(argv)
         except UserError as e:
-            print(f"{prog}: error: {e}", file=sys.stderr)
-            sys.exit(2)
+            fail(prog, str(e))
+        except OSError as e:
+            if e.filename is None and e.errno is None:
+                raise  # not a file-system error: a bug, keep its traceback
+            fail(prog, os_error_line(e))
+    return wrapped
 
-    app.run(wrapped, argv=argv)
+
+def run(prog, main, positional=False):
+    """absl `app.run` of guarded(prog, main), for entry point `prog` (e.g. "tftool-train")."""
+    argv = sys.argv
+    if os.environ.get("TFTOOL_SHARED_FLAGS") == "1":
+        argv = drop_foreign_flags(argv, prog)
+    app.run(guarded(prog, main, positional), argv=argv)
 
 
-def default_name(workdir_path):
-    """<dataset>_<model> from WORKDIR/float/config.json, safe as a file name prefix."""
-    import re
+def fail(prog, message):
+    print(f"{prog}: error: {message}", file=sys.stderr, flush=True)
+    sys.exit(2)
 
-    config = workdir.read_json(os.path.join(workdir.stage_dir(workdir_path, "float"),
-                                            "config.json")) or {}
-    dataset = config.get("dataset") or "model"
-    if dataset.startswith("folder:"):
-        dataset = os.path.basename(os.path.normpath(dataset[len("folder:"):]))
-    name = f"{dataset}_{config.get('model', 'model')}"
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
+
+def entry_point(prog, names, main, defaults=None, positional=False):
+    """Defines the flags `names` (with `defaults`) and runs `main` as `prog` (see run)."""
+    define(names, defaults)
+    run(prog, main, positional)

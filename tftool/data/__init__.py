@@ -352,10 +352,34 @@ def representative_dataset(data, image_size, num_samples=100, seed=0):
     return gen
 
 
+def to_pixels(image, image_size):
+    """uint8 HxWxC (or NxHxWxC) -> uint8 at `image_size` (height, width): what an app feeds.
+
+    Resized (bilinear, antialiased, as `preprocess`) only when the size differs, then rounded
+    back to 0..255, so a model sees the same pixels whether the benchmark or an app feeds it.
+    """
+    static = image.shape[-3:-1]
+    if static.as_list() == list(image_size):
+        return tf.cast(image, tf.uint8)
+    resized = tf.image.resize(tf.cast(image, tf.float32), image_size, method="bilinear",
+                              antialias=True)
+    return tf.cast(tf.clip_by_value(tf.round(resized), 0.0, 255.0), tf.uint8)
+
+
+def test_batches(data, image_size, batch_size=256):
+    """The test split as a stream of (uint8 pixels [n, H, W, C], int64 labels [n]) numpy
+    batches, in a fixed order; one batch is decoded at a time (evaluate.py)."""
+    ds = data.test.map(lambda x, y: (to_pixels(x, image_size), y), num_parallel_calls=AUTOTUNE)
+    return ds.batch(batch_size).prefetch(2).as_numpy_iterator()
+
+
 def test_arrays(data, image_size, batch_size=256):
-    """The whole test split as numpy: (float32 [N, H, W, C] in [0, 1], int64 [N])."""
+    """The whole test split in memory: (float32 [N, H, W, C] in [0, 1], int64 [N]).
+
+    For small data sets and tests only; evaluation streams (test_batches) instead.
+    """
     images, labels = [], []
-    for x, y in pipeline(data.test, image_size, batch_size, training=False):
-        images.append(x.numpy())
-        labels.append(y.numpy())
+    for x, y in test_batches(data, image_size, batch_size):
+        images.append(x.astype(np.float32) / 255.0)
+        labels.append(y)
     return np.concatenate(images), np.concatenate(labels)

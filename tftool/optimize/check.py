@@ -21,7 +21,7 @@ import os
 import sys
 
 import tftool  # noqa: F401  (Keras 2 before TensorFlow)
-from tftool import UserError
+from tftool import UserError, internals
 
 PURPOSES = ("quantize", "prune")
 
@@ -47,7 +47,7 @@ def _nested_and_lambda(model, purpose):
                     layer, "a model nested in the model: tfmot cannot quantize a model inside a "
                     "model", "build it flat: call the inner model's layers on your tensors (for "
                     "keras.applications pass input_tensor=), as models.mobilenet_v2 does"))
-            elif not (isinstance(layer, keras.Sequential) or layer._is_graph_network):
+            elif not (isinstance(layer, keras.Sequential) or internals.is_graph_network(layer)):
                 findings.append(_finding(layer, "a subclassed model nested in the model",
                                          "rebuild it as a functional or Sequential model"))
         elif purpose == "quantize" and isinstance(layer, keras.layers.Lambda):
@@ -62,13 +62,12 @@ def _nested_and_lambda(model, purpose):
 def _quantize_findings(model, scheme):
     """Runs tfmot's quantize_apply with a recording registry; returns the findings."""
     import tensorflow_model_optimization as tfmot
-    from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
-        default_8bit_quantize_configs as configs)
+    configs = internals.tfmot_quantize_configs()
     import tf_keras as keras
 
     from tftool.optimize import qat
 
-    if not (isinstance(model, keras.Sequential) or model._is_graph_network):
+    if not (isinstance(model, keras.Sequential) or internals.is_graph_network(model)):
         return [_finding(model, "a subclassed model: tfmot only quantizes functional and "
                          "Sequential models", "rebuild it with the functional API")]
     findings = _nested_and_lambda(model, "quantize")
@@ -140,11 +139,10 @@ def _quantize_advice(layer):
 
 
 def _prune_findings(model):
-    from tensorflow_model_optimization.python.core.sparsity.keras import (
-        prunable_layer, prune_registry)
+    prunable_layer, prune_registry = internals.tfmot_prune_registry()
     import tf_keras as keras
 
-    if not (isinstance(model, keras.Sequential) or model._is_graph_network):
+    if not (isinstance(model, keras.Sequential) or internals.is_graph_network(model)):
         return [_finding(model, "a subclassed model: tfmot only prunes functional and "
                          "Sequential models", "rebuild it with the functional API")]
     findings = _nested_and_lambda(model, "prune")
@@ -154,7 +152,7 @@ def _prune_findings(model):
             if isinstance(layer, keras.layers.InputLayer):
                 continue  # clone_model never hands input layers to the wrapper
             if isinstance(layer, keras.Model) and (isinstance(layer, keras.Sequential)
-                                                   or layer._is_graph_network):
+                                                   or internals.is_graph_network(layer)):
                 yield from walk(layer)  # prune_low_magnitude recurses into these
             else:
                 yield layer

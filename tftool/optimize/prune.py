@@ -51,6 +51,10 @@ class Schedule:
     frequency: int
     power: float = 3.0
 
+    def as_dict(self):
+        """The schedule's fields as a JSON-able dict (metrics.json)."""
+        return dataclasses.asdict(self)
+
     def to_tfmot(self):
         return tfmot.sparsity.keras.PolynomialDecay(
             initial_sparsity=self.initial_sparsity, final_sparsity=self.target_sparsity,

@@ -76,8 +76,8 @@ def _cluster_prune_preserve_scheme():
     apply CQAT instead"). With an unpruned first conv (tftool's default) every later conv then
     loses its sparsity in training (measured: 0.80 -> 0.05 on small_cnn's conv1_1). This
     registry gives each layer fresh quantizers. The registry and quantizer classes are only
-    in tfmot's internal module (the public tfmot.experimental.combine has only the scheme);
-    the quantizer classes are tfmot's own, so saved models load under quantize_scope as before.
+    in tfmot's internal module (the public tfmot.experimental.combine has only the scheme).
+    Saved CQAT/PCQAT models, tfmot's or these, load only with `load` (see there).
     """
     from tensorflow_model_optimization.python.core.quantization.keras.collab_opts.cluster_preserve import (  # noqa: E501
         cluster_preserve_quantize_registry as registry)

@@ -46,6 +46,20 @@ class TrainConfig:
     reference_batch_size: int = REFERENCE_BATCH_SIZE
 
 
+def steps_per_epoch_of(num_train, config, replicas):
+    """Optimizer steps per epoch: whole global batches (per-replica batch × replicas) in the
+    train split; the last partial batch is dropped.
+
+    Raises:
+      UserError: the global batch is larger than the train split (names the flag).
+    """
+    steps = num_train // (config.per_replica_batch_size * replicas)
+    if steps < 1:
+        raise UserError(f"--per_replica_batch_size={config.per_replica_batch_size} × {replicas} "
+                        f"replica(s) exceeds the {num_train} training images; lower it")
+    return steps
+
+
 def scaled_learning_rate(learning_rate, global_batch_size, reference_batch_size):
     """Linear scaling rule (Goyal et al. 2017, "Accurate, Large Minibatch SGD", §2.1).
 
@@ -211,10 +225,7 @@ def train(strategy, model_fn, dataset, image_size, config, stage_dir, extra_call
                                              config.reference_batch_size)
         logging.info("--scale_lr: learning rate %g × %d / %d = %g", config.learning_rate,
                      global_batch, config.reference_batch_size, learning_rate)
-    steps_per_epoch = dataset.num_train // global_batch
-    if steps_per_epoch < 1:
-        raise UserError(f"--per_replica_batch_size={config.per_replica_batch_size} × {replicas} "
-                        f"replicas exceeds the {dataset.num_train} training images; lower it")
+    steps_per_epoch = steps_per_epoch_of(dataset.num_train, config, replicas)
     total_steps = steps_per_epoch * config.epochs
     warmup_steps = int(round(config.warmup_epochs * steps_per_epoch))
     if config.lr_schedule == "cosine_warmup" and warmup_steps >= total_steps:
@@ -231,10 +242,15 @@ def train(strategy, model_fn, dataset, image_size, config, stage_dir, extra_call
     logging.info("training %s: %d epochs × %d steps, global batch %d on %d replica(s)",
                  model.name, config.epochs, steps_per_epoch, global_batch, replicas)
     guard = NaNGuard()
-    history = model.fit(train_ds, epochs=config.epochs, steps_per_epoch=steps_per_epoch,
-                        callbacks=list(extra_callbacks) + standard_callbacks(stage_dir,
-                                                                             global_batch, guard),
-                        verbose=2)
+    backup = os.path.join(stage_dir, "backup")
+    check_resume_state(backup)
+    try:
+        history = model.fit(train_ds, epochs=config.epochs, steps_per_epoch=steps_per_epoch,
+                            callbacks=list(extra_callbacks) + standard_callbacks(
+                                stage_dir, global_batch, guard), verbose=2)
+    except tf.errors.DataLossError as e:  # a damaged checkpoint found while restoring
+        raise UserError(f"the resume state in {backup} is damaged ({e.message.splitlines()[0]})"
+                        f"; delete {backup}, or pass --overwrite to start the stage again") from e
     if guard.tripped:
         epoch = guard.epoch + 1  # 1-based, as fit prints it
         kept = (f"{stage_dir}/backup and {stage_dir}/ckpt keep epoch {epoch - 1}, the last "
@@ -243,6 +259,26 @@ def train(strategy, model_fn, dataset, image_size, config, stage_dir, extra_call
         raise UserError(f"loss became NaN/inf in epoch {epoch} (batch {guard.batch + 1}); "
                         f"stopped, {kept}; lower --learning_rate (now {learning_rate:g})")
     return model, {k: [float(v) for v in vs] for k, vs in history.history.items()}
+
+
+def check_resume_state(backup_dir):
+    """Raises UserError when BackupAndRestore's state in `backup_dir` is damaged from outside
+    (an unparseable `checkpoint` file, a missing or truncated ckpt-N), naming the fix; does
+    nothing when there is no state yet."""
+    state = os.path.join(backup_dir, "chief")
+    if not os.path.isdir(state):
+        return
+    try:
+        latest = tf.train.latest_checkpoint(state)
+        if latest is None and os.path.exists(os.path.join(state, "checkpoint")):
+            raise ValueError("its checkpoint file names no readable checkpoint")
+        if latest is not None:
+            tf.train.load_checkpoint(latest).get_variable_to_shape_map()
+    except (tf.errors.OpError, ValueError) as e:
+        message = getattr(e, "message", None) or str(e)
+        raise UserError(f"the resume state in {backup_dir} is damaged "
+                        f"({message.strip().splitlines()[0][:200]}); delete {backup_dir}, or "
+                        f"pass --overwrite to start the stage again") from e
 
 
 def weights_digest(model):
@@ -255,20 +291,3 @@ def weights_digest(model):
     for w in model.get_weights():
         h.update(w.tobytes())
     return h.hexdigest()[:16]
-
-
-def evaluate(model, dataset, image_size, batch_size=256):
-    """Top-1 accuracy and mean cross-entropy of `model` on the whole test split.
-
-    Returns: {"test_accuracy": float in [0, 1], "test_loss": float (nats)}.
-    """
-    import numpy as np
-
-    x, y = data_lib.test_arrays(dataset, image_size, batch_size)
-    # Direct calls, not model.predict: under MultiWorkerMirroredStrategy predict would shard
-    # the test set across workers; here every worker scores the whole split identically.
-    logits = np.concatenate([model(x[i:i + batch_size], training=False).numpy()
-                             for i in range(0, len(x), batch_size)])
-    loss = keras.losses.sparse_categorical_crossentropy(y, logits, from_logits=True)
-    return {"test_accuracy": float(np.mean(np.argmax(logits, -1) == y)),
-            "test_loss": float(np.mean(loss))}

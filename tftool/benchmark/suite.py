@@ -1,0 +1,171 @@
+"""The whole benchmark: measure the float Keras model and every exported .tflite, write the
+tables, the report and the plot, and add the figures to each model card.
+
+For each model: top-1 accuracy on the whole test split (streamed, evaluate.py), agreement
+with the float model's top-1, mean |Δp| of the class probabilities, per-class accuracy, file
+size raw and gzipped, and latency for every threads × batch size × XNNPACK setting
+(timing.py: benchmark_model's run loop; p50/p90/p99, CV, noisy flag). Writes
+EXPORT_DIR/benchmark.json (a list of rows, rows.ROW_KEYS first), benchmark.md (every row),
+report.md (one line per variant, Pareto set marked) and report.png (latency vs accuracy).
+"""
+import datetime
+import glob
+import os
+import platform
+
+import tftool  # noqa: F401  (Keras 2 before TensorFlow)
+from tftool import UserError, evaluate, io, stages
+from tftool.benchmark import measure, report, rows as rows_lib, timing
+
+# Cores this process may run on (affinity / cgroup cpusets), not the machine's total.
+CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def machine():
+    """Where the figures were taken: CPU, cores, load average (1/5/15 min), OS."""
+    try:
+        load = [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        load = None
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((l.split(":", 1)[1].strip() for l in f if l.startswith("model name")), cpu)
+    except OSError:
+        pass
+    return {"cpu": cpu, "cores": CORES, "load_average": load, "system": platform.platform()}
+
+
+def card_benchmark(variant_rows, entry, meta):
+    """The "benchmark" section of a model card: the variant's figures from this run."""
+    return {
+        "accuracy": entry["accuracy"], "agreement": entry["agreement"],
+        "delta_points_vs_float": entry["delta_points"],
+        "mean_abs_dprob": entry["mean_abs_dprob"],
+        "latency_ms_p50_1_thread": entry["p50_1"],
+        "latency_ms_p50_all_threads": entry["p50_all"],
+        "speedup_vs_keras_float": entry["speedup_keras"],
+        "speedup_vs_tflite_float32": entry["speedup_float32"],
+        "throughput_ips_max_batch": entry["throughput_ips"],
+        "pareto_optimal": entry["pareto"], "noisy": entry["noisy"],
+        "peak_rss_bytes": entry["peak_rss_bytes"],
+        "latency": [{k: r.get(k) for k in ("xnnpack", "num_threads", "batch_size",
+                                             "latency_ms_p50", "latency_ms_p90",
+                                             "latency_ms_p99", "latency_cv", "throughput_ips",
+                                             "noisy")} for r in variant_rows],
+        **meta,
+    }
+
+
+def exported_files(export_dir, name):
+    """{variant: path} of EXPORT_DIR/<name>_<variant>.tflite. Raises UserError when none."""
+    paths = sorted(glob.glob(os.path.join(export_dir, f"{glob.escape(name)}_*.tflite")))
+    if not paths:
+        raise UserError(f"no {name}_*.tflite in {export_dir}: run tftool-export first")
+    return {os.path.basename(p)[len(name) + 1:-len(".tflite")]: p for p in paths}
+
+
+def measure_all(workdir, export_dir, name, dataset, image_size, threads, batch_sizes, xnnpack,
+                timing_settings, max_cv, memory=False):
+    """Every benchmark row of the float Keras model and of each exported file.
+
+    Args:
+      threads, batch_sizes: sorted lists of ints; xnnpack: list of bools.
+      timing_settings: keyword arguments of timing.time_calls.
+    Returns: list of row dicts (rows.ROW_KEYS first).
+    Raises: UserError: no exports, or a damaged .tflite or model.h5 (named).
+    """
+    from tftool import data
+    from tftool.litert import Runner
+
+    files = exported_files(export_dir, name)
+    float_path = stages.model_path(workdir, "float")
+    scorers = {("float", None): evaluate.keras_scorer(io.load_model(float_path))}
+    for variant, path in files.items():
+        for use_xnnpack in xnnpack:
+            scorers[(variant, use_xnnpack)] = evaluate.tflite_scorer(
+                Runner(model_path=path, num_threads=max(threads), use_xnnpack=use_xnnpack))
+    results = evaluate.evaluate(scorers, data.test_batches(dataset, image_size),
+                                dataset.class_names, reference=("float", None))
+    del scorers  # the interpreters of the accuracy pass
+    rows = rows_lib.keras_rows(float_path, name, results[("float", None)],
+                               tuple(image_size) + (dataset.image_shape[-1],), threads,
+                               batch_sizes, timing_settings)
+    for variant, path in files.items():
+        accuracy = {x: results[(variant, x)] for x in xnnpack}
+        rows += rows_lib.tflite_rows(path, name, variant, accuracy, threads, batch_sizes,
+                                     xnnpack, timing_settings)
+        print(f"{path}: measured", flush=True)
+    timing.flag_noisy(rows, max_cv)
+    if memory:
+        peaks = {}
+        for r in rows:
+            key = (r["format"], r["path"])
+            if key not in peaks:
+                peaks[key] = measure.in_subprocess(
+                    {"task": "memory", "path": r["path"], "fmt": r["format"],
+                     "num_threads": max(threads)})
+            r.update(peaks[key])
+    return rows
+
+
+def write_outputs(export_dir, name, rows, threads, batch_sizes, timing_settings, max_cv,
+                  load_before, examples):
+    """Writes benchmark.json/.md, report.md/.png and the model cards' "benchmark" sections.
+
+    Returns: report.md's text.
+    """
+    info = machine()
+    info["load_average_before"] = load_before
+    meta = {"measured": datetime.datetime.now(datetime.timezone.utc).isoformat(
+                timespec="seconds"),
+            "machine": info, "runtime_versions": rows_lib.versions(), "test_examples": examples}
+    entries = report.summarize(rows)
+    title = (f"{name}: {examples} test images; batch 1 unless noted; "
+             f"threads {','.join(map(str, threads))}")
+    notes = [
+        f"Accuracy: top-1 on the whole test split ({examples} images), each model fed what an "
+        f"app feeds it (uint8 pixels). Δ vs float: percentage points vs the Keras float model. "
+        f"Agreement: share of images whose top-1 equals the Keras float model's.",
+        f"Latency: p50 of ≥ {timing_settings['min_runs']} timed runs and ≥ "
+        f"{timing_settings['min_seconds']:g} s after warm-up, TFLite with XNNPACK (default "
+        f"delegates); 'all threads' = {max(threads)}. Speed-ups are p50 ratios at 1 thread, "
+        f"batch 1. images/s: batch {max(batch_sizes)}, {max(threads)} threads.",
+        f"\\* noisy: that figure's p50 moved while it was measured (CV of the medians of 10 "
+        f"consecutive blocks of runs > {max_cv:g}); re-run on a quieter machine. "
+        f"★ Pareto-optimal: no other .tflite is at least as accurate, as fast (p50 @1 thread, "
+        f"±{report.LATENCY_TIE:.0%} counts as a tie) and as small.",
+        f"Machine: {info['cpu']}, {info['cores']} cores, load average (1/5/15 min) "
+        f"{load_before} before → {info['load_average']} after; {meta['measured']}.",
+        "Versions: " + ", ".join(f"{k} {v}" for k, v in meta["runtime_versions"].items()) + ".",
+        "Every row (threads × batch × XNNPACK, p90/p99/CV): benchmark.md, benchmark.json.",
+    ]
+    # Every model card is read before anything is written: a damaged one stops the run with
+    # one line and leaves the previous benchmark files as they were.
+    cards = {}
+    for entry in entries:
+        if entry["format"] == "tflite":
+            path = os.path.join(export_dir, f"{name}_{entry['variant']}.json")
+            cards[entry["variant"]] = (path, io.read_json_object(
+                path, fix="run tftool-export again"))
+            entry["micro"] = (cards[entry["variant"]][1] or {}).get("micro")
+    if any(e.get("micro") for e in entries):
+        notes.insert(2, "Microcontroller (`tftool-export --micro`, TensorFlow Lite Micro): "
+                        "flash = the model array, RAM = the measured tensor arena + margin "
+                        "(the TFLM runtime's own code and the app's buffers not counted); "
+                        "✗ = over the --micro_flash_kb/--micro_ram_kb budget given to export.")
+    summary = report.summary_markdown(entries, title, notes)
+    io.write_json(os.path.join(export_dir, "benchmark.json"), rows)
+    io.write_text(os.path.join(export_dir, "benchmark.md"),
+                  f"# {title}\n\n{report.markdown_table(rows)}")
+    io.write_text(os.path.join(export_dir, "report.md"), summary)
+    io.write_bytes(os.path.join(export_dir, "report.png"), report.plot_png(entries, title))
+    for entry in entries:
+        path, card = cards.get(entry["variant"], (None, None))
+        if card is None:
+            continue
+        variant_rows = [r for r in rows
+                        if r["variant"] == entry["variant"] and r["format"] == "tflite"]
+        card["benchmark"] = card_benchmark(variant_rows, entry, meta)
+        io.write_json(path, card)
+    return summary

@@ -1,0 +1,234 @@
+"""Which variants to export, and exporting them: convert, evaluate, gate, write.
+
+`export(...)` is what `tftool-export` runs: every requested variant of every stage in the
+registry (stages.py) is converted (convert.py), all of them are evaluated on the test split
+in one streamed pass beside the float Keras model (evaluate.py), and each that passes the
+accuracy gate (gate.py) is written with its model card (card.py); a refused variant is not
+written, so an earlier file of that name stays as it was.
+"""
+import os
+
+import tftool  # (Keras 2 before TensorFlow)
+from tftool import UserError, evaluate, io, stage_runner, stages
+from tftool.export import card, convert, gate
+
+
+def available(workdir):
+    """Every variant WORKDIR can give: its stage has a model of the kind the mode converts."""
+    return [v for v, (stage, _) in stages.VARIANTS.items()
+            if stages.has_model(workdir, stage)
+            and stages.fits(v, stage_runner.model_is_qat(workdir, stage))]
+
+
+def resolve(workdir, requested):
+    """The variants to export: `requested`, or (None) every variant WORKDIR can give.
+
+    Raises:
+      UserError: an unknown variant, a requested variant whose stage has no model, or whose
+        model is (not) QAT-wrapped; each names the fix.
+    """
+    if requested is None:
+        return available(workdir)
+    for variant in requested:
+        if variant not in stages.VARIANTS:
+            raise UserError(f"--variants: unknown variant {variant!r}; choose from "
+                            f"{', '.join(stages.VARIANTS)}")
+        stage, _ = stages.VARIANTS[variant]
+        if not stages.has_model(workdir, stage):
+            raise UserError(f"variant {variant}: "
+                            + stages.missing_model_message(workdir, stage)
+                            + f", or leave {variant} out of --variants")
+        qat = stage_runner.model_is_qat(workdir, stage)
+        if not stages.fits(variant, qat):
+            other = [v for v in stages.get(stage).variants if v != variant]
+            raise UserError(f"variant {variant} does not fit {os.path.join(workdir, stage)} "
+                            f"(its model is {'' if qat else 'not '}QAT-wrapped); export "
+                            f"{' or '.join(other)} instead")
+    return list(requested)
+
+
+def blank_representative_dataset(input_shape, num_samples):
+    """A representative_dataset of `num_samples` constant black float32 [1, H, W, C] images.
+
+    Calibrating on it gives int8 ranges that fit no real image: a deliberately broken
+    variant, for checking that the accuracy gate stops it (--calibration_data=blank).
+    """
+    import numpy as np
+
+    def gen():
+        for _ in range(num_samples):
+            yield [np.zeros((1, *input_shape), np.float32)]
+    return gen
+
+
+def app_conversion(mode, rgb_input=True, output_kind="probabilities",
+                   inference_input_type=None, inference_output_type=None):
+    """convert.to_tflite keyword arguments of an app export in `mode`: RGB input (an in-model
+    gray conversion for 1-channel models) unless rgb_input is False, probabilities or logits
+    out, and for integer modes the I/O types (default uint8: raw camera pixels)."""
+    kwargs = {"rgb_input": rgb_input, "output": output_kind}
+    if mode in convert.INTEGER_MODES:
+        kwargs.update(inference_input_type=inference_input_type,
+                      inference_output_type=inference_output_type)
+    return kwargs
+
+
+def with_metadata(content, name, variant, stage, dataset, output_kind):
+    """`content` with TFLite Model Metadata embedded (export/metadata.py): the labels as the
+    output's TENSOR_AXIS_LABELS file, RGB (or grayscale) input properties, NormalizationOptions
+    for float input, so MediaPipe Tasks and the Task Library read the file by itself.
+
+    Returns: (bytes, None) or, for an input MediaPipe and the metadata schema's image input
+      cannot describe (int8), (content unchanged, the reason).
+    """
+    from tftool.export import metadata
+
+    try:
+        return metadata.populate(
+            content, name=f"{name}_{variant}",
+            description=(f"Image classifier of {len(dataset.class_names)} classes trained on "
+                         f"{dataset.name} by tftool; variant {variant} of the {stage} model."),
+            version=tftool.__version__, labels=list(dataset.class_names),
+            output_kind=output_kind, extra={"variant": variant, "stage": stage}), None
+    except ValueError as e:
+        return content, str(e).splitlines()[0]
+
+
+def export(workdir, export_dir, name, dataset, image_size, variants, representative_dataset,
+           max_accuracy_drop, conversion=None):
+    """Converts, evaluates, gates and writes `variants` into `export_dir`.
+
+    Args:
+      dataset: data.Dataset; image_size: (height, width) of the model input.
+      variants: names from stages.VARIANTS (resolve()).
+      representative_dataset: int8 calibration (data.representative_dataset).
+      max_accuracy_drop: the gate (fraction; 0.01 = 1 point).
+      conversion: app_conversion's keyword arguments but `mode` (rgb_input, output_kind,
+        inference_input_type, inference_output_type).
+    Returns:
+      (written: [path], refused: [(variant, one-line reason)]).
+    Raises:
+      UserError: a stage's model or metrics is damaged; a file cannot be written.
+    """
+    from tftool import data
+    from tftool.litert import Runner
+
+    conversion = conversion or {}
+    float_model = io.load_model(stages.model_path(workdir, "float"))
+    models, contents, runners, notes = {"float": float_model}, {}, {}, {}
+    for variant in variants:
+        stage, mode = stages.VARIANTS[variant]
+        if stage not in models:
+            models[stage] = io.load_model(stages.model_path(workdir, stage))
+        raw = convert.to_tflite(models[stage], mode, representative_dataset,
+                                **app_conversion(mode, **conversion))
+        contents[variant], notes[variant] = with_metadata(
+            raw, name, variant, stage, dataset, conversion.get("output_kind", "probabilities"))
+        if notes[variant]:
+            print(f"{variant}: no app metadata embedded ({notes[variant]})")
+        runners[variant] = Runner(model_content=contents[variant])
+    scorers = {"float": evaluate.keras_scorer(float_model),
+               **{v: evaluate.tflite_scorer(r) for v, r in runners.items()}}
+    results = evaluate.evaluate(scorers, data.test_batches(dataset, image_size),
+                                dataset.class_names, reference="float")
+    float_accuracy = results["float"]["accuracy"]
+    io.write_text(os.path.join(export_dir, "labels.txt"), "\n".join(dataset.class_names) + "\n")
+    written, refused = [], []
+    for variant in variants:
+        stage, _ = stages.VARIANTS[variant]
+        accuracy = results[variant]["accuracy"]
+        path = os.path.join(export_dir, f"{name}_{variant}.tflite")
+        ref_name, ref_accuracy = gate.reference(workdir, stages.get(stage).gate, float_accuracy)
+        reason = gate.refusal(variant, accuracy, ref_accuracy, max_accuracy_drop, path,
+                              ref_name)
+        if reason:
+            refused.append((variant, reason))
+            continue
+        model_card = card.model_card(name, variant, stage, runners[variant], dataset,
+                                     image_size, accuracy, results[variant]["examples"],
+                                     contents[variant], notes[variant])
+        model_card["accuracy_gate"] = {"reference": ref_name,
+                                       "reference_accuracy": ref_accuracy,
+                                       "float_accuracy": float_accuracy,
+                                       "max_accuracy_drop": max_accuracy_drop}
+        io.write_bytes(path, contents[variant])
+        io.write_json(os.path.splitext(path)[0] + ".json", model_card)
+        print(f"{path}: {len(contents[variant]) / 1024:.1f} KiB, test accuracy {accuracy:.4f} "
+              f"(float {float_accuracy:.4f})")
+        written.append(path)
+    return written, refused
+
+
+# Conversion modes whose models run on TensorFlow Lite Micro (integer kernels).
+MICRO_MODES = ("int8", "qat_int8")
+
+
+def export_micro(workdir, export_dir, name, dataset, image_size, variants,
+                 representative_dataset, micro_flash_kb=None, micro_ram_kb=None):
+    """EXPORT_DIR/micro/: firmware sources for every integer variant among `variants`.
+
+    Each is converted again with the trained channel count (firmware feeds what its sensor
+    gives; no RGB conversion), measured in the TFLM interpreter (micro.footprint: flash, the
+    smallest working tensor arena + margin) and checked against LiteRT on the whole test
+    split (micro.compare_with_litert); then written as <name>_<variant>_model_data.{h,cc}
+    (the arena size in the header) and <name>_<variant>_op_resolver.h, and the figures go
+    into the variant's model card ("micro").
+    Returns:
+      (written: [paths], problems: [one line per variant not written: an op TFLM lacks, or
+      over the --micro_flash_kb/--micro_ram_kb budget]).
+    """
+    import re
+
+    from tftool import data
+    from tftool.export import micro
+
+    written, problems, models = [], [], {}
+    for variant in variants:
+        stage, mode = stages.VARIANTS[variant]
+        if mode not in MICRO_MODES:
+            continue
+        if stage not in models:
+            models[stage] = io.load_model(stages.model_path(workdir, stage))
+        content = convert.to_tflite(models[stage], mode, **micro_conversion(
+            representative_dataset))
+        cname = re.sub(r"\W", "_", f"{name}_{variant}")
+        try:
+            footprint = micro.footprint(content, micro_flash_kb, micro_ram_kb, name=variant)
+        except UserError as e:
+            problems.append(f"{variant}: {e}")
+            continue
+        card_path = os.path.join(export_dir, f"{name}_{variant}.json")
+        card = io.read_json_object(card_path, fix="run tftool-export again")
+        section = {k: v for k, v in footprint.items() if k != "message"}
+        section["budget_kb"] = {"flash": micro_flash_kb, "ram": micro_ram_kb}
+        section["input_shape"] = [1, *models[stage].input_shape[1:]]
+        if not footprint["fits"]:  # named, not written; the report still shows its figures
+            problems.append(footprint["message"])
+            if card is not None:
+                io.write_json(card_path, {**card, "micro": section})
+            continue
+        batches = ((pixels.astype("float32") / 255.0)
+                   for pixels, _ in data.test_batches(dataset, image_size))
+        labels = [y for _, ys in data.test_batches(dataset, image_size) for y in ys]
+        agreement = micro.compare_with_litert(content, batches, labels)
+        header, source = micro.c_source(content, cname, arena=footprint)
+        folder = os.path.join(export_dir, "micro")
+        paths = [os.path.join(folder, f"{cname}_model_data.h"),
+                 os.path.join(folder, f"{cname}_model_data.cc"),
+                 os.path.join(folder, f"{cname}_op_resolver.h")]
+        for path, text in zip(paths, (header, source, micro.op_resolver_header(content, cname))):
+            io.write_text(path, text)
+        if card is not None:
+            io.write_json(card_path, {**card, "micro": {
+                **section, **agreement, "files": [os.path.basename(p) for p in paths]}})
+        print(f"{paths[0]}: flash {footprint['flash_bytes'] / 1024:.1f} KiB, tensor arena "
+              f"{footprint['arena_bytes'] / 1024:.1f} KiB, TFLM top-1 = LiteRT on "
+              f"{agreement['top1_agreement']:.2%} of {agreement['num_images']} test images")
+        written += paths
+    return written, problems
+
+
+def micro_conversion(representative_dataset):
+    """convert.to_tflite keyword arguments of a firmware model: full integer, calibrated."""
+    return {"representative_dataset": representative_dataset, "rgb_input": False,
+            "inference_input_type": "int8", "inference_output_type": "int8", "output": "logits"}

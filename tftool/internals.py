@@ -1,0 +1,65 @@
+"""Every private TF / tf_keras / tfmot / LiteRT API tftool touches, in this one module.
+
+Each function says why no public API serves. If a pinned version moves, this is the only file
+to mend; tests/test_internals.py exercises each one against the installed versions.
+"""
+import tftool  # noqa: F401  (Keras 2 before TensorFlow)
+
+
+def ops_details(interpreter):
+    """The op graph of a LiteRT Interpreter: [{"op_name", "inputs", "outputs", ...}].
+
+    Private `Interpreter._get_ops_details()`: the public API lists tensors and signatures but
+    not which op reads which tensor, and the benchmark must find each op's kernel tensor to
+    measure the sparsity that ships in the flatbuffer.
+    """
+    return interpreter._get_ops_details()  # noqa: SLF001
+
+
+def is_graph_network(model):
+    """Whether a tf_keras Model is functional (a graph of layers), not subclassed.
+
+    Private `Model._is_graph_network`: tf_keras has no public test, and tfmot itself uses this
+    attribute to decide what it can wrap, so the pre-flight check must ask the same question.
+    """
+    return bool(getattr(model, "_is_graph_network", False))
+
+
+def rename_model(model, name):
+    """Sets a built tf_keras model's name.
+
+    Private `Model._name`: `name` is read-only after construction, and a Distiller's weight
+    files group variables by sub-model name, so a student built by a shared builder must get
+    a unique name without being rebuilt.
+    """
+    model._name = name  # noqa: SLF001
+    return model
+
+
+def in_multi_worker_mode(strategy):
+    """Whether a tf.distribute strategy spans several workers.
+
+    Private `StrategyExtended._in_multi_worker_mode()`: the public API has no such test, and
+    it is what Keras itself consults to decide which worker writes checkpoints.
+    """
+    return bool(strategy.extended._in_multi_worker_mode())  # noqa: SLF001
+
+
+def tfmot_quantize_configs():
+    """tfmot's default 8-bit QuantizeConfig module (NoOpQuantizeConfig,
+    Default8BitOutputQuantizeConfig).
+
+    Not exported by tfmot's public API, which offers no config for a layer that needs only
+    its output quantized (Rescaling) nor one that records an unsupported layer and goes on.
+    """
+    from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
+        default_8bit_quantize_configs)
+    return default_8bit_quantize_configs
+
+
+def tfmot_prune_registry():
+    """(prunable_layer, prune_registry) modules of tfmot: the tests PruneLowMagnitude applies
+    to a layer. Not public; the pre-flight check must give the same verdict tfmot will."""
+    from tensorflow_model_optimization.python.core.sparsity.keras import (
+        prunable_layer, prune_registry)
+    return prunable_layer, prune_registry

@@ -1,0 +1,320 @@
+"""The one stage runner: every stage that trains goes through `run(job, context)`.
+
+What it does, in order, for WORKDIR/<stage>:
+  1. lock the folder (a second run of the same stage stops at once) and check the settings
+     the stage was first made with (config.json): a run with other settings is refused
+     unless --overwrite, so a folder never mixes two runs;
+  2. skip when complete (model.h5 + metrics.json, no input model newer, no --overwrite);
+  3. run the stage's pre-flight check; only then record config.json and, when the input is
+     newer or --overwrite asks for a new run, clear the resume state (a refused run writes
+     and removes nothing); build its model inside `strategy.scope()`, fit it with
+     the standard callbacks (train/fit.py: resume after a kill, checkpoints, NaN guard, ...)
+     plus the stage's own, and `finish` it (strip wrappers, take the student, ...);
+  4. evaluate it on the whole test split, streamed (evaluate.py), and write model.h5,
+     flags.txt and metrics.json atomically (model first: a metrics.json means a model).
+A stage supplies only what differs, as a `Job`: how to build the model, extra callbacks,
+extra metrics, what to record in config.json. Layout of a stage folder (DESIGN.md):
+  model.h5  config.json  metrics.json  flags.txt  logs/  ckpt/  backup/  .lock
+"""
+import contextlib
+import dataclasses
+import os
+import shutil
+import tempfile
+from typing import Callable, Mapping, Optional, Sequence
+
+import tftool  # noqa: F401  (Keras 2 before TensorFlow)
+from tftool import UserError, io, stages
+
+from absl import logging
+
+# Data flags the float stage records and every later stage inherits from WORKDIR/float.
+DATA_SETTINGS = ("dataset", "data_dir", "manual_dir", "channels", "image_size")
+
+
+# ---- stage folder bookkeeping ----------------------------------------------------------------
+@contextlib.contextmanager
+def stage_lock(directory):
+    """Holds an exclusive lock on DIR/.lock while a stage trains in DIR.
+
+    A second run of the same stage (e.g. after `kill -9` hit `make` but not the training
+    process it started) stops at once instead of writing the same backup/ concurrently. The
+    kernel drops the lock when its holder dies, SIGKILL included, so a killed run never leaves
+    a stale lock behind.
+    Raises:
+      UserError: another live process holds the lock (its pid is named).
+    """
+    import fcntl
+
+    os.makedirs(directory, exist_ok=True)
+    path = os.path.join(directory, ".lock")
+    with open(path, "a+") as f:
+        try:
+            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            f.seek(0)
+            holder = f.read().strip() or "unknown"
+            raise UserError(f"{directory} is being trained by another process (pid {holder}); "
+                            f"wait for it to finish or stop it, then run again") from None
+        f.seek(0)
+        f.truncate()
+        f.write(str(os.getpid()))
+        f.flush()
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _shown(value):
+    return "(default)" if value is None else value
+
+
+def check_config(directory, config, overwrite=False, write=True, free=()):
+    """Guards a stage folder against mixing two different runs.
+
+    Writes `config` (dict of flag name -> value) to DIR/config.json if there is none; if there
+    is one that differs, raises UserError naming the first differing flag, unless `overwrite`.
+    Args:
+      write: False only checks (non-chief multi-worker workers do not write).
+      free: keys that are recorded but may change between runs (e.g. skip_corrupt, which a
+        user adds after a first run stopped at a corrupt image).
+    Raises:
+      UserError: a differing setting; config.json damaged (not a JSON object).
+    """
+    path = os.path.join(directory, "config.json")
+    old = io.read_json_object(path, fix="delete it, or pass --overwrite to start this stage "
+                                        "again")
+    if old is not None and not overwrite:
+        for key, value in config.items():
+            if key in old and key not in free and old[key] != value:
+                raise UserError(
+                    f"{directory} was made with --{key}={_shown(old[key])}, not "
+                    f"{_shown(value)}: use another --workdir, or pass --overwrite to start "
+                    f"this stage again")
+    if write:
+        io.write_json(path, config)
+
+
+def clear_training_state(directory):
+    """Removes resume state (backup/, ckpt/) so a forced re-run starts from epoch 0."""
+    for sub in ("backup", "ckpt"):
+        shutil.rmtree(os.path.join(directory, sub), ignore_errors=True)
+
+
+def read_metrics(workdir, stage):
+    """WORKDIR/<stage>/metrics.json as a dict, or None. Raises UserError when damaged."""
+    return io.read_json_object(os.path.join(stages.stage_dir(workdir, stage), "metrics.json"),
+                               fix=f"run `{stages.get(stage).command} --overwrite` again")
+
+
+def model_is_qat(workdir, stage):
+    """Whether WORKDIR/<stage>'s model is QAT-wrapped: the registry's answer, or for stages
+    where a flag decides (qat=None), what the run recorded in metrics.json."""
+    row = stages.get(stage)
+    if row.qat is not None:
+        return row.qat
+    return bool((read_metrics(workdir, stage) or {}).get("qat"))
+
+
+def is_complete(workdir, stage, inputs=(), overwrite=False):
+    """(complete, restart) for WORKDIR/<stage>.
+
+    complete: model.h5 and metrics.json exist, `overwrite` is off, and no file in `inputs`
+    (the models the stage was made from) is newer than its model: the stage can be skipped.
+    restart: the stage is not complete and its resume state (backup/, ckpt/) belongs to a run
+    that must not be continued (an input is newer, or `overwrite`); the caller clears it once
+    the run is sure to go ahead, so a refused run removes nothing.
+    """
+    out = stages.stage_dir(workdir, stage)
+    metrics = read_metrics(workdir, stage)
+    model = stages.model_path(workdir, stage)
+    if metrics is not None and os.path.isfile(model):
+        stale = [p for p in inputs if os.path.getmtime(p) > os.path.getmtime(model)]
+        if not overwrite and not stale:
+            print(f"{out}: complete, skipped (test accuracy "
+                  f"{metrics.get('test_accuracy', 0):.4f}); pass --overwrite to run it again")
+            return True, False
+        logging.info("%s: %s; starting it again", out,
+                     f"{stale[0]} is newer" if stale else "--overwrite")
+        return False, True
+    return False, overwrite
+
+
+def data_settings(workdir, stage, given, explicit=()):
+    """The data settings (DATA_SETTINGS + skip_corrupt) a stage runs with, as a dict.
+
+    The float stage takes them from `given` (dataset default: digits). Every later stage takes
+    them from WORKDIR/float/config.json, so `tftool-export --workdir=W` needs no repeated data
+    flags.
+    Args:
+      given: {setting: value} from the command line (None = not given).
+      explicit: the settings the user typed; one that disagrees with the float model's raises.
+    Raises:
+      UserError: no float model config (names the command to run), or a disagreeing setting.
+    """
+    if stage == "float":
+        settings = {k: given.get(k) for k in DATA_SETTINGS}
+        settings["dataset"] = settings["dataset"] or "digits"
+        return {**settings, "skip_corrupt": bool(given.get("skip_corrupt"))}
+    float_config = io.read_json_object(
+        os.path.join(stages.stage_dir(workdir, "float"), "config.json"),
+        fix="run `tftool-train --overwrite` again")
+    if float_config is None:
+        raise UserError(f"no float model config in {os.path.join(workdir, 'float')}: run "
+                        f"`tftool-train --workdir={workdir}` first")
+    settings = {k: float_config.get(k) for k in DATA_SETTINGS}
+    for key in DATA_SETTINGS:
+        value = given.get(key)
+        if key in explicit and value is not None and value != settings[key]:
+            raise UserError(f"--{key}={value} differs from the float model's --{key}="
+                            f"{settings[key]} in {os.path.join(workdir, 'float')}; use another "
+                            f"--workdir")
+    settings["skip_corrupt"] = bool(given.get("skip_corrupt") or float_config.get("skip_corrupt"))
+    return settings
+
+
+# ---- running a stage -------------------------------------------------------------------------
+@dataclasses.dataclass
+class Context:
+    """What every stage of one run shares.
+
+    workdir: WORKDIR; strategy: a tf.distribute.Strategy; dataset: data.Dataset;
+    image_size: (height, width) in pixels; overwrite: --overwrite; flags_text: the resolved
+    flags in flagfile form (written to flags.txt).
+    """
+    workdir: str
+    strategy: object
+    dataset: object
+    image_size: tuple
+    overwrite: bool = False
+    flags_text: str = ""
+
+    @property
+    def chief(self):
+        from tftool.train import strategy as strategy_lib
+
+        return strategy_lib.is_chief(self.strategy)
+
+    @property
+    def input_shape(self):
+        """(height, width, channels) of the model input."""
+        return tuple(self.image_size) + (self.dataset.image_shape[-1],)
+
+
+def _identity(model):
+    return model
+
+
+def _no_metrics(model):
+    del model
+    return {}
+
+
+@dataclasses.dataclass
+class Job:
+    """What one stage supplies to `run`; everything else is shared.
+
+    stage: registry name (stages.py).
+    build: () -> tf_keras model, called inside strategy.scope(); float32 [N, H, W, C] in
+      [0, 1] -> [N, K] logits (or a Distiller; see `finish`).
+    config: train.fit.TrainConfig.
+    settings: what config.json records; a later run with other values is refused.
+    inputs: model files the stage starts from (one newer than the stage's model: start over).
+    preflight: () -> None, run after the skip check and before training (tfmot checks).
+    callbacks: (stage_dir) -> list of extra Keras callbacks (e.g. pruning's step counter).
+    compile: (model, optimizer) -> None (default: sparse cross-entropy on logits + accuracy).
+    finish: model -> the model to save, called inside strategy.scope() (strip wrappers, ...).
+    metrics: saved model -> dict of stage-specific figures for metrics.json.
+    free: settings that may change between runs without --overwrite.
+    """
+    stage: str
+    build: Callable
+    config: object
+    settings: Mapping = dataclasses.field(default_factory=dict)
+    inputs: Sequence[str] = ()
+    preflight: Optional[Callable] = None
+    callbacks: Optional[Callable] = None
+    compile: Optional[Callable] = None
+    finish: Callable = _identity
+    metrics: Callable = _no_metrics
+    free: Sequence[str] = ()
+
+
+def run(job, context):
+    """Runs `job` in WORKDIR/<job.stage> (see the module docstring).
+
+    Returns:
+      the metrics dict written, or None when the stage was complete and skipped.
+    Raises:
+      UserError: the folder is locked by another run, was made with other settings, the
+        pre-flight check fails, training fails in a way the user can fix (train/fit.py), or a
+        file cannot be written.
+    """
+    from tftool import evaluate
+    from tftool.train import fit, strategy as strategy_lib
+
+    out = stages.stage_dir(context.workdir, job.stage)
+    chief = context.chief
+    with (stage_lock(out) if chief else contextlib.nullcontext()):
+        # Checked under the lock: a run refused by the lock cannot first rewrite the config
+        # of the stage another run is still training. Recorded only once the pre-flight
+        # passed, so a run refused for its input writes nothing.
+        settings = dict(job.settings)
+        check_config(out, settings, overwrite=context.overwrite, write=False, free=job.free)
+        complete, restart = is_complete(context.workdir, job.stage, job.inputs,
+                                        context.overwrite)
+        if complete:
+            return None
+        if job.preflight:
+            job.preflight()
+        check_config(out, settings, overwrite=context.overwrite, write=chief, free=job.free)
+        if restart and chief:  # start at epoch 0 rather than mix two runs
+            clear_training_state(out)
+        strategy = context.strategy
+        model, history = fit.train(
+            strategy, job.build, context.dataset, context.image_size, job.config, out,
+            extra_callbacks=job.callbacks(out) if job.callbacks else (),
+            compile_fn=job.compile or fit.default_compile)
+        with strategy.scope():
+            model = job.finish(model)
+        global_batch = job.config.per_replica_batch_size * strategy.num_replicas_in_sync
+        metrics = {
+            **evaluate.keras_test_metrics(model, context.dataset, context.image_size),
+            "stage": job.stage, "epochs": job.config.epochs, "seed": job.config.seed,
+            "epochs_this_run": len(history.get("loss", [])),
+            "num_replicas": strategy.num_replicas_in_sync, "global_batch_size": global_batch,
+            "params": int(model.count_params()),
+            **job.metrics(model),
+            # Reading BN moving statistics is a collective under multi-worker: every worker
+            # computes it (and prints it below: equal digests, workers in sync).
+            "weights_sha256": fit.weights_digest(model),
+            "history": history,
+        }
+        print(f"{strategy_lib.describe(strategy)}: trained {metrics['epochs_this_run']} "
+              f"epoch(s) this run, weights sha256 {metrics['weights_sha256']}", flush=True)
+        write_stage(out, model, metrics, context.flags_text, chief)
+    return metrics
+
+
+def write_stage(out, model, metrics, flags_text, chief=True):
+    """Writes DIR/{model.h5, flags.txt, metrics.json} atomically, model first.
+
+    The model is saved in float32 (precision.to_float32) even when it was trained under
+    mixed_float16. In multi-worker training every worker calls this (saving reads
+    sync-on-read variables, a collective); non-chief workers write into a temporary folder
+    that is deleted afterwards, as in the TF multi-worker guide.
+    """
+    from tftool.train import precision
+
+    model = precision.to_float32(model)
+    target = out if chief else tempfile.mkdtemp(prefix="tftool_workertemp_")
+    try:
+        io.save_model(model, os.path.join(target, stages.MODEL_FILE))
+        io.write_text(os.path.join(target, "flags.txt"), flags_text)
+        io.write_json(os.path.join(target, "metrics.json"), metrics)
+    finally:
+        if not chief:
+            shutil.rmtree(target, ignore_errors=True)
+    where = out if chief else f"{out} (non-chief worker: written by the chief)"
+    print(f"{where}: test accuracy {metrics['test_accuracy']:.4f}")

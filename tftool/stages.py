@@ -1,0 +1,104 @@
+"""The stage registry: one row per stage, the single place that says what a stage is.
+
+A stage is a folder WORKDIR/<name>/ holding one Keras model (model.h5) made by one command
+from an input stage (or from the data alone). Export, benchmark, the error messages that say
+"run X first", the Makefile check in the tests and the docs all read this table; adding a
+stage is one row here, one transform in optimize/ and one short main in cli/.
+
+Fields of a row (Stage):
+  name        folder name under WORKDIR
+  input       the stage whose model this one starts from (None: trained from the data)
+  command     the command that makes it (what error messages tell the user to run)
+  make_target the Makefile target that runs `command`
+  qat         whether its model is QAT-wrapped: True, False, or None when a flag of the run
+              decides (the student: --student_qat); then metrics.json's "qat" says
+  variants    export variant -> conversion mode (export/convert.py); a variant whose mode is
+              "qat_int8" is made only from a QAT-wrapped model, the others only from a plain one
+  gate        the stage whose Keras test accuracy the accuracy gate compares the variants
+              with: "float" for conversions and compressions of the float model, the stage
+              itself for other models (teacher, students: a student a point below the float
+              teacher still ships, a broken conversion of it does not)
+"""
+import dataclasses
+import os
+from typing import Mapping, Optional
+
+
+@dataclasses.dataclass(frozen=True)
+class Stage:
+    """One row of the registry (see the module docstring for the fields)."""
+    name: str
+    input: Optional[str]
+    command: str
+    make_target: str
+    qat: Optional[bool]
+    variants: Mapping[str, str]
+    gate: str
+
+
+REGISTRY = (
+    Stage("float", None, "tftool-train", "train", False,
+          {"float32": "float32", "float16": "float16", "dynamic_range": "dynamic_range",
+           "int8": "int8"}, gate="float"),
+    Stage("qat", "float", "tftool-quantize", "quantize", True, {"qat_int8": "qat_int8"},
+          gate="float"),
+    Stage("pruned", "float", "tftool-prune", "prune", False, {"pruned_int8": "int8"},
+          gate="float"),
+    Stage("pqat", "pruned", "tftool-quantize --from=pruned", "pqat", True,
+          {"pqat_int8": "qat_int8"}, gate="float"),
+    Stage("teacher", None, "tftool-distill --teacher=small_cnn", "distill", False,
+          {"teacher_int8": "int8"}, gate="teacher"),
+    # The student's teacher is --teacher (default the float model); `input` names the default.
+    Stage("student", "float", "tftool-distill", "distill", None,
+          {"student_int8": "int8", "student_qat_int8": "qat_int8"}, gate="student"),
+    Stage("student_baseline", None, "tftool-distill --baseline", "distill", None,
+          {"student_baseline_int8": "int8", "student_baseline_qat_int8": "qat_int8"},
+          gate="student_baseline"),
+)
+STAGES = {s.name: s for s in REGISTRY}
+NAMES = tuple(STAGES)
+# variant -> (stage, conversion mode), in registry order
+VARIANTS = {variant: (s.name, mode) for s in REGISTRY for variant, mode in s.variants.items()}
+MODEL_FILE = "model.h5"
+
+
+def get(name):
+    """The Stage called `name`. Raises ValueError naming the known stages."""
+    if name not in STAGES:
+        raise ValueError(f"unknown stage {name!r}; allowed: {', '.join(NAMES)}")
+    return STAGES[name]
+
+
+def stage_dir(workdir, name):
+    """WORKDIR/<name> (not created). Raises ValueError for an unknown stage."""
+    return os.path.join(workdir, get(name).name)
+
+
+def model_path(workdir, name):
+    """WORKDIR/<name>/model.h5 (may not exist)."""
+    return os.path.join(stage_dir(workdir, name), MODEL_FILE)
+
+
+def has_model(workdir, name):
+    return os.path.isfile(model_path(workdir, name))
+
+
+def missing_model_message(workdir, name, needed_by=None):
+    """The one line that says a stage's model is missing and which command makes it."""
+    stage = get(name)
+    why = f"{needed_by} needs" if needed_by else "no model at"
+    return (f"{why} {model_path(workdir, name)}: run `{stage.command} --workdir={workdir}` "
+            f"(make {stage.make_target}) first")
+
+
+def variant_of(name):
+    """(stage, mode) of export variant `name`. Raises ValueError naming the known variants."""
+    if name not in VARIANTS:
+        raise ValueError(f"unknown variant {name!r}; allowed: {', '.join(VARIANTS)}")
+    return VARIANTS[name]
+
+
+def fits(variant, model_is_qat):
+    """Whether `variant` converts a model of that kind: qat_int8 only from a QAT-wrapped
+    model, every other mode only from a plain one."""
+    return (variant_of(variant)[1] == "qat_int8") == bool(model_is_qat)
