@@ -71,7 +71,9 @@ def test_layer_errors_rank_the_outlier_tensors_first(setup):
     assert rows[0]["range_ratio"] > 100 and rows[1]["range_ratio"] > 100
     assert rows[2]["rmse_scale"] > 3 * debug.ROUNDING_RMSE_SCALE  # the FC reads the damage
     assert all(r["score"] < 10 for r in rows[3:])
-    assert {r["op"] for r in rows} >= {"CONV_2D", "MAX_POOL_2D", "MEAN", "FULLY_CONNECTED"}
+    assert {r["op"] for r in rows} >= {"CONV_2D", "MAX_POOL_2D", "MEAN", "FULLY_CONNECTED",
+                                       "SOFTMAX"}
+    assert [r["layers"] for r in rows if r["op"] == "SOFTMAX"] == [[]]  # added by the export
 
 
 def test_selective_int8_keeps_the_chain_in_float_and_passes_the_gate(setup):
@@ -80,9 +82,12 @@ def test_selective_int8_keeps_the_chain_in_float_and_passes_the_gate(setup):
     assert [r["layers"] for r in kept] == [["conv1_1", "bn1_1", "relu1_1"], ["gap"],
                                            ["logits"]]
     assert accuracy(content) >= float_acc - 0.01
-    runner = Runner(model_content=content)
+    runner = Runner(model_content=content)  # as app-ready as the int8 export
+    assert runner.input_shape == (8, 8, 3) and runner.outputs_probabilities
+    assert runner.input_dtype == np.float32  # float ends: the float layers may sit there
     ops = [o["op_name"] for o in runner.interpreter._get_ops_details()]  # noqa: SLF001
-    assert ops.count("CONV_2D") == 4 and "DEQUANTIZE" in ops  # the rest stays int8
+    # rgb_to_gray + 4 convs; one DEQUANTIZE before the float conv1_1, one for the output
+    assert ops.count("CONV_2D") == 5 and ops.count("DEQUANTIZE") == 2
     with pytest.raises(UserError, match=r"still fails the accuracy gate with 2 layer\(s\) kept "
                                         r"in float \(CONV_2D conv1_1\+bn1_1\+relu1_1, MEAN gap\)"):
         debug.selective_int8(broken, rep, gate, budget=2)

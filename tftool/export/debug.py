@@ -30,31 +30,43 @@ import tensorflow as tf
 ROUNDING_RMSE_SCALE = 1.0 / np.sqrt(12.0)
 
 
-def _debugger(model, representative_dataset, debug_dataset):
-    """A QuantizationDebugger over a calibrated int8 conversion of `model`."""
+def _debugger(model, representative_dataset, debug_dataset, rgb_input, output):
+    """A QuantizationDebugger over a calibrated int8 conversion of `model`, converted as
+    convert.to_tflite converts it (serving_default: "image" -> `output`, RGB input for a
+    1-channel model), so the selective model is as app-ready as the int8 export."""
+    from tftool.export import convert
+
     if representative_dataset is None:
         raise ValueError("the quantization debugger needs a representative_dataset for "
                          "calibration")
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
+    serve = convert.serving_function(model, rgb_input=rgb_input, output=output,
+                                     gray_weights=convert.RGB_TO_GRAY_INT8)
+    concrete = serve.get_concrete_function()
+    channels = int(concrete.inputs[0].shape[-1])
+    converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], model)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = representative_dataset
+    converter.representative_dataset = convert._rgb_representative(  # noqa: SLF001
+        representative_dataset, channels)
     options = tf.lite.experimental.QuantizationDebugOptions(
         layer_debug_metrics={"mean_abs_error": lambda diffs: np.mean(np.abs(diffs))})
     return tf.lite.experimental.QuantizationDebugger(
-        converter=converter, debug_dataset=debug_dataset or representative_dataset,
+        converter=converter,
+        debug_dataset=convert._rgb_representative(  # noqa: SLF001
+            debug_dataset or representative_dataset, channels),
         debug_options=options)
 
 
-def _keras_layers(tensor_name, model):
+def _keras_layers(tensor_name, op, model):
     """The Keras layers a TFLite tensor name mentions (a fused op's name joins several:
-    'model/conv0_1/Conv2D;model/bn0_1/FusedBatchNormV3;model/relu0_1/Relu'). The model's
-    output tensor is named after the SavedModel signature ('StatefulPartitionedCall:0'), so it
-    maps to the model's output layers."""
+    'model/conv0_1/Conv2D;model/bn0_1/FusedBatchNormV3;model/relu0_1/Relu'). The graph's
+    output tensor is named after the signature call ('StatefulPartitionedCall:0'): it is the
+    model's output layer unless it is the SOFTMAX the export adds (no Keras layer, like the
+    rgb_to_gray conv: [])."""
     parts = set()
     for piece in tensor_name.split(";"):
         parts.update(piece.split("/"))
     found = [l.name for l in model.layers if l.name in parts]
-    if not found and tensor_name.startswith("StatefulPartitionedCall"):
+    if not found and tensor_name.startswith("StatefulPartitionedCall") and op != "SOFTMAX":
         found = list(model.output_names)
     return found
 
@@ -71,7 +83,7 @@ def _statistics(debugger, model):
         mse = float(row["mean_squared_error"])
         rows.append({
             "tensor": row["tensor_name"], "op": row["op_name"],
-            "layers": _keras_layers(row["tensor_name"], model),
+            "layers": _keras_layers(row["tensor_name"], row["op_name"], model),
             "rmse_scale": float(np.sqrt(mse) / scale) if scale else float("inf"),
             "mean_abs_error": float(row["mean_abs_error"]),
             "max_abs_error": float(row["max_abs_error"]),
@@ -86,7 +98,8 @@ def _statistics(debugger, model):
     return rows
 
 
-def layer_errors(model, representative_dataset, debug_dataset=None):
+def layer_errors(model, representative_dataset, debug_dataset=None, rgb_input=True,
+                 output="probabilities"):
     """Per-layer int8 quantization error of `model`, worst first.
 
     Args:
@@ -94,20 +107,25 @@ def layer_errors(model, representative_dataset, debug_dataset=None):
       representative_dataset: calibration data, a callable yielding [float32 1xHxWxC] lists
         (data.representative_dataset).
       debug_dataset: data the errors are measured on, same form; None: the calibration data.
+      rgb_input, output: as in convert.to_tflite (the graph that is debugged is the one the
+        export converts).
     Returns:
       list of dicts, one per quantized op output, sorted by "score" descending:
         tensor (TFLite tensor name; what denylisted_nodes takes), op (TFLite op name),
-        layers (the Keras layer names in the tensor name), rmse_scale (sqrt(MSE)/scale,
+        layers (the Keras layer names in the tensor name; [] for the ops the export adds,
+        rgb_to_gray and SOFTMAX), rmse_scale (sqrt(MSE)/scale,
         quantization steps), mean_abs_error, max_abs_error, mean_squared_error (in the
         output's float units), scale, zero_point, range (255 × scale, float units),
         range_ratio (range ÷ the median range), score (see the module docstring).
     Raises:
       ValueError: no representative_dataset.
     """
-    return _statistics(_debugger(model, representative_dataset, debug_dataset), model)
+    return _statistics(_debugger(model, representative_dataset, debug_dataset, rgb_input,
+                                 output), model)
 
 
-def selective_int8(model, representative_dataset, accept, budget=3, debug_dataset=None):
+def selective_int8(model, representative_dataset, accept, budget=3, debug_dataset=None,
+                   rgb_input=True, output="probabilities"):
     """An int8 model that passes `accept`, keeping the fewest worst layers in float.
 
     Converts to int8 first; if `accept` refuses it, keeps in float the layer with the largest
@@ -117,13 +135,15 @@ def selective_int8(model, representative_dataset, accept, budget=3, debug_datase
 
     Args:
       model: tf_keras model, float32 [N, H, W, C] -> [N, K].
-      representative_dataset, debug_dataset: as in `layer_errors`.
+      representative_dataset, debug_dataset, rgb_input, output: as in `layer_errors`.
       accept: callable(bytes of a .tflite) -> bool, the accuracy gate (e.g. TFLite accuracy
         ≥ float accuracy − 0.01 on the test split).
       budget: most layers kept in float, int ≥ 0.
     Returns:
-      (content, kept): bytes of a .tflite with float32 input and output tensors (the
-      debugger's non-debug model: fully_quantize is off so float layers can sit at the ends),
+      (content, kept): bytes of a .tflite with convert.to_tflite's serving_default signature
+      ("image" -> `output`; RGB for a 1-channel model) and float32 input and output tensors
+      (the debugger's non-debug model: fully_quantize is off so float layers can sit at the
+      ends; feed pixel / 255, as for the float exports),
       and the layer_errors rows of the layers kept in float, in the order added ([] when
       plain int8 passes).
     Raises:
@@ -132,7 +152,7 @@ def selective_int8(model, representative_dataset, accept, budget=3, debug_datase
     """
     if isinstance(budget, bool) or not isinstance(budget, int) or budget < 0:
         raise ValueError(f"budget={budget!r}: must be an integer ≥ 0")
-    debugger = _debugger(model, representative_dataset, debug_dataset)
+    debugger = _debugger(model, representative_dataset, debug_dataset, rgb_input, output)
     ranked = _statistics(debugger, model)
     content = debugger.get_nondebug_quantized_model()
     kept = []
