@@ -2,7 +2,8 @@
 
     PYTHONPATH=. python benchmarks/compress_figures.py [--width=8] [--seed=0]
 
-Trains small_cnn (float), then from it: int8; clustered (16 clusters, per-layer) int8;
+Trains small_cnn (float), then from it: int8; clustered (16 clusters, per-layer) int8, the
+same with per-tensor weights, and with 8 clusters;
 CQAT int8; pruned 0.8 -> sparsity-preserving clustering -> PCQAT int8; 2:4-pruned int8;
 int16x8; and selective int8 on a copy of the float model with an activation-range outlier.
 Prints one row per variant: TFLite accuracy on the test split (359 images: 1 point = 3.6
@@ -77,6 +78,8 @@ def main():
     row("clustered_int8", convert.to_tflite(clustered, "int8", rep),
         keras_unique=cluster.unique_values(clustered))
     row("clustered_int8_per_tensor", per_tensor_int8(clustered, rep))
+    clustered8 = cluster.strip(fit(lambda: cluster.apply(float_model, 8), 8, 1e-3))
+    row("clustered8_int8", convert.to_tflite(clustered8, "int8", rep))
     cqat = fit(lambda: qat.apply(clustered, "cluster_preserve"), 4, 1e-4)
     row("cqat_int8", convert.to_tflite(cqat, "qat_int8"))
 
@@ -136,10 +139,13 @@ def main():
 
 
 def per_tensor_int8(model, rep):
-    """int8 with one weight scale per kernel instead of per output channel. Figures only: it
-    shows why per-channel int8 spoils clustering's gzip gain (each channel maps the shared
-    centroids to its own int8 codes, so a kernel holds up to 16 x channels byte values).
-    `_experimental_disable_per_channel` is the converter's only switch for it (private)."""
+    """int8 with one weight scale per kernel (the converter's private
+    `_experimental_disable_per_channel`; Keras-native int8 I/O, no gray conv or softmax).
+    Figures only: it tests whether per-channel scales limit clustering's gzip gain. They do
+    not: the converter folds each BatchNormalization into its conv kernel, multiplying each
+    output channel's centroids by its own factor, so a kernel holds up to 16 x channels
+    distinct floats before quantization. Per-channel int8 maps each channel's largest centroid
+    to ±127, which brings most channels back to shared codes; per-tensor int8 does not."""
     converter = tf.lite.TFLiteConverter.from_keras_model(model)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = rep
