@@ -7,6 +7,7 @@ import pytest
 
 from conftest import error_lines
 from inprocess import run_main
+from mediapipe_client import mediapipe_python  # noqa: F401  (fixture)
 
 NEW_VARIANTS = ("pruned_int8", "pqat_int8", "student_int8", "student_baseline_int8")
 
@@ -104,3 +105,15 @@ def test_bad_flags_stop_with_one_line_and_overwrite_nothing(compress_run, tfds_d
     assert "Traceback" not in result.stderr
     assert any(message in line for line in error_lines(result.stderr)), result.stderr[-2000:]
     assert {stage: unchanged(workdir, stage) for stage in stages} == before
+
+
+def test_compressed_exports_load_and_agree_in_mediapipe(compress_run, digits, tmp_path,
+                                                       mediapipe_python):
+    import app_checks
+
+    _, export_dir, _ = compress_run
+    paths, pixels, labels = app_checks.write_rgb_pngs(digits, (8, 8), tmp_path / "png")
+    accuracies = app_checks.check_exports(mediapipe_python, export_dir, "digits_small_cnn",
+                                          paths, pixels, labels, digits.class_names,
+                                          min_accuracy=0.5)
+    assert set(NEW_VARIANTS) <= set(accuracies)

@@ -3,7 +3,7 @@ import pytest
 import tensorflow as tf
 import tf_keras as keras
 
-from tftool import data, models
+from tftool import data, internals, models
 from tftool.export import convert
 from tftool.optimize import qat
 from tftool.litert import Runner, to_pixels
@@ -72,24 +72,31 @@ def test_every_mode_gives_an_app_ready_model(trained, mode, rgb_input, output):
     assert runner.input_shape == (8, 8, 3 if rgb_input else 1)
     assert runner.outputs_probabilities == (output == "probabilities")
     if mode in INTEGER_IO:
-        assert runner.input_dtype == np.uint8 and runner.output_dtype == np.uint8
+        # probabilities: integer up to the logits, then DEQUANTIZE and a float SOFTMAX
+        # (convert.float_softmax_tail), so the scores sum to 1 exactly
+        probabilities = output == "probabilities"
+        assert runner.input_dtype == np.uint8
+        assert runner.output_dtype == (np.float32 if probabilities else np.uint8)
         scale, zero_point = runner.input_details["quantization"]
         assert scale == pytest.approx(1 / 255, rel=1e-6) and zero_point == 0  # raw pixels
-        # full integer: not one float32 tensor, the RGB -> gray conv and softmax included
-        ops = {op["op_name"] for op in runner.interpreter._get_ops_details()}
-        assert "DEQUANTIZE" not in ops
-        assert np.float32 not in {d["dtype"] for d in runner.interpreter.get_tensor_details()}
+        ops = [op["op_name"] for op in internals.ops_details(runner.interpreter)
+               if op["op_name"] != "DELEGATE"]  # XNNPACK's node, listed after the model's
+        floats = [d["name"] for d in runner.interpreter.get_tensor_details()
+                  if d["dtype"] == np.float32]
+        if probabilities:
+            assert ops[-2:] == ["DEQUANTIZE", "SOFTMAX"] and "DEQUANTIZE" not in ops[:-2]
+            assert len(floats) == 2  # the dequantized logits and the probabilities
+        else:
+            # full integer: not one float32 tensor, the RGB -> gray conv included
+            assert "DEQUANTIZE" not in ops and not floats
     else:
         assert runner.input_dtype == np.float32 and runner.output_dtype == np.float32
     scores = runner(trained["pixels"])  # 1-channel pixels: replicated for an RGB model
     assert scores.shape == (len(trained["labels"]), 10)
     if output == "probabilities":
         assert scores.min() >= 0 and scores.max() <= 1
-        # uint8 probabilities are steps of 1/256: K roundings of at most half a step each
-        tolerance = 0.01 if runner.output_dtype == np.float32 else 10 / 512
-        np.testing.assert_allclose(scores.sum(-1), 1, atol=tolerance)
-        if runner.output_dtype != np.float32:
-            assert np.abs(scores.sum(-1) - 1).mean() < 0.01
+        # float softmax: exact; int16x8 computes it in int16 (steps of 1/32768)
+        np.testing.assert_allclose(scores.sum(-1), 1, atol=1e-3)
     keras_top1 = trained["keras_top1"]["qat" if mode == "qat_int8" else "float"]
     agreement = np.mean(scores.argmax(-1) == keras_top1)
     assert agreement >= (0.97 if mode in INTEGER_IO else 0.995)
@@ -144,7 +151,10 @@ def test_integer_input_is_raw_pixels_whatever_the_calibration(model, qat_model, 
     scale, zero_point = runner.input_details["quantization"]
     assert runner.input_dtype == np.uint8
     assert scale == pytest.approx(1 / 255, rel=1e-6) and zero_point == 0
-    out_scale, out_zero_point = runner.output_details["quantization"]
+    assert runner.output_dtype == np.float32  # probabilities from the float softmax tail
+    uint8_out = Runner(model_content=convert.to_tflite(source, mode, dim,
+                                                       inference_output_type="uint8"))
+    out_scale, out_zero_point = uint8_out.output_details["quantization"]
     assert out_scale == pytest.approx(1 / 256) and out_zero_point == 0  # uint8 probabilities
 
 
@@ -210,7 +220,7 @@ def test_qat_int8_signature_names_the_image_not_the_fake_quant(qat_model):
     assert runner.interpreter.get_signature_list()["serving_default"] == {
         "inputs": ["image"], "outputs": ["probabilities"]}
     assert "FakeQuant" not in runner.input_details["name"]
-    assert runner.input_dtype == np.uint8 and runner.output_dtype == np.uint8
+    assert runner.input_dtype == np.uint8 and runner.output_dtype == np.float32
 
 
 def test_errors(model):

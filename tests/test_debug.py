@@ -5,7 +5,7 @@ import pytest
 import tensorflow as tf
 import tf_keras as keras
 
-from tftool import UserError, data, models
+from tftool import UserError, data, internals, models
 from tftool.export import convert, debug
 from tftool.litert import Runner, to_pixels
 from tftool.train import fit as trainer
@@ -85,7 +85,7 @@ def test_selective_int8_keeps_the_chain_in_float_and_passes_the_gate(setup):
     runner = Runner(model_content=content)  # as app-ready as the int8 export
     assert runner.input_shape == (8, 8, 3) and runner.outputs_probabilities
     assert runner.input_dtype == np.float32  # float ends: the float layers may sit there
-    ops = [o["op_name"] for o in runner.interpreter._get_ops_details()]  # noqa: SLF001
+    ops = [o["op_name"] for o in internals.ops_details(runner.interpreter)]
     # rgb_to_gray + 4 convs; one DEQUANTIZE before the float conv1_1, one for the output
     assert ops.count("CONV_2D") == 5 and ops.count("DEQUANTIZE") == 2
     with pytest.raises(UserError, match=r"still fails the accuracy gate with 2 layer\(s\) kept "

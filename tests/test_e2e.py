@@ -7,6 +7,7 @@ import pytest
 
 from conftest import error_lines, run_cli
 from inprocess import run_main
+from mediapipe_client import mediapipe_python  # noqa: F401  (fixture)
 
 VARIANTS = ("float32", "float16", "dynamic_range", "int8", "qat_int8")
 
@@ -51,9 +52,11 @@ def test_export_writes_every_variant_with_a_model_card(pipeline_run):
     for variant in VARIANTS:
         card = json.load(open(os.path.join(export_dir, f"digits_small_cnn_{variant}.json")))
         assert os.path.isfile(os.path.join(export_dir, card["file"]))
-        assert card["input"]["shape"] == [1, 8, 8, 1]
+        assert card["input"]["shape"] == [1, 8, 8, 3] and card["input"]["rgb_to_gray_in_model"]
         assert card["class_names"] == labels
-        assert card["input"]["dtype"] == ("int8" if variant.endswith("int8") else "float32")
+        assert card["input"]["dtype"] == ("uint8" if variant.endswith("int8") else "float32")
+        assert card["output"]["meaning"] == "probabilities"
+        assert card["metadata"]["embedded"] and card["metadata"]["color_space"] == "RGB"
         assert card["test_accuracy"] >= 0.9
 
 
@@ -131,6 +134,22 @@ def test_gate_refuses_a_broken_int8_and_keeps_the_good_file(pipeline_run, tfds_d
     assert "the accuracy gate refused int8" in error_lines(result.stderr)[-1]
     after = open(path, "rb").read(), open(path[:-len(".tflite")] + ".json").read()
     assert after == before
+
+
+def test_every_export_loads_and_agrees_in_mediapipe(pipeline_run, digits, tmp_path,
+                                                    mediapipe_python):
+    """The app's runtime: each variant, fed the test images as RGB pixels, classifies them
+    like our runner, names the classes from its own metadata, at float − 1 point or better."""
+    import app_checks
+
+    _, export_dir, _ = pipeline_run
+    paths, pixels, labels = app_checks.write_rgb_pngs(digits, (8, 8), tmp_path / "png")
+    rows = json.load(open(os.path.join(export_dir, "benchmark.json")))
+    float_accuracy = next(r["accuracy"] for r in rows if r["format"] == "keras")
+    accuracies = app_checks.check_exports(mediapipe_python, export_dir, "digits_small_cnn",
+                                          paths, pixels, labels, digits.class_names,
+                                          min_accuracy=float_accuracy - 0.03)
+    assert set(accuracies) == set(VARIANTS)
 
 
 def test_rerun_skips_complete_stage(pipeline_run, tfds_dir):

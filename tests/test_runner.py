@@ -2,7 +2,7 @@ import numpy as np
 import pytest
 import tensorflow as tf
 
-from tftool import UserError, models
+from tftool import UserError, internals, models
 from tftool.export import convert
 from tftool.litert import Runner, to_pixels
 
@@ -123,7 +123,7 @@ def test_xnnpack_flag_changes_the_runtime(model):
 
     def ops(use_xnnpack):
         runner = Runner(model_content=content, num_threads=1, use_xnnpack=use_xnnpack)
-        return {op["op_name"] for op in runner.interpreter._get_ops_details()}
+        return {op["op_name"] for op in internals.ops_details(runner.interpreter)}
 
     assert "DELEGATE" in ops(True) and "DELEGATE" not in ops(False)
 

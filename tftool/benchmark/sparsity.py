@@ -7,6 +7,8 @@ zero, because TFLite quantizes weights symmetrically (zero point 0).
 """
 import numpy as np
 
+from tftool import internals
+
 
 # Ops whose input 1 is a kernel that magnitude pruning sparsifies.
 KERNEL_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "FULLY_CONNECTED")
@@ -30,7 +32,7 @@ def _kernel_tensors(model_path, model_content):
 
     interpreter = Runner(model_path=model_path, model_content=model_content).interpreter
     tensors = {d["index"]: d for d in interpreter.get_tensor_details()}
-    ops = interpreter._get_ops_details()  # noqa: SLF001 (the only op-graph view in the API)
+    ops = internals.ops_details(interpreter)
     producer = {out: op for op in ops for out in op["outputs"]}
     for op in ops:
         if op["op_name"] not in KERNEL_OPS or len(op["inputs"]) < 2:
