@@ -12,6 +12,8 @@
 #   TRAIN_FLAGS QUANTIZE_FLAGS EXPORT_FLAGS BENCHMARK_FLAGS  extra flags for one stage only
 #   PRUNE_FLAGS PQAT_FLAGS DISTILL_FLAGS                    (prune, pqat, distill; distill
 #               runs with --baseline so the benchmark shows what distillation bought)
+#   CLUSTER_FLAGS CQAT_FLAGS PCQAT_FLAGS PRUNE_2BY4_FLAGS   (make compress-all: clustering,
+#               CQAT, PCQAT and 2:4 pruning on top of everything `make all` makes)
 
 PYTHON ?= python3.11
 VENV ?= .venv
@@ -32,6 +34,10 @@ BENCHMARK_FLAGS ?= --min_seconds=0.5 --warmup_seconds=0.25
 PRUNE_FLAGS ?=
 PQAT_FLAGS ?=
 DISTILL_FLAGS ?=
+CLUSTER_FLAGS ?=
+CQAT_FLAGS ?=
+PCQAT_FLAGS ?=
+PRUNE_2BY4_FLAGS ?=
 PYTEST_ARGS ?=
 
 # The app side: MediaPipe Tasks in its own venv (mediapipe 1.x needs absl-py 2, tfmot pins
@@ -50,7 +56,7 @@ COMMON := --workdir=$(WORKDIR) $(if $(DATASET),--dataset=$(DATASET))
 RUN := TFTOOL_SHARED_FLAGS=1 $(BIN)/
 
 .PHONY: install train quantize prune pqat distill export micro benchmark all test clean \
-	mediapipe predict
+	mediapipe predict cluster cqat pcqat prune-2by4 compress-all
 
 install: $(VENV)/.installed
 
@@ -94,6 +100,20 @@ pqat: install
 distill: install
 	$(RUN)tftool-distill $(COMMON) --baseline $(FLAGS) $(DISTILL_FLAGS)
 
+# The slower compression stages (issue 11), outside `make all`: `make compress-all`.
+cluster: install
+	$(RUN)tftool-cluster $(COMMON) $(FLAGS) $(CLUSTER_FLAGS)
+
+cqat: install
+	$(RUN)tftool-quantize $(COMMON) --from=clustered $(if $(QAT_EPOCHS),--epochs=$(QAT_EPOCHS)) $(FLAGS) $(CQAT_FLAGS)
+
+pcqat: install
+	$(RUN)tftool-cluster $(COMMON) --from=pruned $(FLAGS) $(CLUSTER_FLAGS)
+	$(RUN)tftool-quantize $(COMMON) --from=pruned_clustered $(if $(QAT_EPOCHS),--epochs=$(QAT_EPOCHS)) $(FLAGS) $(PCQAT_FLAGS)
+
+prune-2by4: install
+	$(RUN)tftool-prune $(COMMON) --sparsity_m_by_n=2,4 $(FLAGS) $(PRUNE_2BY4_FLAGS)
+
 # The whole graph as file targets: a stage runs only when its model is missing or older than
 # its input's. Install is order-only (|), so reinstalling does not make every model stale.
 STAGE_MODELS := $(foreach s,float qat pruned pqat student,$(call STAGE_MODEL,$(s)))
@@ -113,6 +133,30 @@ $(call STAGE_MODEL,pqat): $(call STAGE_MODEL,pruned)
 
 $(call STAGE_MODEL,student): $(call STAGE_MODEL,float)
 	$(RUN)tftool-distill $(COMMON) --baseline $(FLAGS) $(DISTILL_FLAGS)
+
+$(call STAGE_MODEL,clustered): $(call STAGE_MODEL,float)
+	$(RUN)tftool-cluster $(COMMON) $(FLAGS) $(CLUSTER_FLAGS)
+
+$(call STAGE_MODEL,cqat): $(call STAGE_MODEL,clustered)
+	$(RUN)tftool-quantize $(COMMON) --from=clustered $(if $(QAT_EPOCHS),--epochs=$(QAT_EPOCHS)) $(FLAGS) $(CQAT_FLAGS)
+
+$(call STAGE_MODEL,pruned_clustered): $(call STAGE_MODEL,pruned)
+	$(RUN)tftool-cluster $(COMMON) --from=pruned $(FLAGS) $(CLUSTER_FLAGS)
+
+$(call STAGE_MODEL,pcqat): $(call STAGE_MODEL,pruned_clustered)
+	$(RUN)tftool-quantize $(COMMON) --from=pruned_clustered $(if $(QAT_EPOCHS),--epochs=$(QAT_EPOCHS)) $(FLAGS) $(PCQAT_FLAGS)
+
+$(call STAGE_MODEL,pruned_2by4): $(call STAGE_MODEL,float)
+	$(RUN)tftool-prune $(COMMON) --sparsity_m_by_n=2,4 $(FLAGS) $(PRUNE_2BY4_FLAGS)
+
+# Every stage, the slower compression ones too, then export and benchmark (not a file target:
+# it always exports and benchmarks what is there).
+COMPRESS_MODELS := $(foreach s,clustered cqat pruned_clustered pcqat pruned_2by4,$(call STAGE_MODEL,$(s)))
+compress-all: $(STAGE_MODELS) $(COMPRESS_MODELS)
+	$(RUN)tftool-export $(COMMON) --export_dir=$(EXPORT_DIR) $(FLAGS) $(EXPORT_FLAGS)
+	touch $(EXPORT_STAMP)
+	$(RUN)tftool-benchmark $(COMMON) --export_dir=$(EXPORT_DIR) $(FLAGS) $(BENCHMARK_FLAGS)
+	@cat $(EXPORT_DIR)/report.md
 
 $(EXPORT_STAMP): $(STAGE_MODELS)
 	$(RUN)tftool-export $(COMMON) --export_dir=$(EXPORT_DIR) $(FLAGS) $(EXPORT_FLAGS)

@@ -21,18 +21,26 @@ def makefile_targets():
 
 def test_makefile_file_targets_agree_with_the_registry():
     text, targets = makefile_targets()
-    assert set(targets) == {"float", "qat", "pruned", "pqat", "student"}
+    assert set(targets) == {"float", "qat", "pruned", "pqat", "student", "clustered", "cqat",
+                            "pruned_clustered", "pcqat", "pruned_2by4"}
     for name, (input_stage, recipe) in targets.items():
         stage = stages.get(name)
         assert input_stage == stage.input, name
         command, *options = stage.command.split()
         assert f"$(RUN){command} " in recipe, (name, recipe)
         assert all(o in recipe for o in options), (name, recipe)
-    listed = re.search(r"STAGE_MODELS := \$\(foreach s,([\w ]+),", text).group(1).split()
+    listed = [s for pattern in (r"STAGE_MODELS := \$\(foreach s,([\w ]+),",
+                                r"COMPRESS_MODELS := \$\(foreach s,([\w ]+),")
+              for s in re.search(pattern, text).group(1).split()]
     assert sorted(listed) == sorted(targets)
     for stage in stages.REGISTRY:  # every stage's make target exists and runs its command
-        recipe = re.search(rf"^{stage.make_target}: install\n\t(.+)$", text, re.M)
-        assert recipe and stage.command.split()[0] in recipe.group(1), stage.name
+        target, *assignments = stage.make_target.split()
+        recipe = re.search(rf"^{target}: install\n((?:\t.+\n)+)", text, re.M)
+        assert recipe, stage.name
+        command, *options = stage.command.split()
+        assert any(command in line and all(o in line or any(o in a for a in assignments)
+                                           for o in options)
+                   for line in recipe.group(1).splitlines()), stage.name
 
 
 def test_every_variant_belongs_to_one_stage_and_a_known_mode():

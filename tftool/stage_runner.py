@@ -117,6 +117,28 @@ def model_is_qat(workdir, stage):
     return bool((read_metrics(workdir, stage) or {}).get("qat"))
 
 
+def load_stage_model(workdir, stage):
+    """WORKDIR/<stage>'s Keras model, QAT wrappers included.
+
+    cqat and pcqat models are rebuilt from their input stage's model and given the saved
+    weights (optimize/qat.py `load`), because tfmot 0.8.1 cannot load them from HDF5.
+    Raises: UserError: missing or damaged model file.
+    """
+    path = stages.model_path(workdir, stage)
+    if stage not in stages.REBUILT_QAT:
+        return io.load_model(path)
+    from tftool.optimize import qat
+
+    source = io.load_model(stages.model_path(workdir, stages.get(stage).input))
+    if not os.path.isfile(path):
+        raise UserError(stages.missing_model_message(workdir, stage))
+    try:
+        return qat.load(path, source, stages.REBUILT_QAT[stage])
+    except (OSError, ValueError) as e:
+        raise UserError(f"{path} is not a readable {stage} model ({str(e).splitlines()[0]}); "
+                        f"run `{stages.get(stage).command} --overwrite` again") from e
+
+
 def is_complete(workdir, stage, inputs=(), overwrite=False):
     """(complete, restart) for WORKDIR/<stage>.
 

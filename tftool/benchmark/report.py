@@ -125,6 +125,8 @@ def summarize(rows):
             "noisy_throughput": bool(big and big.get("noisy")),
             "peak_rss_bytes": base.get("peak_rss_bytes"),
             "sparsity": base.get("sparsity"),
+            "unique_per_channel_max": base.get("unique_per_channel_max"),
+            "m_by_n": base.get("m_by_n"),
         })
     keras = next((e for e in entries if e["format"] == "keras"), None)
     tfl32 = next((e for e in entries if e["format"] == "tflite" and e["variant"] == "float32"),
@@ -153,18 +155,36 @@ def _micro_cell(e):
     return f"{m['flash_bytes'] / 1024:.1f}{mark}", f"{m['arena_bytes'] / 1024:.1f}{mark}"
 
 
+# Stages whose variants promise a weight structure the flatbuffer can show: few distinct values
+# per kernel (clustering) or the 2:4 pattern.
+STRUCTURED_STAGES = ("clustered", "cqat", "pruned_clustered", "pcqat", "pruned_2by4")
+
+
+def _structured(entries):
+    from tftool import stages
+
+    return any(stages.VARIANTS.get(e["variant"], ("",))[0] in STRUCTURED_STAGES
+               for e in entries)
+
+
 def summary_markdown(entries, title, notes=()):
     """report.md: a title, one table (one line per variant), and notes (list of str lines).
 
-    When any entry carries microcontroller figures (entry["micro"]: the model card's "micro"
+    When a clustering or 2:4 variant is present, two columns give the most distinct weight
+    values any output channel of a stored kernel holds and whether every kernel holds the 2:4
+    pattern. When any entry carries microcontroller figures (entry["micro"]: the model card's "micro"
     section from `tftool-export --micro`), two columns give flash and RAM (tensor arena) in
     KiB, ✗ marking a variant over its budget.
     """
     micro = any(e.get("micro") for e in entries)
+    structured = _structured(entries)
     header = ("| variant | accuracy | Δ vs float | agreement | size KiB | gzip KiB | sparsity | "
               "p50 ms @1 thread | p50 ms @all threads | speed-up vs Keras float | "
               "speed-up vs TFLite float32 | images/s @max batch | Pareto |")
     rule = "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|"
+    if structured:
+        header += " values/channel max | 2:4 |"
+        rule += "---:|:---:|"
     if micro:
         header += " MCU flash KiB | MCU RAM KiB |"
         rule += "---:|---:|"
@@ -182,6 +202,10 @@ def summary_markdown(entries, title, notes=()):
             _fmt(e["speedup_float32"], "{:.2f}×"),
             _fmt(e["throughput_ips"], "{:,.0f}", mark("noisy_throughput")),
             "★" if e["pareto"] else ""]
+        if structured:
+            m_by_n = e.get("m_by_n")
+            cells += [_fmt(e.get("unique_per_channel_max"), "{:d}"),
+                      "–" if m_by_n is None else ("✓" if m_by_n else "✗")]
         if micro:
             cells += list(_micro_cell(e))
         lines.append("| " + " | ".join(cells) + " |")

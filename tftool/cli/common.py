@@ -116,11 +116,11 @@ FLAG_SPECS = {
     "num_classes": Spec("integer", 10, "Logits of a model built by name (tftool-check).",
                         check=lambda v: v >= 2, message="--num_classes must be ≥ 2"),
     # ---- quantize ----
-    "from": Spec("enum", "float", "Stage whose model is fine-tuned.",
-                 enum_values=["float", "pruned"]),
-    "preserve_sparsity": Spec("boolean", None, "Prune-preserving QAT (keeps zero weights "
-                              "zero); default: on for --from=pruned. Writes WORKDIR/pqat "
-                              "instead of WORKDIR/qat."),
+    "from": Spec("enum", "float", "The stage whose model this stage starts from.",
+                 enum_values=["float", "pruned", "clustered", "pruned_clustered"]),
+    "preserve_sparsity": Spec("boolean", None, "Keep the zeros of a pruned model zero "
+                              "(tfmot's prune-preserving QAT); default: on for --from=pruned "
+                              "and --from=pruned_clustered."),
     # ---- prune ----
     "target_sparsity": Spec("float", 0.8, "Fraction of zero weights in each pruned kernel at "
                             "the end of the ramp, in (0, 1).", check=lambda v: 0.0 < v < 1.0,
@@ -137,9 +137,24 @@ FLAG_SPECS = {
                              "(default: the last mask update within the first 3/4 of the run; "
                              "the rest fine-tunes at the target)."),
     "skip_layers": Spec("list", ["first_conv", "last_dense", "depthwise"],
-                        "Layers left dense: kinds (first_conv, last_dense, depthwise) and/or "
-                        "layer names; empty (--skip_layers=) prunes every Conv2D/Dense. Batch "
-                        "norm is never pruned (no kernel)."),
+                        "Layers the compression leaves alone: kinds (first_conv, last_dense, "
+                        "depthwise) and/or layer names; empty (--skip_layers=) compresses every "
+                        "Conv2D/Dense. Batch norm has no kernel."),
+    "sparsity_m_by_n": Spec("list", None, "Structured m:n pruning, e.g. 2,4: m zeros in every n "
+                            "consecutive input-channel weights (tfmot's sparsity_m_by_n; the "
+                            "2:4 pattern sparse tensor cores and XNNPACK can use). Writes "
+                            "WORKDIR/pruned_2by4 (m,n = 2,4 only)."),
+    # ---- cluster ----
+    "number_of_clusters": Spec("integer", 16, "Weight clustering: distinct values (centroids) "
+                               "per kernel (per output channel with --cluster_per_channel).",
+                               check=lambda v: v >= 2,
+                               message="--number_of_clusters must be ≥ 2"),
+    "cluster_centroids_init": Spec("enum", "kmeans_plus_plus", "How the centroids start "
+                                   "(tfmot's CentroidInitialization).",
+                                   enum_values=["kmeans_plus_plus", "density_based", "linear",
+                                                "random"]),
+    "cluster_per_channel": Spec("boolean", False, "Cluster each output channel of a Conv2D "
+                                "separately (tfmot's cluster_per_channel)."),
     # ---- distill ----
     "teacher": Spec("string", "float", "Teacher: a stage of WORKDIR (float, qat, pruned, pqat, "
                     "teacher), a stage folder or .h5 path, or a model name (small_cnn, "
@@ -199,6 +214,9 @@ FLAG_SPECS = {
     "output_kind": Spec("enum", "probabilities", "What the exports output: probabilities "
                         "(softmax, what MediaPipe's score threshold expects) or raw logits.",
                         enum_values=["probabilities", "logits"]),
+    "selective_int8": Spec("boolean", True, "When the accuracy gate refuses int8, retry keeping "
+                           "its worst layers (QuantizationDebugger) in float, up to 3, and write "
+                           "int8_selective if that passes."),
     "micro": Spec("boolean", False, "Also write EXPORT_DIR/micro/: each integer variant as a "
                   "C array, its MicroMutableOpResolver and its measured tensor arena, for "
                   "TensorFlow Lite Micro firmware (trained channel count kept)."),

@@ -19,7 +19,8 @@ FLAGS = flags.FLAGS
 NAMES = common.DATA_FLAGS + ("export_dir", "name", "variants", "calibration_steps",
                              "calibration_seed", "calibration_data", "max_accuracy_drop",
                              "inference_input_type", "inference_output_type", "rgb_input",
-                             "output_kind", "micro", "micro_flash_kb", "micro_ram_kb")
+                             "output_kind", "selective_int8", "micro", "micro_flash_kb",
+                             "micro_ram_kb")
 
 
 def main(argv):
@@ -41,7 +42,7 @@ def main(argv):
                                                "inference_output_type")}
     _, refused = variants_lib.export(FLAGS.workdir, FLAGS.export_dir, name, dataset, size,
                                      variants, representative, FLAGS.max_accuracy_drop,
-                                     conversion)
+                                     conversion, FLAGS.selective_int8)
     for _, reason in refused:
         print(f"tftool-export: {reason}", file=sys.stderr, flush=True)
     problems = []

@@ -14,7 +14,8 @@ from tftool.export import card, convert, gate
 
 
 def available(workdir):
-    """Every variant WORKDIR can give: its stage has a model of the kind the mode converts."""
+    """Every variant WORKDIR can give: its stage has a model of the kind the mode converts.
+    (int8_selective is never asked for: export makes it when the gate refuses int8.)"""
     return [v for v, (stage, _) in stages.VARIANTS.items()
             if stages.has_model(workdir, stage)
             and stages.fits(v, stage_runner.model_is_qat(workdir, stage))]
@@ -95,7 +96,7 @@ def with_metadata(content, name, variant, stage, dataset, output_kind):
 
 
 def export(workdir, export_dir, name, dataset, image_size, variants, representative_dataset,
-           max_accuracy_drop, conversion=None):
+           max_accuracy_drop, conversion=None, selective=True):
     """Converts, evaluates, gates and writes `variants` into `export_dir`.
 
     Args:
@@ -105,6 +106,9 @@ def export(workdir, export_dir, name, dataset, image_size, variants, representat
       max_accuracy_drop: the gate (fraction; 0.01 = 1 point).
       conversion: app_conversion's keyword arguments but `mode` (rgb_input, output_kind,
         inference_input_type, inference_output_type).
+      selective: when the gate refuses int8, retry keeping its worst layers in float
+        (export/debug.py, at most SELECTIVE_BUDGET) and write int8_selective if that passes.
+    The int8 variant's card also gets the QuantizationDebugger's worst layers.
     Returns:
       (written: [path], refused: [(variant, one-line reason)]).
     Raises:
@@ -119,7 +123,7 @@ def export(workdir, export_dir, name, dataset, image_size, variants, representat
     for variant in variants:
         stage, mode = stages.VARIANTS[variant]
         if stage not in models:
-            models[stage] = io.load_model(stages.model_path(workdir, stage))
+            models[stage] = stage_runner.load_stage_model(workdir, stage)
         raw = convert.to_tflite(models[stage], mode, representative_dataset,
                                 **app_conversion(mode, **conversion))
         contents[variant], notes[variant] = with_metadata(
@@ -134,19 +138,45 @@ def export(workdir, export_dir, name, dataset, image_size, variants, representat
     float_accuracy = results["float"]["accuracy"]
     io.write_text(os.path.join(export_dir, "labels.txt"), "\n".join(dataset.class_names) + "\n")
     written, refused = [], []
+    outcomes = {v: (stages.VARIANTS[v][0], results[v]["accuracy"], results[v]["examples"])
+                for v in variants}
+    debugged = {}
+    if "int8" in variants:  # per-layer int8 error, for the card and the report
+        from tftool.export import debug
+
+        debugged["int8"] = [{k: row[k] for k in ("layers", "op", "tensor", "rmse_scale",
+                                                 "mean_abs_error", "range_ratio")}
+                            for row in debug.layer_errors(
+                                float_model, representative_dataset,
+                                rgb_input=conversion.get("rgb_input", True),
+                                output=conversion.get("output_kind", "probabilities"))[:5]]
     for variant in variants:
-        stage, _ = stages.VARIANTS[variant]
-        accuracy = results[variant]["accuracy"]
+        stage, accuracy, examples = outcomes[variant]
         path = os.path.join(export_dir, f"{name}_{variant}.tflite")
         ref_name, ref_accuracy = gate.reference(workdir, stages.get(stage).gate, float_accuracy)
         reason = gate.refusal(variant, accuracy, ref_accuracy, max_accuracy_drop, path,
                               ref_name)
-        if reason:
+        if reason and variant == "int8" and selective:
+            print(f"tftool-export: {reason}; trying {stages.SELECTIVE_VARIANT}", flush=True)
+            fixed = _selective(float_model, representative_dataset, dataset, image_size,
+                               ref_accuracy, max_accuracy_drop, name, conversion)
+            if fixed is None:
+                refused.append((variant, reason))
+                continue
+            variant, (contents[variant], runners[variant], accuracy, kept) = fixed
+            path = os.path.join(export_dir, f"{name}_{variant}.tflite")
+            notes[variant] = None
+            debugged[variant] = kept
+        elif reason:
             refused.append((variant, reason))
             continue
         model_card = card.model_card(name, variant, stage, runners[variant], dataset,
-                                     image_size, accuracy, results[variant]["examples"],
+                                     image_size, accuracy, examples,
                                      contents[variant], notes[variant])
+        if variant in debugged:
+            key = ("layers_kept_float" if variant == stages.SELECTIVE_VARIANT
+                   else "quantization_debugger_worst")
+            model_card[key] = debugged[variant]
         model_card["accuracy_gate"] = {"reference": ref_name,
                                        "reference_accuracy": ref_accuracy,
                                        "float_accuracy": float_accuracy,
@@ -157,6 +187,40 @@ def export(workdir, export_dir, name, dataset, image_size, variants, representat
               f"(float {float_accuracy:.4f})")
         written.append(path)
     return written, refused
+
+
+SELECTIVE_BUDGET = 3  # layers kept in float at most (issue 11's bar: fixed with ≤ 3)
+
+
+def _selective(float_model, representative_dataset, dataset, image_size, reference_accuracy,
+               max_accuracy_drop, name, conversion):
+    """int8 with the fewest worst layers in float that passes the gate (debug.selective_int8),
+    as (variant, (bytes with metadata, runner, accuracy, kept layer rows)), or None when the
+    budget is spent."""
+    from tftool import data
+    from tftool.export import debug
+    from tftool.litert import Runner
+
+    def accuracy_of(content):
+        return evaluate.evaluate({"m": evaluate.tflite_scorer(Runner(model_content=content))},
+                                 data.test_batches(dataset, image_size),
+                                 dataset.class_names)["m"]["accuracy"]
+
+    try:
+        content, kept = debug.selective_int8(
+            float_model, representative_dataset,
+            lambda c: reference_accuracy - accuracy_of(c) <= max_accuracy_drop + 1e-9,
+            budget=SELECTIVE_BUDGET, rgb_input=conversion.get("rgb_input", True),
+            output=conversion.get("output_kind", "probabilities"))
+    except UserError as e:
+        print(f"tftool-export: {stages.SELECTIVE_VARIANT}: {e}", flush=True)
+        return None
+    variant = stages.SELECTIVE_VARIANT
+    content, _ = with_metadata(content, name, variant, "float", dataset,
+                               conversion.get("output_kind", "probabilities"))
+    rows = [{k: row[k] for k in ("layers", "op", "tensor", "rmse_scale", "range_ratio")}
+            for row in kept]
+    return variant, (content, Runner(model_content=content), accuracy_of(content), rows)
 
 
 # Conversion modes whose models run on TensorFlow Lite Micro (integer kernels).
@@ -188,7 +252,7 @@ def export_micro(workdir, export_dir, name, dataset, image_size, variants,
         if mode not in MICRO_MODES:
             continue
         if stage not in models:
-            models[stage] = io.load_model(stages.model_path(workdir, stage))
+            models[stage] = stage_runner.load_stage_model(workdir, stage)
         content = convert.to_tflite(models[stage], mode, **micro_conversion(
             representative_dataset))
         cname = re.sub(r"\W", "_", f"{name}_{variant}")

@@ -164,6 +164,25 @@ def select_layers(model, skip=DEFAULT_SKIP, purpose="prune"):
     return selected
 
 
+def parse_m_by_n(values):
+    """--sparsity_m_by_n as (m, n), or None when not given.
+
+    tftool writes structured pruning to WORKDIR/pruned_2by4 and exports pruned_2by4_int8, so
+    only 2:4 (NVIDIA's Ampere pattern, which XNNPACK and sparse kernels also use) is taken.
+    Raises: UserError naming the flag for anything else.
+    """
+    if not values:
+        return None
+    try:
+        pair = tuple(int(v) for v in values)
+    except ValueError:
+        pair = None
+    if pair != (2, 4):
+        raise UserError(f"--sparsity_m_by_n={','.join(values)}: only 2,4 is supported (2 zeros "
+                        f"in every 4 input-channel weights)")
+    return pair
+
+
 def _check_m_by_n(model, selected, sparsity_m_by_n):
     """Validates (m, n) and that every selected layer can hold an m:n pattern; returns it."""
     if (not isinstance(sparsity_m_by_n, (tuple, list)) or len(sparsity_m_by_n) != 2
