@@ -99,3 +99,27 @@ def test_selective_int8_of_a_healthy_model_keeps_nothing(setup):
     assert kept == []
     with pytest.raises(ValueError, match="budget=-1"):
         debug.selective_int8(model, rep, gate, budget=-1)
+
+
+def test_export_ships_int8_selective_when_the_gate_refuses_int8(setup, tmp_path, tfds_dir):
+    """tftool-export end to end: the int8-breaking model's int8 is refused, the export keeps
+    its worst layers in float, writes int8_selective naming them, and exits 0."""
+    import json
+    import os
+
+    from inprocess import run_main
+    from tftool import io
+
+    _, broken, _, _, _, float_acc = setup
+    common = [f"--workdir={tmp_path}/w", f"--data_dir={tfds_dir}"]
+    result = run_main("train", *common, "--epochs=1", "--width=8", "--warmup_epochs=0")
+    assert result.returncode == 0, result.stderr[-3000:]
+    io.save_model(broken, str(tmp_path / "w" / "float" / "model.h5"))  # the stage's model now
+    result = run_main("export", *common, f"--export_dir={tmp_path}/e", "--variants=int8")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "refused int8" in result.stdout and "trying int8_selective" in result.stdout
+    assert not os.path.exists(tmp_path / "e" / "digits_small_cnn_int8.tflite")
+    card = json.loads((tmp_path / "e" / "digits_small_cnn_int8_selective.json").read_text())
+    assert 1 <= len(card["layers_kept_float"]) <= 3
+    assert card["test_accuracy"] >= card["accuracy_gate"]["reference_accuracy"] - 0.01
+    assert card["metadata"]["embedded"] and card["input"]["dtype"] == "float32"

@@ -103,6 +103,33 @@ def test_pqat_after_pruned_and_rerun_skips(tiny_workdir):
     assert again.returncode == 0 and "complete, skipped" in again.stdout
 
 
+def test_clustering_cqat_pcqat_and_2by4_run_in_process(tiny_workdir):
+    """Issue 11's stages through the runner: clustering keeps ≤ k values per kernel, CQAT and
+    PCQAT reload (rebuilt from their input), 2:4 pruning records its pattern."""
+    import numpy as np
+
+    workdir, common = tiny_workdir
+    if not os.path.exists(os.path.join(workdir, "pruned", "model.h5")):
+        assert run_main("prune", *common, *TINY, "--epochs=2",
+                        "--pruning_frequency=1").returncode == 0
+    for args in (["cluster", "--number_of_clusters=8"], ["quantize", "--from=clustered"],
+                 ["cluster", "--from=pruned", "--number_of_clusters=8"],
+                 ["quantize", "--from=pruned_clustered"],
+                 ["prune", "--sparsity_m_by_n=2,4"]):
+        result = run_main(args[0], *common, *TINY, *args[1:])
+        assert result.returncode == 0, (args, result.stderr[-3000:])
+    unique = metrics(workdir, "clustered")["unique_values"]
+    assert unique.pop("conv0_0") > 8  # the first conv is left alone (skip_layers default)
+    assert unique and max(unique.values()) <= 8
+    assert metrics(workdir, "pruned_2by4")["schedule"]["sparsity_m_by_n"] == [2, 4]
+    for stage in ("cqat", "pcqat"):
+        model = stage_runner.load_stage_model(workdir, stage)
+        assert stage_runner.model_is_qat(workdir, stage) and model.count_params() > 0
+    pruned = stage_runner.load_stage_model(workdir, "pruned_clustered")
+    kernel = pruned.get_layer("conv1_0").kernel.numpy()
+    assert np.mean(kernel == 0) >= 0.75 and len(np.unique(kernel)) <= 8
+
+
 def test_distill_trains_a_teacher_a_qat_student_and_a_baseline(tiny_workdir):
     workdir, common = tiny_workdir
     result = run_main("distill", *common, *TINY, "--teacher=small_cnn", "--teacher_width=8",
