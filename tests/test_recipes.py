@@ -9,7 +9,8 @@ from conftest import REPO
 PARSE = """
 import sys
 from absl import flags
-from tftool.cli import train  # defines the training flags
+from tftool.cli import common, train
+common.define(train.NAMES, train.DEFAULTS)  # the flags tftool-train defines when it runs
 for path in sys.argv[1:]:
     flags.FLAGS.unparse_flags()
     flags.FLAGS(["tftool-train", "--flagfile=" + path])
