@@ -44,6 +44,9 @@ class TrainConfig:
     deterministic: bool = False  # op determinism: same seed -> bit-identical weights
     scale_lr: bool = False  # linear scaling: lr × global batch / reference_batch_size
     reference_batch_size: int = REFERENCE_BATCH_SIZE
+    # Batches of training images (capped at one epoch) over which BN moving statistics are
+    # re-estimated after fit (train/batchnorm.py); 0 keeps fit's moving averages.
+    bn_batches: int = 100
 
 
 def steps_per_epoch_of(num_train, config, replicas):
@@ -259,6 +262,31 @@ def train(strategy, model_fn, dataset, image_size, config, stage_dir, extra_call
         raise UserError(f"loss became NaN/inf in epoch {epoch} (batch {guard.batch + 1}); "
                         f"stopped, {kept}; lower --learning_rate (now {learning_rate:g})")
     return model, {k: [float(v) for v in vs] for k, vs in history.history.items()}
+
+
+def reestimate_batchnorm(model, dataset, image_size, config, replicas=1):
+    """Re-estimates `model`'s BN moving statistics on training images (train/batchnorm.py).
+
+    Uses min(config.bn_batches, steps per epoch) shuffled global batches of training images,
+    preprocessed as at test time (no augmentation), seeded by config.seed. Call inside the
+    strategy scope, after training and after any model -> model transform (strip, ...).
+    Returns: the number of BN layers set (0 with config.bn_batches == 0 or no BN).
+    """
+    from tftool.train import batchnorm
+
+    if not config.bn_batches:
+        return 0
+    global_batch = config.per_replica_batch_size * replicas
+    num_batches = min(config.bn_batches, steps_per_epoch_of(dataset.num_train, config, replicas))
+    batches = data_lib.pipeline(dataset.train, image_size, global_batch, training=True,
+                                augment=False, seed=config.seed, num_examples=dataset.num_train)
+    start = time.perf_counter()
+    count = batchnorm.reestimate(model, batches, num_batches)
+    if count:
+        logging.info("re-estimated the moving statistics of %d BatchNormalization layers over "
+                     "%d batches of %d training images in %.1f s", count, num_batches,
+                     global_batch, time.perf_counter() - start)
+    return count
 
 
 def check_resume_state(backup_dir):

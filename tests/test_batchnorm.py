@@ -1,0 +1,73 @@
+"""BN re-estimation (train/batchnorm.py): exact population statistics, other state untouched."""
+import numpy as np
+import pytest
+
+import tftool  # noqa: F401
+from tftool.train import batchnorm
+
+import tensorflow as tf
+import tf_keras as keras
+
+
+def _model():
+    inputs = keras.Input((4, 4, 2))
+    x = keras.layers.BatchNormalization(momentum=0.999, name="bn_in")(inputs)
+    x = keras.layers.Conv2D(3, 1, use_bias=False, name="conv")(x)
+    x = keras.layers.BatchNormalization(momentum=0.999, name="bn_mid")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    return keras.Model(inputs, keras.layers.Dense(2, name="logits")(x))
+
+
+def _batches(n, seed=0):
+    rng = np.random.default_rng(seed)
+    # Channel 0: mean 5, std 2; channel 1: mean -3, std 0.5.
+    return [(rng.normal([5.0, -3.0], [2.0, 0.5], (64, 4, 4, 2)).astype(np.float32),)
+            for _ in range(n)]
+
+
+def test_reestimate_sets_population_statistics_and_keeps_other_state():
+    keras.utils.set_random_seed(0)
+    model = _model()
+    batches = _batches(8)
+    kernel = model.get_layer("conv").kernel.numpy().copy()
+    assert batchnorm.reestimate(model, batches, num_batches=5) == 2
+    x = np.concatenate([b[0] for b in batches[:5]])  # only the first 5 are used
+    bn_in = model.get_layer("bn_in")
+    np.testing.assert_allclose(bn_in.moving_mean.numpy(), x.mean((0, 1, 2)), rtol=1e-4)
+    np.testing.assert_allclose(bn_in.moving_variance.numpy(), x.var((0, 1, 2)), rtol=1e-3)
+    # The second BN's inputs are normalized by the first with batch statistics (as in
+    # training); in inference mode its output over the data is standardized.
+    mid = keras.Model(model.inputs, model.get_layer("bn_mid").output)
+    y = mid(x, training=False).numpy()
+    np.testing.assert_allclose(y.mean((0, 1, 2)), 0.0, atol=0.05)
+    np.testing.assert_allclose(y.std((0, 1, 2)), 1.0, atol=0.05)
+    np.testing.assert_array_equal(model.get_layer("conv").kernel.numpy(), kernel)
+
+
+def test_reestimate_inside_qat_wrappers():
+    from tftool.optimize import qat
+    from tftool import models
+
+    keras.utils.set_random_seed(0)
+    model = qat.apply(models.small_cnn((8, 8, 1), 3, width=2))  # 2 stages × 2 BNs
+    found = batchnorm.batchnorm_layers(model)
+    assert len(found) == 4 and all(inner.name.startswith("bn") for _, inner in found)
+    quantizer_state = {v.name: v.numpy().copy() for v in model.non_trainable_variables
+                       if "moving" not in v.name}
+    images = np.random.default_rng(1).uniform(0, 1, (2, 32, 8, 8, 1)).astype(np.float32)
+    assert batchnorm.reestimate(model, list(images), 2) == 4
+    first = found[0][1]
+    assert not np.allclose(first.moving_variance.numpy(), 1.0)  # moved off its initial value
+    for v in model.non_trainable_variables:  # QAT ranges restored after the training-mode pass
+        if v.name in quantizer_state:
+            np.testing.assert_array_equal(v.numpy(), quantizer_state[v.name], err_msg=v.name)
+
+
+def test_reestimate_refuses_bad_arguments():
+    model = _model()
+    with pytest.raises(ValueError, match="num_batches=0"):
+        batchnorm.reestimate(model, _batches(1), 0)
+    with pytest.raises(ValueError, match="no batches"):
+        batchnorm.reestimate(model, [], 3)
+    plain = keras.Sequential([keras.Input((3,)), keras.layers.Dense(2)])
+    assert batchnorm.reestimate(plain, [np.zeros((2, 3), np.float32)], 1) == 0
