@@ -145,8 +145,22 @@ def _fmt(value, fmt, suffix=""):
     return "–" if value is None else fmt.format(value) + suffix
 
 
-def summary_markdown(entries, title, notes=()):
-    """report.md: a title, one table (one line per variant), and notes (list of str lines)."""
+def summary_markdown(entries, title, notes=(), num_classes=None, num_test=None):
+    """report.md: a title, one table (one line per variant), and notes (list of str lines).
+
+    With `num_classes` and `num_test` (test images), an accuracy near chance
+    (chance.near_chance) reads e.g. "0.1150 ≈chance" and a note says what that means.
+    """
+    from tftool import chance
+
+    def at_chance(e):
+        return bool(num_classes and num_test and e["accuracy"] is not None
+                    and chance.near_chance(e["accuracy"], num_classes, num_test))
+
+    if any(at_chance(e) for e in entries):
+        notes = list(notes) + [
+            f"≈chance: top-1 accuracy within a few points of chance (1/{num_classes}); that "
+            f"model guesses. Do not ship it (tftool/chance.py)."]
     header = ("| variant | accuracy | Δ vs float | agreement | size KiB | gzip KiB | sparsity | "
               "p50 ms @1 thread | p50 ms @all threads | speed-up vs Keras float | "
               "speed-up vs TFLite float32 | images/s @max batch | Pareto |")
@@ -157,7 +171,8 @@ def summary_markdown(entries, title, notes=()):
         def mark(key):
             return "*" if e.get(key) else ""
         lines.append("| " + " | ".join([
-            name, _fmt(e["accuracy"], "{:.4f}"), _fmt(e["delta_points"], "{:+.2f} pp"),
+            name, _fmt(e["accuracy"], "{:.4f}", " ≈chance" if at_chance(e) else ""),
+            _fmt(e["delta_points"], "{:+.2f} pp"),
             _fmt(e["agreement"], "{:.4f}"), _fmt(e["size_bytes"] / 1024, "{:.1f}"),
             _fmt(e["gzip_bytes"] / 1024, "{:.1f}"), _fmt(e.get("sparsity"), "{:.2f}"),
             _fmt(e["p50_1"], "{:.4f}", mark("noisy_1")),

@@ -110,8 +110,10 @@ def measure_all(workdir, export_dir, name, dataset, image_size, threads, batch_s
 
 
 def write_outputs(export_dir, name, rows, threads, batch_sizes, timing_settings, max_cv,
-                  load_before, examples):
+                  load_before, examples, num_classes=None):
     """Writes benchmark.json/.md, report.md/.png and the model cards' "benchmark" sections.
+
+    num_classes: when given, report.md marks accuracies near chance ("≈chance").
 
     Returns: report.md's text.
     """
@@ -140,7 +142,8 @@ def write_outputs(export_dir, name, rows, threads, batch_sizes, timing_settings,
         "Versions: " + ", ".join(f"{k} {v}" for k, v in meta["runtime_versions"].items()) + ".",
         "Every row (threads × batch × XNNPACK, p90/p99/CV): benchmark.md, benchmark.json.",
     ]
-    summary = report.summary_markdown(entries, title, notes)
+    summary = report.summary_markdown(entries, title, notes, num_classes=num_classes,
+                                      num_test=examples)
     io.write_json(os.path.join(export_dir, "benchmark.json"), rows)
     io.write_text(os.path.join(export_dir, "benchmark.md"),
                   f"# {title}\n\n{report.markdown_table(rows)}")

@@ -101,6 +101,10 @@ FLAG_SPECS = {
                                  "--learning_rate was tuned (the defaults: 64 = 64 per replica "
                                  "× 1 replica).", check=lambda v: v >= 1,
                                  message="--reference_batch_size must be ≥ 1"),
+    "allow_chance_accuracy": Spec("boolean", False, "Write (train) or export a model whose "
+                                  "test accuracy is within a few points of chance (1/classes), "
+                                  "marked as such in metrics.json, instead of stopping "
+                                  "(tftool/chance.py)."),
     # ---- models ----
     "model": Spec("string", "small_cnn", f"Model: a builder name ({', '.join(MODEL_NAMES)}); "
                   f"tftool-check also takes a saved model file (.h5)."),
@@ -230,7 +234,7 @@ DATA_FLAGS = ("workdir", "dataset", "data_dir", "manual_dir", "channels", "image
 TRAINING_FLAGS = ("epochs", "per_replica_batch_size", "learning_rate", "lr_schedule",
                   "warmup_epochs", "optimizer", "weight_decay", "augment", "hflip", "seed",
                   "strategy", "num_gpus", "cpu_replicas", "overwrite", "deterministic",
-                  "scale_lr", "reference_batch_size")
+                  "scale_lr", "reference_batch_size", "allow_chance_accuracy")
 
 _DEFINERS = {"string": flags.DEFINE_string, "integer": flags.DEFINE_integer,
              "float": flags.DEFINE_float, "boolean": flags.DEFINE_boolean,
@@ -314,7 +318,10 @@ def stage_context(stage, strategy=None):
     dataset = load_data(settings)
     context = stage_runner.Context(workdir=FLAGS.workdir, strategy=strategy, dataset=dataset,
                                    image_size=image_size(dataset, settings),
-                                   overwrite=FLAGS.overwrite, flags_text=flags_text())
+                                   overwrite=FLAGS.overwrite, flags_text=flags_text(),
+                                   allow_chance_accuracy=bool(
+                                       "allow_chance_accuracy" in FLAGS
+                                       and FLAGS.allow_chance_accuracy))
     return context, settings
 
 
@@ -331,7 +338,7 @@ def default_name(workdir):
 
 # Run-control flags that must not be replayed from flags.txt: `--flagfile=WORKDIR/x/flags.txt`
 # repeats the run, it does not force a new one.
-NOT_RECORDED = ("overwrite",)
+NOT_RECORDED = ("overwrite", "allow_chance_accuracy")
 
 
 def flags_text(flag_values=FLAGS):

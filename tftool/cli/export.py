@@ -17,7 +17,8 @@ from absl import flags
 
 FLAGS = flags.FLAGS
 NAMES = common.DATA_FLAGS + ("export_dir", "name", "variants", "calibration_steps",
-                             "calibration_seed", "calibration_data", "max_accuracy_drop")
+                             "calibration_seed", "calibration_data", "max_accuracy_drop",
+                             "allow_chance_accuracy")
 
 
 def main(argv):
@@ -27,6 +28,7 @@ def main(argv):
         raise UserError(stages.missing_model_message(FLAGS.workdir, "float", "tftool-export"))
     variants = variants_lib.resolve(FLAGS.workdir, FLAGS.variants)
     dataset = common.load_data(settings)
+    refuse_near_chance(FLAGS.workdir, dataset, FLAGS.allow_chance_accuracy)
     size = common.image_size(dataset, settings)
     if FLAGS.calibration_data == "blank":
         representative = variants_lib.blank_representative_dataset(
@@ -43,6 +45,29 @@ def main(argv):
         raise UserError(f"the accuracy gate refused {', '.join(v for v, _ in refused)} (more than {FLAGS.max_accuracy_drop * 100:g} point(s) below its "
                         f"reference model); the other variants were written. Fix the variant, "
                         f"or pass --variants without it or a larger --max_accuracy_drop")
+
+
+def refuse_near_chance(workdir, dataset, allow):
+    """Raises UserError when WORKDIR/float's test accuracy is near chance (chance.py): the
+    accuracy gate compares variants with the float model, so it would pass every variant of
+    a float model that guesses. `allow` (--allow_chance_accuracy) only warns."""
+    from tftool import chance, stage_runner
+
+    metrics = stage_runner.read_metrics(workdir, "float") or {}
+    if "test_accuracy" not in metrics:
+        return
+    train = (metrics.get("history", {}).get("accuracy") or [None])[-1]
+    verdict = chance.near_chance(metrics["test_accuracy"], dataset.num_classes,
+                                 dataset.num_test, train)
+    if verdict is None:
+        return
+    where = f"{workdir}/float"
+    if allow:
+        print(f"tftool-export: warning: --allow_chance_accuracy: exporting anyway; "
+              f"{verdict.message(where)}", file=sys.stderr, flush=True)
+        return
+    raise UserError(f"refusing to export: {verdict.message(where)}. Fix and retrain the float "
+                    f"model, or pass --allow_chance_accuracy to export it anyway")
 
 
 def cli_main():

@@ -1,0 +1,79 @@
+"""Detects a model whose test accuracy is no better than guessing, so no stage writes and no
+export ships one silently (issue 10: a MobileNetV2 trained to 0.92 train accuracy scored 0.115
+on 10 test classes, and every exported variant passed the accuracy gate at 0.115, because the
+gate compares a variant with its float model, not with chance).
+"""
+import dataclasses
+import math
+from typing import Optional
+
+import tftool  # noqa: F401
+
+
+@dataclasses.dataclass(frozen=True)
+class Verdict:
+    """Why an accuracy is near chance. Fields are fractions in [0, 1]."""
+    test_accuracy: float
+    train_accuracy: Optional[float]
+    chance: float
+    threshold: float  # test accuracy below this is near chance
+    learned: bool  # train accuracy far above chance: the model fits train but not test
+
+    def message(self, what="the model"):
+        """One line naming both figures and the likely causes."""
+        head = (f"{what}: test accuracy {self.test_accuracy:.3f} is near chance "
+                f"({self.chance:.3f} = 1/{round(1 / self.chance)} classes; below "
+                f"{self.threshold:.3f})")
+        if self.learned:
+            return (f"{head} while train accuracy is {self.train_accuracy:.3f}: the weights "
+                    f"learned but inference does not use them as in training. Likely causes: "
+                    f"BatchNormalization moving statistics that lag the weights (a short run "
+                    f"with a high BN momentum), train and test images preprocessed differently, "
+                    f"or test/ class folders that do not match train/")
+        train = ("unknown" if self.train_accuracy is None
+                 else f"{self.train_accuracy:.3f}, also near chance")
+        return (f"{head}, train accuracy {train}: the model did not learn. Likely causes: a "
+                f"--learning_rate far too high or too low, too few --epochs, or labels that "
+                f"do not match the images")
+
+
+def near_chance(test_accuracy, num_classes, num_test, train_accuracy=None):
+    """Whether `test_accuracy` is within a few points of chance (1 / num_classes).
+
+    Thresholds (all fractions):
+      near chance: test_accuracy < chance + margin, margin = max(3·σ, min(0.05, chance)),
+        σ = sqrt(chance·(1 − chance) / num_test) the standard error of a guessing model's
+        accuracy on `num_test` images. 3σ: a model that guesses scores above it with
+        probability about 0.1% (normal approximation), so small test splits do not flag
+        real models by noise; min(0.05, chance): "a few points" (5) for ≤ 20 classes, and
+        twice chance for many classes (1,000 classes: 0.2%, where 5% would be 50× chance,
+        clearly learned). 10 classes, 360 test images: below 0.150.
+      learned (train far above chance): train_accuracy ≥ chance + (1 − chance)/4, a quarter
+        of the way from chance to perfect (10 classes: 0.325). The issue's run had 0.916;
+        a run that cannot learn stays near 0.1.
+    Args:
+      test_accuracy: top-1 accuracy on the test split, in [0, 1].
+      num_classes: K ≥ 2.
+      num_test: test images, ≥ 1.
+      train_accuracy: top-1 training accuracy (last epoch), or None when unknown.
+    Returns:
+      a Verdict, or None when the test accuracy is clearly above chance.
+    Raises:
+      ValueError: num_classes < 2, num_test < 1, or an accuracy outside [0, 1].
+    """
+    if num_classes < 2:
+        raise ValueError(f"num_classes={num_classes}: must be ≥ 2")
+    if num_test < 1:
+        raise ValueError(f"num_test={num_test}: must be ≥ 1")
+    for name, value in (("test_accuracy", test_accuracy), ("train_accuracy", train_accuracy)):
+        if value is not None and not 0.0 <= value <= 1.0:
+            raise ValueError(f"{name}={value}: must be in [0, 1]")
+    chance = 1.0 / num_classes
+    sigma = math.sqrt(chance * (1.0 - chance) / num_test)
+    threshold = chance + max(3.0 * sigma, min(0.05, chance))
+    if test_accuracy >= threshold:
+        return None
+    learned = train_accuracy is not None and train_accuracy >= chance + (1.0 - chance) / 4
+    return Verdict(test_accuracy=float(test_accuracy),
+                   train_accuracy=None if train_accuracy is None else float(train_accuracy),
+                   chance=chance, threshold=threshold, learned=learned)
