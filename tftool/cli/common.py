@@ -112,8 +112,16 @@ FLAG_SPECS = {
                   check=lambda v: v >= 1, message="--width must be ≥ 1"),
     "alpha": Spec("float", 1.0, "mobilenet_v2: width multiplier (MobileNet's alpha).",
                   check=lambda v: v > 0, message="--alpha must be > 0"),
-    "weights": Spec("enum", None, "mobilenet_v2: pretrained weights (download).",
-                    enum_values=["imagenet"]),
+    "weights": Spec("string", None, "mobilenet_v2: backbone weights: imagenet (downloads "
+                    "them) or the path of a local Keras weights file of "
+                    "keras.applications.MobileNetV2(include_top=False) with the same --alpha "
+                    "and channels (offline transfer learning). Default: random init."),
+    "freeze_backbone_epochs": Spec("integer", 0, "Transfer learning: train only the logits "
+                                   "head for the first N epochs with the backbone frozen, then "
+                                   "fine-tune every layer at 0.1 × --learning_rate for the "
+                                   "rest (as MediaPipe Model Maker does). 0: no freezing.",
+                                   check=lambda v: v >= 0,
+                                   message="--freeze_backbone_epochs must be ≥ 0"),
     "mixed_precision": Spec("boolean", False, "Train under the mixed_float16 policy (GPU only; "
                             "refused on CPU). The logits layer and every saved/exported model "
                             "stay float32."),
@@ -305,7 +313,9 @@ def train_config(dataset):
         warmup_epochs=FLAGS.warmup_epochs, optimizer=FLAGS.optimizer,
         weight_decay=FLAGS.weight_decay, augment=FLAGS.augment, hflip=hflip, seed=FLAGS.seed,
         deterministic=FLAGS.deterministic, scale_lr=FLAGS.scale_lr,
-        reference_batch_size=FLAGS.reference_batch_size)
+        reference_batch_size=FLAGS.reference_batch_size,
+        freeze_backbone_epochs=(FLAGS.freeze_backbone_epochs
+                                if "freeze_backbone_epochs" in FLAGS else 0))
 
 
 def stage_context(stage, strategy=None):
