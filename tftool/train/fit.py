@@ -53,6 +53,11 @@ class TrainConfig:
     # learning_rate × fine_tune_lr_factor. 0: one phase, everything trainable.
     freeze_backbone_epochs: int = 0
     fine_tune_lr_factor: float = 0.1
+    # Keras execution knobs (https://www.tensorflow.org/api_docs/python/tf/keras/Model#compile):
+    # optimizer steps per tf.function call (callbacks' batch hooks, the NaN guard included,
+    # then see every k-th step), and XLA compilation of the train step.
+    steps_per_execution: int = 1
+    jit_compile: bool = False
 
 
 def steps_per_epoch_of(num_train, config, replicas):
@@ -263,6 +268,10 @@ def train(strategy, model_fn, dataset, image_size, config, stage_dir, extra_call
                                        warmup_steps=warmup_steps if phase.start_epoch == 0
                                        else 0)
             compile_fn(model, make_optimizer(config.optimizer, schedule, config.weight_decay))
+            if config.steps_per_execution != 1:
+                model.steps_per_execution = config.steps_per_execution
+            if config.jit_compile:
+                model.jit_compile = True
         logging.info("training %s (%s): epochs %d-%d × %d steps, learning rate %g, global "
                      "batch %d on %d replica(s)", model.name, phase.name, phase.start_epoch + 1,
                      phase.end_epoch, steps_per_epoch, phase.learning_rate, global_batch,
