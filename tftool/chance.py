@@ -41,13 +41,16 @@ def near_chance(test_accuracy, num_classes, num_test, train_accuracy=None):
     """Whether `test_accuracy` is within a few points of chance (1 / num_classes).
 
     Thresholds (all fractions):
-      near chance: test_accuracy < chance + margin, margin = max(3·σ, min(0.05, chance)),
-        σ = sqrt(chance·(1 − chance) / num_test) the standard error of a guessing model's
-        accuracy on `num_test` images. 3σ: a model that guesses scores above it with
-        probability about 0.1% (normal approximation), so small test splits do not flag
-        real models by noise; min(0.05, chance): "a few points" (5) for ≤ 20 classes, and
-        twice chance for many classes (1,000 classes: 0.2%, where 5% would be 50× chance,
-        clearly learned). 10 classes, 360 test images: below 0.150.
+      near chance: test_accuracy < chance + margin, with
+        margin = max(3·σ, min((1 − chance) / 10, chance)),
+        σ = sqrt(chance·(1 − chance) / num_test), the standard error of a guessing model's
+        accuracy on `num_test` images. (1 − chance)/10: a tenth of the way from chance to
+        perfect, e.g. 10 classes: below 0.19, 2 classes: below 0.55; capped at chance itself
+        (at most twice chance), so with many classes a weak but learned model is not flagged
+        (1,000 classes: below 0.002). 3σ: a guessing model scores above it with probability
+        about 0.1% (normal approximation), so a small test split does not pass a guesser by
+        noise. Measured: with BN statistics lagging the weights, small_cnn on digits scored
+        0.164 (train 0.925) and MobileNetV2 0.100 (train 0.72); correct models score > 0.9.
       learned (train far above chance): train_accuracy ≥ chance + (1 − chance)/4, a quarter
         of the way from chance to perfect (10 classes: 0.325). The issue's run had 0.916;
         a run that cannot learn stays near 0.1.
@@ -70,7 +73,7 @@ def near_chance(test_accuracy, num_classes, num_test, train_accuracy=None):
             raise ValueError(f"{name}={value}: must be in [0, 1]")
     chance = 1.0 / num_classes
     sigma = math.sqrt(chance * (1.0 - chance) / num_test)
-    threshold = chance + max(3.0 * sigma, min(0.05, chance))
+    threshold = chance + max(3.0 * sigma, min((1.0 - chance) / 10.0, chance))
     if test_accuracy >= threshold:
         return None
     learned = train_accuracy is not None and train_accuracy >= chance + (1.0 - chance) / 4

@@ -103,7 +103,9 @@ class ImagesPerSecond(keras.callbacks.Callback):
         self._steps = 0
 
     def on_train_batch_end(self, batch, logs=None):
-        self._steps += 1
+        # `batch` is the index of the last step run: with steps_per_execution = k this hook
+        # runs once per k steps, so counting calls would undercount k-fold.
+        self._steps = batch + 1
 
     def on_epoch_end(self, epoch, logs=None):
         seconds = time.perf_counter() - self._start
