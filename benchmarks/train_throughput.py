@@ -7,7 +7,9 @@ For each model (small_cnn at the native size; mobilenet_v2 alpha 0.35 at 96 px) 
 train the same architecture from the same seed with batch 64, Adam, a constant learning rate
 and no augmentation. Images/s is wall-clock over the steady epochs (2..E: the first epoch
 traces the graph and fills caches), from one epoch end to the next, so it includes all
-per-epoch work (callbacks, checkpoints, shuffle-buffer refills). The two sides alternate
+per-epoch work (callbacks, checkpoints, shuffle-buffer refills); images per CPU-second (this
+process's threads) is printed beside it, as it hardly moves with a shared machine's load.
+The two sides alternate
 (tftool, plain, tftool, plain) and each figure is the better of its two runs, so a busy
 shared machine hurts both alike. Goal (issue 10): ≥ 1.3× plain Keras for small_cnn, ≥ 1.0×
 for mobilenet_v2.
@@ -25,19 +27,23 @@ import tf_keras as keras
 
 
 class EpochClock(keras.callbacks.Callback):
-    """Wall-clock time at each epoch end (perf_counter seconds)."""
+    """Wall-clock and process CPU time (all threads) at each epoch end, seconds."""
 
     def __init__(self):
         super().__init__()
         self.ends = []
 
     def on_epoch_end(self, epoch, logs=None):
-        self.ends.append(time.perf_counter())
+        self.ends.append((time.perf_counter(), time.process_time()))
 
 
 def steady_ips(clock, images_per_epoch):
-    ends = clock.ends
-    return images_per_epoch * (len(ends) - 1) / (ends[-1] - ends[0])
+    """(images per wall-clock second, images per CPU second) over epochs 2..E. On a shared
+    machine the wall-clock figure moves with the neighbours' load; the CPU figure (work per
+    image, all of this process's threads) hardly does, so the ratios of both are printed."""
+    (w0, c0), (w1, c1) = clock.ends[0], clock.ends[-1]
+    images = images_per_epoch * (len(clock.ends) - 1)
+    return images / (w1 - w0), images / (c1 - c0)
 
 
 def as_numpy(dataset, image_size):
@@ -103,18 +109,24 @@ def main():
             for variant in ours:
                 ours[variant].append(run_tftool(strategy, build, dataset, size, epochs,
                                                 args.batch, **VARIANTS[variant]))
-                print(f"{name}: tftool ({variant}) {ours[variant][-1]:.0f} images/s", flush=True)
+                print(f"{name}: tftool ({variant}) {ours[variant][-1][0]:.0f} images/s, "
+                      f"{ours[variant][-1][1]:.0f} images/CPU-s", flush=True)
             plain.append(run_plain(build, x, y, epochs, args.batch))
-            print(f"{name}: plain Keras {plain[-1]:.0f} images/s", flush=True)
+            print(f"{name}: plain Keras {plain[-1][0]:.0f} images/s, {plain[-1][1]:.0f} "
+                  f"images/CPU-s", flush=True)
         for variant, values in ours.items():
-            rows.append((f"{name} ({variant})", size, epochs, max(values), max(plain)))
+            rows.append((f"{name} ({variant})", size, epochs,
+                         max(v[0] for v in values), max(v[0] for v in plain),
+                         max(v[1] for v in values), max(v[1] for v in plain)))
         del x, y
     print(f"\n{dataset.num_train} train images, batch {args.batch}, no augmentation, constant "
           f"learning rate; steady epochs 2..E; best of 2 alternating runs each")
-    print("| model | input | epochs | tftool images/s | plain model.fit images/s | ratio |")
-    print("|---|---|---:|---:|---:|---:|")
-    for name, size, epochs, a, b in rows:
-        print(f"| {name} | {size[0]}x{size[1]} | {epochs} | {a:,.0f} | {b:,.0f} | {a / b:.2f}× |")
+    print("| model | input | epochs | tftool images/s | plain model.fit images/s | ratio | "
+          "tftool images/CPU-s | plain images/CPU-s | CPU ratio |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
+    for name, size, epochs, a, b, ca, cb in rows:
+        print(f"| {name} | {size[0]}x{size[1]} | {epochs} | {a:,.0f} | {b:,.0f} | {a / b:.2f}× | "
+              f"{ca:,.0f} | {cb:,.0f} | {ca / cb:.2f}× |")
 
 
 if __name__ == "__main__":

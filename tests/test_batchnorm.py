@@ -100,3 +100,19 @@ def test_stage_runner_reestimates_so_a_lagging_momentum_is_harmless(tmp_path, di
     # Measured: test 0.164, train 0.925 (10 classes: near chance is below 0.19).
     with pytest.raises(UserError, match="BatchNormalization moving statistics"):
         stage_runner.run(job(0), context)
+
+
+def test_reestimate_under_a_two_replica_mirrored_strategy():
+    """Inside strategy.scope() (as the stage runner calls it) with MirroredStrategy's
+    sync-on-read moving statistics: every replica reads the re-estimated values."""
+    from tftool.train import strategy as strategy_lib
+
+    strategy = strategy_lib.build("auto", cpu_replicas=2)
+    assert strategy.num_replicas_in_sync == 2
+    with strategy.scope():
+        model = _model()
+        batches = _batches(3)
+        assert batchnorm.reestimate(model, batches, num_batches=3) == 2
+        x = np.concatenate([b[0] for b in batches])
+        np.testing.assert_allclose(model.get_layer("bn_in").moving_mean.numpy(),
+                                   x.mean((0, 1, 2)), rtol=1e-4)
