@@ -353,6 +353,15 @@ def pipeline(ds, image_size, global_batch_size, training, augment=False, hflip=F
     return ds.prefetch(AUTOTUNE).with_options(options)
 
 
+def _drawn(indices, total):
+    """A tf.data filter for enumerate()d elements: keeps those whose index is in `indices`
+    (a lookup in a [total] bool mask: O(1) per element, 1 byte per image)."""
+    mask = np.zeros(total, bool)
+    mask[indices] = True
+    mask = tf.constant(mask)
+    return lambda i, xy: tf.gather(mask, tf.minimum(i, total - 1)) & (i < total)
+
+
 def representative_dataset(data, image_size, num_samples=100, seed=0):
     """A TFLite `representative_dataset`: a callable that yields [float32 1xHxWxC] lists.
 
@@ -369,14 +378,29 @@ def representative_dataset(data, image_size, num_samples=100, seed=0):
     order = np.random.default_rng(seed + 1).permutation(count)  # no class-by-class runs
 
     def gen():
-        wanted = tf.constant(chosen, tf.int64)
-        picked = data.train.enumerate().filter(
-            lambda i, xy: tf.reduce_any(tf.equal(i, wanted))).map(
+        picked = data.train.enumerate().filter(_drawn(chosen, total)).map(
             lambda i, xy: preprocess(xy[0], image_size))
         images = [image.numpy() for image in picked]  # count images, each [H, W, C]
         for i in order[:len(images)]:
             yield [images[i][None]]
     return gen
+
+
+def sample_pixels(data, image_size, count, seed=0):
+    """`count` train images drawn uniformly without replacement, as uint8 [count, H, W, C]
+    pixels at `image_size` (to_pixels), in a random order (seeded).
+
+    Memory is `count` images, not the split: the split is streamed once and only the drawn
+    indices are kept, so no shuffle buffer over a class-by-class ImageFolder listing is
+    needed to mix the classes. Raises ValueError: count < 1.
+    """
+    if count < 1:
+        raise ValueError(f"count={count}: must be ≥ 1")
+    count = min(count, data.num_train)
+    chosen = np.sort(np.random.default_rng(seed).choice(data.num_train, count, replace=False))
+    picked = data.train.enumerate().filter(_drawn(chosen, data.num_train))
+    pixels = np.stack([to_pixels(xy[0], image_size).numpy() for _, xy in picked])
+    return pixels[np.random.default_rng(seed + 1).permutation(len(pixels))]
 
 
 def to_pixels(image, image_size):
