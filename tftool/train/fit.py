@@ -216,6 +216,9 @@ def train(strategy, model_fn, dataset, image_size, config, stage_dir, extra_call
           compile_fn=default_compile):
     """Builds, compiles and fits a model under `strategy`; returns (model, history dict).
 
+    With config.freeze_backbone_epochs = N the fit runs in two phases (training_phases):
+    head only, then every layer at a lower rate; the history concatenates both.
+
     Args:
       strategy: a tf.distribute.Strategy; model_fn, the optimizer and compile run in its scope.
       model_fn: () -> tf_keras model (float32 [N, H, W, C] -> [N, K] logits).
@@ -227,7 +230,8 @@ def train(strategy, model_fn, dataset, image_size, config, stage_dir, extra_call
       compile_fn: (model, optimizer) -> None.
     Raises:
       UserError: the global batch is larger than the train split; the loss became NaN or
-        infinite (names the epoch; the backup and checkpoint keep the last finite epoch).
+        infinite (names the epoch; the backup and checkpoint keep the last finite epoch);
+        freeze_backbone_epochs out of range or shorter than the warm-up.
     """
     keras.utils.set_random_seed(config.seed)  # Python, NumPy and TensorFlow seeds
     if config.deterministic:
