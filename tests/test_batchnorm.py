@@ -116,3 +116,11 @@ def test_reestimate_under_a_two_replica_mirrored_strategy():
         x = np.concatenate([b[0] for b in batches])
         np.testing.assert_allclose(model.get_layer("bn_in").moving_mean.numpy(),
                                    x.mean((0, 1, 2)), rtol=1e-4)
+
+
+def test_a_shared_batchnorm_is_refused_by_name():
+    inputs = keras.Input((4, 4, 2))
+    bn = keras.layers.BatchNormalization(name="shared_bn")
+    model = keras.Model(inputs, keras.layers.Add()([bn(inputs), bn(inputs * 2.0)]))
+    with pytest.raises(ValueError, match="'shared_bn' is used 2 times"):
+        batchnorm.reestimate(model, _batches(1), 1)

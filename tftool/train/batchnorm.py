@@ -46,9 +46,9 @@ def batchnorm_layers(model):
         while not isinstance(inner, keras.layers.BatchNormalization) and hasattr(inner, "layer"):
             inner = inner.layer
         if isinstance(inner, keras.layers.BatchNormalization):
-            if len(layer._inbound_nodes) != 1:  # noqa: SLF001 (no public count of uses)
+            if len(layer.inbound_nodes) != 1:
                 raise ValueError(f"BatchNormalization {layer.name!r} is used "
-                                 f"{len(layer._inbound_nodes)} times; cannot re-estimate it")
+                                 f"{len(layer.inbound_nodes)} times; cannot re-estimate it")
             found.append((layer, inner))
         elif isinstance(layer, keras.Model) and batchnorm_layers(layer):
             raise ValueError(f"model {model.name!r} nests model {layer.name!r} with "
