@@ -12,6 +12,8 @@
 #   TRAIN_FLAGS QUANTIZE_FLAGS EXPORT_FLAGS BENCHMARK_FLAGS  extra flags for one stage only
 #   PRUNE_FLAGS PQAT_FLAGS DISTILL_FLAGS                    (prune, pqat, distill; distill
 #               runs with --baseline so the benchmark shows what distillation bought)
+#   CLUSTER_FLAGS CQAT_FLAGS PCQAT_FLAGS PRUNE_2BY4_FLAGS   (make compress-all: clustering,
+#               CQAT, PCQAT and 2:4 pruning on top of everything `make all` makes)
 
 PYTHON ?= python3.11
 VENV ?= .venv
@@ -32,19 +34,40 @@ BENCHMARK_FLAGS ?= --min_seconds=0.5 --warmup_seconds=0.25
 PRUNE_FLAGS ?=
 PQAT_FLAGS ?=
 DISTILL_FLAGS ?=
+CLUSTER_FLAGS ?=
+CQAT_FLAGS ?=
+PCQAT_FLAGS ?=
+PRUNE_2BY4_FLAGS ?=
 PYTEST_ARGS ?=
 
+# The app side: MediaPipe Tasks in its own venv (mediapipe 1.x needs absl-py 2, tfmot pins
+# absl-py 1), used by tftool/clients/mediapipe_classify.py and the tests that run it.
+MEDIAPIPE_VENV ?= .venv-mediapipe
+MEDIAPIPE_VERSION ?= 1.2.2
+TFLITE_SUPPORT_VERSION ?= 0.4.4
+# `make predict MODEL=exported/x.tflite IMAGES="a.png b.jpg" [TOP_K=3]`
+MODEL ?=
+IMAGES ?=
+TOP_K ?= 5
+
+# WORKDIR/<stage>/model.h5: the file target of a stage (see the graph below).
+STAGE_MODEL = $(WORKDIR)/$(1)/model.h5
 COMMON := --workdir=$(WORKDIR) $(if $(DATASET),--dataset=$(DATASET))
 RUN := TFTOOL_SHARED_FLAGS=1 $(BIN)/
 
-.PHONY: install train quantize prune pqat distill export benchmark all test clean
+.PHONY: install train quantize prune pqat distill export micro benchmark all test clean \
+	mediapipe predict cluster cqat pcqat prune-2by4 compress-all
 
 install: $(VENV)/.installed
 
+# tflite-support brings the TFLite metadata schema (flatc-generated Python) that
+# tftool/export/metadata.py imports. --no-deps: it declares protobuf<4, which TensorFlow 2.21
+# cannot take; the one module we import needs only flatbuffers (see that module's docstring).
 $(VENV)/.installed: setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
 	$(BIN)/python -m pip install -q -e .
+	$(BIN)/python -m pip install -q --no-deps tflite-support==$(TFLITE_SUPPORT_VERSION)
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed
@@ -60,6 +83,11 @@ quantize: install
 export: install
 	$(RUN)tftool-export $(COMMON) --export_dir=$(EXPORT_DIR) $(FLAGS) $(EXPORT_FLAGS)
 
+# Firmware sources for TensorFlow Lite Micro: EXPORT_DIR/micro/ for every integer variant
+# WORKDIR has (on a fresh clone: trains the float model first; after `make all`: all of them).
+micro: $(call STAGE_MODEL,float)
+	$(RUN)tftool-export $(COMMON) --export_dir=$(EXPORT_DIR) --micro $(FLAGS) $(EXPORT_FLAGS)
+
 benchmark: install
 	$(RUN)tftool-benchmark $(COMMON) --export_dir=$(EXPORT_DIR) $(FLAGS) $(BENCHMARK_FLAGS)
 
@@ -72,26 +100,63 @@ pqat: install
 distill: install
 	$(RUN)tftool-distill $(COMMON) --baseline $(FLAGS) $(DISTILL_FLAGS)
 
+# The slower compression stages (issue 11), outside `make all`: `make compress-all`.
+cluster: install
+	$(RUN)tftool-cluster $(COMMON) $(FLAGS) $(CLUSTER_FLAGS)
+
+cqat: install
+	$(RUN)tftool-quantize $(COMMON) --from=clustered $(if $(QAT_EPOCHS),--epochs=$(QAT_EPOCHS)) $(FLAGS) $(CQAT_FLAGS)
+
+pcqat: install
+	$(RUN)tftool-cluster $(COMMON) --from=pruned $(FLAGS) $(CLUSTER_FLAGS)
+	$(RUN)tftool-quantize $(COMMON) --from=pruned_clustered $(if $(QAT_EPOCHS),--epochs=$(QAT_EPOCHS)) $(FLAGS) $(PCQAT_FLAGS)
+
+prune-2by4: install
+	$(RUN)tftool-prune $(COMMON) --sparsity_m_by_n=2,4 $(FLAGS) $(PRUNE_2BY4_FLAGS)
+
 # The whole graph as file targets: a stage runs only when its model is missing or older than
 # its input's. Install is order-only (|), so reinstalling does not make every model stale.
-MODEL = $(WORKDIR)/$(1)/model.h5
-STAGE_MODELS := $(foreach s,float qat pruned pqat student,$(call MODEL,$(s)))
+STAGE_MODELS := $(foreach s,float qat pruned pqat student,$(call STAGE_MODEL,$(s)))
 EXPORT_STAMP := $(EXPORT_DIR)/.export.stamp
 
-$(call MODEL,float): | install
+$(call STAGE_MODEL,float): | install
 	$(RUN)tftool-train $(COMMON) $(if $(EPOCHS),--epochs=$(EPOCHS)) $(FLAGS) $(TRAIN_FLAGS)
 
-$(call MODEL,qat): $(call MODEL,float)
+$(call STAGE_MODEL,qat): $(call STAGE_MODEL,float)
 	$(RUN)tftool-quantize $(COMMON) $(if $(QAT_EPOCHS),--epochs=$(QAT_EPOCHS)) $(FLAGS) $(QUANTIZE_FLAGS)
 
-$(call MODEL,pruned): $(call MODEL,float)
+$(call STAGE_MODEL,pruned): $(call STAGE_MODEL,float)
 	$(RUN)tftool-prune $(COMMON) $(FLAGS) $(PRUNE_FLAGS)
 
-$(call MODEL,pqat): $(call MODEL,pruned)
+$(call STAGE_MODEL,pqat): $(call STAGE_MODEL,pruned)
 	$(RUN)tftool-quantize $(COMMON) --from=pruned $(if $(QAT_EPOCHS),--epochs=$(QAT_EPOCHS)) $(FLAGS) $(PQAT_FLAGS)
 
-$(call MODEL,student): $(call MODEL,float)
+$(call STAGE_MODEL,student): $(call STAGE_MODEL,float)
 	$(RUN)tftool-distill $(COMMON) --baseline $(FLAGS) $(DISTILL_FLAGS)
+
+$(call STAGE_MODEL,clustered): $(call STAGE_MODEL,float)
+	$(RUN)tftool-cluster $(COMMON) $(FLAGS) $(CLUSTER_FLAGS)
+
+$(call STAGE_MODEL,cqat): $(call STAGE_MODEL,clustered)
+	$(RUN)tftool-quantize $(COMMON) --from=clustered $(if $(QAT_EPOCHS),--epochs=$(QAT_EPOCHS)) $(FLAGS) $(CQAT_FLAGS)
+
+$(call STAGE_MODEL,pruned_clustered): $(call STAGE_MODEL,pruned)
+	$(RUN)tftool-cluster $(COMMON) --from=pruned $(FLAGS) $(CLUSTER_FLAGS)
+
+$(call STAGE_MODEL,pcqat): $(call STAGE_MODEL,pruned_clustered)
+	$(RUN)tftool-quantize $(COMMON) --from=pruned_clustered $(if $(QAT_EPOCHS),--epochs=$(QAT_EPOCHS)) $(FLAGS) $(PCQAT_FLAGS)
+
+$(call STAGE_MODEL,pruned_2by4): $(call STAGE_MODEL,float)
+	$(RUN)tftool-prune $(COMMON) --sparsity_m_by_n=2,4 $(FLAGS) $(PRUNE_2BY4_FLAGS)
+
+# Every stage, the slower compression ones too, then export and benchmark (not a file target:
+# it always exports and benchmarks what is there).
+COMPRESS_MODELS := $(foreach s,clustered cqat pruned_clustered pcqat pruned_2by4,$(call STAGE_MODEL,$(s)))
+compress-all: $(STAGE_MODELS) $(COMPRESS_MODELS)
+	$(RUN)tftool-export $(COMMON) --export_dir=$(EXPORT_DIR) $(FLAGS) $(EXPORT_FLAGS)
+	touch $(EXPORT_STAMP)
+	$(RUN)tftool-benchmark $(COMMON) --export_dir=$(EXPORT_DIR) $(FLAGS) $(BENCHMARK_FLAGS)
+	@cat $(EXPORT_DIR)/report.md
 
 $(EXPORT_STAMP): $(STAGE_MODELS)
 	$(RUN)tftool-export $(COMMON) --export_dir=$(EXPORT_DIR) $(FLAGS) $(EXPORT_FLAGS)
@@ -103,7 +168,19 @@ $(EXPORT_DIR)/benchmark.json: $(EXPORT_STAMP)
 all: $(EXPORT_DIR)/benchmark.json
 	@cat $(EXPORT_DIR)/report.md
 
-test: $(VENV)/.installed-test
+mediapipe: $(MEDIAPIPE_VENV)/.installed
+
+$(MEDIAPIPE_VENV)/.installed:
+	test -x $(MEDIAPIPE_VENV)/bin/python || $(PYTHON) -m venv $(MEDIAPIPE_VENV)
+	$(MEDIAPIPE_VENV)/bin/python -m pip install -q --upgrade pip
+	$(MEDIAPIPE_VENV)/bin/python -m pip install -q mediapipe==$(MEDIAPIPE_VERSION)
+	touch $@
+
+predict: install
+	@test -n "$(MODEL)" -a -n "$(IMAGES)" || { echo 'usage: make predict MODEL=x.tflite IMAGES="a.png b.jpg"' >&2; exit 2; }
+	$(BIN)/tftool-predict --tflite=$(MODEL) --top_k=$(TOP_K) $(IMAGES)
+
+test: $(VENV)/.installed-test $(MEDIAPIPE_VENV)/.installed
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 clean:

@@ -51,7 +51,7 @@ def test_reestimate_inside_qat_wrappers():
     keras.utils.set_random_seed(0)
     model = qat.apply(models.small_cnn((8, 8, 1), 3, width=2))  # 2 stages × 2 BNs
     found = batchnorm.batchnorm_layers(model)
-    assert len(found) == 4 and all(inner.name.startswith("bn") for _, inner in found)
+    assert len(found) == 4 and all(inner.name.startswith("bn") for _, inner, _ in found)
     quantizer_state = {v.name: v.numpy().copy() for v in model.non_trainable_variables
                        if "moving" not in v.name}
     images = np.random.default_rng(1).uniform(0, 1, (2, 32, 8, 8, 1)).astype(np.float32)
@@ -124,3 +124,17 @@ def test_a_shared_batchnorm_is_refused_by_name():
     model = keras.Model(inputs, keras.layers.Add()([bn(inputs), bn(inputs * 2.0)]))
     with pytest.raises(ValueError, match="'shared_bn' is used 2 times"):
         batchnorm.reestimate(model, _batches(1), 1)
+
+
+def test_reestimate_a_stripped_pruned_model_whose_layers_have_two_graphs():
+    """tfmot's strip_pruning reuses the unwrapped layers (BN gets a second inbound node)."""
+    import tensorflow_model_optimization as tfmot
+    from tftool import models
+
+    wrapped = tfmot.sparsity.keras.prune_low_magnitude(models.small_cnn((8, 8, 1), 3, width=2))
+    stripped = tfmot.sparsity.keras.strip_pruning(wrapped)
+    bn = stripped.get_layer("bn0_0")
+    assert len(bn.inbound_nodes) == 2
+    images = np.random.default_rng(2).normal(3.0, 1.0, (2, 16, 8, 8, 1)).astype(np.float32)
+    assert batchnorm.reestimate(stripped, list(images), 2) == 4
+    assert not np.allclose(bn.moving_mean.numpy(), 0.0)

@@ -8,26 +8,6 @@ from tftool.benchmark import measure
 from tftool.benchmark import report
 
 
-def test_accuracy_and_agreement():
-    logits = np.eye(4)[[0, 1, 2, 3]]
-    stats = bench.accuracy_stats(logits, np.array([0, 1, 2, 0]), np.array([0, 1, 0, 0]))
-    assert stats == {"accuracy": 0.75, "agreement": 0.5}
-
-
-def test_accuracy_row_per_class_and_logit_difference():
-    labels = np.array([0, 0, 1, 1, 2])
-    reference = np.eye(3)[[0, 0, 1, 1, 2]].astype(np.float32)
-    logits = reference.copy()
-    logits[1] = [0, 1, 0]        # one class-0 image wrong
-    logits[4] += 0.5             # right, but every logit off by 0.5
-    stats = bench.accuracy_row(logits, labels, reference, ["zero", "one", "two"])
-    assert stats["accuracy"] == pytest.approx(0.8) and stats["agreement"] == pytest.approx(0.8)
-    assert stats["per_class_accuracy"] == {"zero": 0.5, "one": 1.0, "two": 1.0}
-    assert list(stats["per_class_accuracy"]) == ["zero", "one", "two"]  # output-index order
-    # |Δ|: image 1 differs by 1 in two logits, image 4 by 0.5 in three: (2 + 1.5) / 15
-    assert stats["mean_abs_dlogit"] == pytest.approx(3.5 / 15)
-
-
 def test_latency_stats_in_milliseconds():
     stats = timing.latency_stats(np.array([0.001] * 9 + [0.011]), batch_size=4)
     assert stats["latency_ms_p50"] == pytest.approx(1.0)

@@ -79,13 +79,11 @@ def test_broken_run_is_stopped_and_kept_for_inspection(tmp_path, digits):
 
 
 def test_export_refuses_a_float_model_near_chance(tmp_path, digits):
-    from tftool.cli import export
-
     os.makedirs(tmp_path / "float")
     (tmp_path / "float" / "metrics.json").write_text(json.dumps(
         {"test_accuracy": 0.1, "history": {"accuracy": [0.9]}}))
     with pytest.raises(UserError, match=r"refusing to export.*0\.900.*allow_chance_accuracy"):
-        export.refuse_near_chance(str(tmp_path), digits, allow=False)
-    export.refuse_near_chance(str(tmp_path), digits, allow=True)  # warns only
+        chance.refuse_export(str(tmp_path), digits, allow=False)
+    chance.refuse_export(str(tmp_path), digits, allow=True)  # warns only
     (tmp_path / "float" / "metrics.json").write_text(json.dumps({"test_accuracy": 0.9}))
-    export.refuse_near_chance(str(tmp_path), digits, allow=False)
+    chance.refuse_export(str(tmp_path), digits, allow=False)

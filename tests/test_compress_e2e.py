@@ -1,11 +1,13 @@
 """train -> prune (2 replicas) -> quantize --from=pruned -> distill --baseline -> export ->
-benchmark on digits through the real entry points, with tiny epochs."""
+benchmark on digits through the real entry points, in-process, with tiny epochs."""
 import json
 import os
 
 import pytest
 
-from conftest import error_lines, run_cli
+from conftest import error_lines
+from inprocess import run_main
+from mediapipe_client import mediapipe_python  # noqa: F401  (fixture)
 
 NEW_VARIANTS = ("pruned_int8", "pqat_int8", "student_int8", "student_baseline_int8")
 
@@ -29,7 +31,7 @@ def compress_run(tmp_path_factory, tfds_dir):
     ]
     results = {}
     for module, args in steps:
-        results[module] = run_cli(module, *common, *args)
+        results[module] = run_main(module, *common, *args)
         assert results[module].returncode == 0, \
             f"{module} failed:\n{results[module].stderr[-3000:]}"
     return workdir, export_dir, results
@@ -98,8 +100,20 @@ def test_bad_flags_stop_with_one_line_and_overwrite_nothing(compress_run, tfds_d
     workdir, _, _ = compress_run
     stages = ("pruned", "pqat") if module == "prune" else ("student", "student_baseline")
     before = {stage: unchanged(workdir, stage) for stage in stages}
-    result = run_cli(module, f"--workdir={workdir}", f"--data_dir={tfds_dir}", *args)
+    result = run_main(module, f"--workdir={workdir}", f"--data_dir={tfds_dir}", *args)
     assert result.returncode != 0
     assert "Traceback" not in result.stderr
     assert any(message in line for line in error_lines(result.stderr)), result.stderr[-2000:]
     assert {stage: unchanged(workdir, stage) for stage in stages} == before
+
+
+def test_compressed_exports_load_and_agree_in_mediapipe(compress_run, digits, tmp_path,
+                                                       mediapipe_python):
+    import app_checks
+
+    _, export_dir, _ = compress_run
+    paths, pixels, labels = app_checks.write_rgb_pngs(digits, (8, 8), tmp_path / "png")
+    accuracies = app_checks.check_exports(mediapipe_python, export_dir, "digits_small_cnn",
+                                          paths, pixels, labels, digits.class_names,
+                                          min_accuracy=0.5)
+    assert set(NEW_VARIANTS) <= set(accuracies)

@@ -147,7 +147,7 @@ def test_nan_from_a_huge_learning_rate_is_one_line(tmp_path, tfds_dir):
     result = run_cli("train", f"--workdir={tmp_path}/w", f"--data_dir={tfds_dir}", "--epochs=3",
                      "--learning_rate=1e38")
     assert result.returncode == 2
-    assert last_line(result).startswith("train: error: loss became NaN/inf in epoch 1 (batch ")
+    assert last_line(result).startswith("tftool-train: error: loss became NaN/inf in epoch 1 (batch ")
     assert "lower --learning_rate (now 1e+38)" in last_line(result)
     assert not os.path.exists(f"{tmp_path}/w/float/model.h5")
 
@@ -201,7 +201,7 @@ def test_disk_full_during_export_keeps_previous_file(trained):
                             capture_output=True, text=True, timeout=300)
     assert result.returncode == 2
     assert last_line(result) == (
-        f"export: error: no space left on the device writing {export_dir}/"
+        f"tftool-export: error: no space left on the device writing {export_dir}/"
         f"digits_small_cnn_float32.tflite (the previous file is kept); free some space and run "
         f"again")
     assert snapshot(export_dir) == before  # same files, same bytes, no temporary left
@@ -220,7 +220,7 @@ def test_benchmark_refuses_truncated_tflite(trained, tmp_path):
                      "--threads=1", "--batch_sizes=1", "--xnnpack=on")
     assert result.returncode == 2
     line = last_line(result)
-    assert line.startswith(f"benchmark: error: {bad_dir}/digits_small_cnn_")
+    assert line.startswith(f"tftool-benchmark: error: {bad_dir}/digits_small_cnn_")
     assert "is not a valid .tflite model" in line and "export it again" in line
     assert not (bad_dir / "benchmark.json").exists()
 
@@ -263,7 +263,7 @@ def test_corrupt_image_is_named_and_skip_corrupt_counts_it(digits_folder, digits
     result = run_cli("train", f"--workdir={tmp_path}/w", f"--dataset=folder:{root}",
                      "--epochs=1")
     assert result.returncode == 2
-    assert last_line(result).startswith(f"train: error: --dataset=folder:{root}: cannot decode "
+    assert last_line(result).startswith(f"tftool-train: error: --dataset=folder:{root}: cannot decode "
                                         f"{victim} (")
     assert not os.path.exists(f"{tmp_path}/w/float/model.h5")
 

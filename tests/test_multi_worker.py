@@ -98,6 +98,23 @@ def test_multi_worker_without_tf_config(monkeypatch):
     ("{not json", "TF_CONFIG is not valid JSON"),
     ('{"cluster": {"worker": ["127.0.0.1:1"]}, "task": {"type": "worker", "index": 3}}',
      "is not in its cluster"),
+    ('{"cluster": {"worker": ["127.0.0.1:1"]}, "task": {"type": "chief", "index": 0}}',
+     "is not in its cluster"),
+    ('{"cluster": {"worker": ["127.0.0.1:1"]}, "task": {"type": "worker", "index": "0"}}',
+     'task index "0" is not an integer'),
+    ('{"cluster": {"worker": ["127.0.0.1:1"]}, "task": {"type": "worker", "index": 0.5}}',
+     "task index 0.5 is not an integer"),
+    ('{"cluster": {"worker": ["127.0.0.1:1"]}, "task": {"type": "worker"}}',
+     'TF_CONFIG needs "task"'),
+    ('{"cluster": {"worker": ["127.0.0.1:1"]}}', 'TF_CONFIG needs "task"'),
+    ('{"task": {"type": "worker", "index": 0}}', 'TF_CONFIG needs "cluster"'),
+    ('{"cluster": {"worker": "127.0.0.1:1"}, "task": {"type": "worker", "index": 0}}',
+     "cluster job 'worker' must be a non-empty list"),
+    ('{"cluster": {"worker": ["127.0.0.1"]}, "task": {"type": "worker", "index": 0}}',
+     "cluster job 'worker' must be a non-empty list"),
+    ('{"cluster": {"worker": []}, "task": {"type": "worker", "index": 0}}',
+     "cluster job 'worker' must be a non-empty list"),
+    ("[1, 2]", "TF_CONFIG must be a JSON object"),
 ])
 def test_bad_tf_config(raw, message, monkeypatch):
     from tftool import UserError
@@ -106,3 +123,16 @@ def test_bad_tf_config(raw, message, monkeypatch):
     monkeypatch.setenv("TF_CONFIG", raw)
     with pytest.raises(UserError, match=message):
         strategy.tf_config()
+
+
+def test_malformed_tf_config_is_one_line_from_the_entry_point(tmp_path, monkeypatch):
+    from inprocess import run_main
+
+    monkeypatch.setenv("TF_CONFIG", '{"cluster": {"worker": ["127.0.0.1:1"]}, '
+                                    '"task": {"type": "worker", "index": "x"}}')
+    result = run_main("train", f"--workdir={tmp_path}/w", "--strategy=multi_worker")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip().splitlines() == [
+        'tftool-train: error: TF_CONFIG task index "x" is not an integer; see '
+        'recipes/multi_worker.sh for the TF_CONFIG of each host']
+    assert not os.path.exists(tmp_path / "w")

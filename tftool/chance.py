@@ -80,3 +80,30 @@ def near_chance(test_accuracy, num_classes, num_test, train_accuracy=None):
     return Verdict(test_accuracy=float(test_accuracy),
                    train_accuracy=None if train_accuracy is None else float(train_accuracy),
                    chance=chance, threshold=threshold, learned=learned)
+
+
+def refuse_export(workdir, dataset, allow):
+    """What tftool-export checks first: raises UserError when WORKDIR/float's recorded test
+    accuracy (metrics.json) is near chance for `dataset` (a data.Dataset), because the
+    accuracy gate compares variants with the float model and would pass every variant of a
+    float model that guesses. `allow` (--allow_chance_accuracy) prints a warning instead.
+    No metrics.json: nothing to check (export names the missing model itself)."""
+    import sys
+
+    from tftool import UserError, stage_runner
+
+    metrics = stage_runner.read_metrics(workdir, "float") or {}
+    if "test_accuracy" not in metrics:
+        return
+    train = (metrics.get("history", {}).get("accuracy") or [None])[-1]
+    verdict = near_chance(metrics["test_accuracy"], dataset.num_classes, dataset.num_test,
+                          train)
+    if verdict is None:
+        return
+    where = f"{workdir}/float"
+    if allow:
+        print(f"tftool-export: warning: --allow_chance_accuracy: exporting anyway; "
+              f"{verdict.message(where)}", file=sys.stderr, flush=True)
+        return
+    raise UserError(f"refusing to export: {verdict.message(where)}. Fix and retrain the float "
+                    f"model, or pass --allow_chance_accuracy to export it anyway")

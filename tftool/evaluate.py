@@ -41,7 +41,7 @@ def tflite_scorer(runner):
     """A scorer for a litert.Runner: it feeds the pixels as the model's own input tensor
     asks (uint8 as is, int8 quantized, float32 scaled to [0, 1]); logits are softmaxed."""
     def score(pixels):
-        out = runner(np.asarray(pixels, np.float32) / 255.0)
+        out = runner(np.asarray(pixels, np.uint8))
         return out if getattr(runner, "outputs_probabilities", False) else softmax(out)
     return score
 

@@ -5,8 +5,9 @@ What it does, in order, for WORKDIR/<stage>:
      the stage was first made with (config.json): a run with other settings is refused
      unless --overwrite, so a folder never mixes two runs;
   2. skip when complete (model.h5 + metrics.json, no input model newer, no --overwrite);
-     clear the resume state when the input is newer or --overwrite asks for a new run;
-  3. run the stage's pre-flight check, build its model inside `strategy.scope()`, fit it with
+  3. run the stage's pre-flight check; only then record config.json and, when the input is
+     newer or --overwrite asks for a new run, clear the resume state (a refused run writes
+     and removes nothing); build its model inside `strategy.scope()`, fit it with
      the standard callbacks (train/fit.py: resume after a kill, checkpoints, NaN guard, ...)
      plus the stage's own, and `finish` it (strip wrappers, take the student, ...);
      then re-estimate its BatchNormalization statistics on training images
@@ -119,13 +120,36 @@ def model_is_qat(workdir, stage):
     return bool((read_metrics(workdir, stage) or {}).get("qat"))
 
 
-def is_complete(workdir, stage, inputs=(), overwrite=False, chief=True):
-    """Whether WORKDIR/<stage> is complete and up to date, so the stage can be skipped.
+def load_stage_model(workdir, stage):
+    """WORKDIR/<stage>'s Keras model, QAT wrappers included.
 
-    Complete: model.h5 and metrics.json exist, `overwrite` is off, and no file in `inputs`
-    (the models the stage was made from) is newer than its model. A stale or forced stage has
-    its resume state cleared, so it starts at epoch 0 rather than mixing two runs; only the
-    chief clears it, as only the chief writes in multi-worker training.
+    cqat and pcqat models are rebuilt from their input stage's model and given the saved
+    weights (optimize/qat.py `load`), because tfmot 0.8.1 cannot load them from HDF5.
+    Raises: UserError: missing or damaged model file.
+    """
+    path = stages.model_path(workdir, stage)
+    if stage not in stages.REBUILT_QAT:
+        return io.load_model(path)
+    from tftool.optimize import qat
+
+    source = io.load_model(stages.model_path(workdir, stages.get(stage).input))
+    if not os.path.isfile(path):
+        raise UserError(stages.missing_model_message(workdir, stage))
+    try:
+        return qat.load(path, source, stages.REBUILT_QAT[stage])
+    except (OSError, ValueError) as e:
+        raise UserError(f"{path} is not a readable {stage} model ({str(e).splitlines()[0]}); "
+                        f"run `{stages.get(stage).command} --overwrite` again") from e
+
+
+def is_complete(workdir, stage, inputs=(), overwrite=False):
+    """(complete, restart) for WORKDIR/<stage>.
+
+    complete: model.h5 and metrics.json exist, `overwrite` is off, and no file in `inputs`
+    (the models the stage was made from) is newer than its model: the stage can be skipped.
+    restart: the stage is not complete and its resume state (backup/, ckpt/) belongs to a run
+    that must not be continued (an input is newer, or `overwrite`); the caller clears it once
+    the run is sure to go ahead, so a refused run removes nothing.
     """
     out = stages.stage_dir(workdir, stage)
     metrics = read_metrics(workdir, stage)
@@ -135,14 +159,11 @@ def is_complete(workdir, stage, inputs=(), overwrite=False, chief=True):
         if not overwrite and not stale:
             print(f"{out}: complete, skipped (test accuracy "
                   f"{metrics.get('test_accuracy', 0):.4f}); pass --overwrite to run it again")
-            return True
+            return True, False
         logging.info("%s: %s; starting it again", out,
                      f"{stale[0]} is newer" if stale else "--overwrite")
-        if chief:
-            clear_training_state(out)
-    elif overwrite and chief:
-        clear_training_state(out)
-    return False
+        return False, True
+    return False, overwrite
 
 
 def data_settings(workdir, stage, given, explicit=()):
@@ -265,13 +286,19 @@ def run(job, context):
     chief = context.chief
     with (stage_lock(out) if chief else contextlib.nullcontext()):
         # Checked under the lock: a run refused by the lock cannot first rewrite the config
-        # of the stage another run is still training.
-        check_config(out, dict(job.settings), overwrite=context.overwrite, write=chief,
-                     free=job.free)
-        if is_complete(context.workdir, job.stage, job.inputs, context.overwrite, chief):
+        # of the stage another run is still training. Recorded only once the pre-flight
+        # passed, so a run refused for its input writes nothing.
+        settings = dict(job.settings)
+        check_config(out, settings, overwrite=context.overwrite, write=False, free=job.free)
+        complete, restart = is_complete(context.workdir, job.stage, job.inputs,
+                                        context.overwrite)
+        if complete:
             return None
         if job.preflight:
             job.preflight()
+        check_config(out, settings, overwrite=context.overwrite, write=chief, free=job.free)
+        if restart and chief:  # start at epoch 0 rather than mix two runs
+            clear_training_state(out)
         strategy = context.strategy
         model, history = fit.train(
             strategy, job.build, context.dataset, context.image_size, job.config, out,
@@ -286,7 +313,7 @@ def run(job, context):
         global_batch = job.config.per_replica_batch_size * strategy.num_replicas_in_sync
         metrics = {
             **evaluate.keras_test_metrics(model, context.dataset, context.image_size),
-            "stage": job.stage, "epochs": job.config.epochs,
+            "stage": job.stage, "epochs": job.config.epochs, "seed": job.config.seed,
             "epochs_this_run": len(history.get("loss", [])),
             "num_replicas": strategy.num_replicas_in_sync, "global_batch_size": global_batch,
             "params": int(model.count_params()),

@@ -9,7 +9,8 @@ Fields of a row (Stage):
   name        folder name under WORKDIR
   input       the stage whose model this one starts from (None: trained from the data)
   command     the command that makes it (what error messages tell the user to run)
-  make_target the Makefile target that runs `command`
+  make_target the Makefile target that runs `command` (with the variable that adds its
+              options, where the target's recipe does not)
   qat         whether its model is QAT-wrapped: True, False, or None when a flag of the run
               decides (the student: --student_qat); then metrics.json's "qat" says
   variants    export variant -> conversion mode (export/convert.py); a variant whose mode is
@@ -39,14 +40,27 @@ class Stage:
 REGISTRY = (
     Stage("float", None, "tftool-train", "train", False,
           {"float32": "float32", "float16": "float16", "dynamic_range": "dynamic_range",
-           "int8": "int8"}, gate="float"),
+           "int8": "int8", "int16x8": "int16x8"}, gate="float"),
     Stage("qat", "float", "tftool-quantize", "quantize", True, {"qat_int8": "qat_int8"},
           gate="float"),
     Stage("pruned", "float", "tftool-prune", "prune", False, {"pruned_int8": "int8"},
           gate="float"),
     Stage("pqat", "pruned", "tftool-quantize --from=pruned", "pqat", True,
           {"pqat_int8": "qat_int8"}, gate="float"),
-    Stage("teacher", None, "tftool-distill --teacher=small_cnn", "distill", False,
+    # Collaborative optimization (tfmot): clustering, cluster-preserving QAT, and the
+    # sparsity-preserving clustering of the pruned model followed by PCQAT; 2:4 pruning.
+    Stage("clustered", "float", "tftool-cluster", "cluster", False,
+          {"clustered_int8": "int8"}, gate="float"),
+    Stage("cqat", "clustered", "tftool-quantize --from=clustered", "cqat", True,
+          {"cqat_int8": "qat_int8"}, gate="float"),
+    Stage("pruned_clustered", "pruned", "tftool-cluster --from=pruned", "pcqat", False,
+          {"pruned_clustered_int8": "int8"}, gate="float"),
+    Stage("pcqat", "pruned_clustered", "tftool-quantize --from=pruned_clustered", "pcqat", True,
+          {"pcqat_int8": "qat_int8"}, gate="float"),
+    Stage("pruned_2by4", "float", "tftool-prune --sparsity_m_by_n=2,4", "prune-2by4", False,
+          {"pruned_2by4_int8": "int8"}, gate="float"),
+    Stage("teacher", None, "tftool-distill --teacher=small_cnn",
+          "distill DISTILL_FLAGS=--teacher=small_cnn", False,
           {"teacher_int8": "int8"}, gate="teacher"),
     # The student's teacher is --teacher (default the float model); `input` names the default.
     Stage("student", "float", "tftool-distill", "distill", None,
@@ -60,6 +74,12 @@ NAMES = tuple(STAGES)
 # variant -> (stage, conversion mode), in registry order
 VARIANTS = {variant: (s.name, mode) for s in REGISTRY for variant, mode in s.variants.items()}
 MODEL_FILE = "model.h5"
+# Made by export, not from a stage's own row: when the accuracy gate refuses `int8`, export
+# keeps the worst layers in float (export/debug.py) and writes this variant instead.
+SELECTIVE_VARIANT = "int8_selective"
+# The QAT scheme a QAT stage was trained with, when its model can only be loaded by rebuilding
+# it from its input (optimize/qat.py `load`: cluster-preserving quantizers do not serialize).
+REBUILT_QAT = {"cqat": "cluster_preserve", "pcqat": "cluster_prune_preserve"}
 
 
 def get(name):

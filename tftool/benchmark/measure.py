@@ -84,11 +84,11 @@ def memory_task(path, fmt, num_threads):
         model = io.load_model(path)
         model(timing.fixed_input(1, tuple(model.input_shape[1:])), training=False).numpy()
     elif fmt == "tflite":
-        from tftool.litert import Runner
+        from tftool.litert import Runner, to_pixels
 
         runtime = _rss_bytes()
         runner = Runner(model_path=path, num_threads=num_threads)
-        runner(timing.fixed_input(1, runner.input_shape))
+        runner(to_pixels(timing.fixed_input(1, runner.input_shape)))
     else:
         raise ValueError(f"unknown format {fmt!r}; allowed: keras, tflite")
     return {"peak_rss_bytes": _peak_rss_bytes(), "runtime_rss_bytes": runtime}

@@ -125,6 +125,8 @@ def summarize(rows):
             "noisy_throughput": bool(big and big.get("noisy")),
             "peak_rss_bytes": base.get("peak_rss_bytes"),
             "sparsity": base.get("sparsity"),
+            "unique_per_channel_max": base.get("unique_per_channel_max"),
+            "m_by_n": base.get("m_by_n"),
         })
     keras = next((e for e in entries if e["format"] == "keras"), None)
     tfl32 = next((e for e in entries if e["format"] == "tflite" and e["variant"] == "float32"),
@@ -145,9 +147,34 @@ def _fmt(value, fmt, suffix=""):
     return "–" if value is None else fmt.format(value) + suffix
 
 
+def _micro_cell(e):
+    m = e.get("micro")
+    if not m:
+        return "–", "–"
+    mark = "" if m.get("fits", True) else " ✗"
+    return f"{m['flash_bytes'] / 1024:.1f}{mark}", f"{m['arena_bytes'] / 1024:.1f}{mark}"
+
+
+# Stages whose variants promise a weight structure the flatbuffer can show: few distinct values
+# per kernel (clustering) or the 2:4 pattern.
+STRUCTURED_STAGES = ("clustered", "cqat", "pruned_clustered", "pcqat", "pruned_2by4")
+
+
+def _structured(entries):
+    from tftool import stages
+
+    return any(stages.VARIANTS.get(e["variant"], ("",))[0] in STRUCTURED_STAGES
+               for e in entries)
+
+
 def summary_markdown(entries, title, notes=(), num_classes=None, num_test=None):
     """report.md: a title, one table (one line per variant), and notes (list of str lines).
 
+    When a clustering or 2:4 variant is present, two columns give the most distinct weight
+    values any output channel of a stored kernel holds and whether every kernel holds the 2:4
+    pattern. When any entry carries microcontroller figures (entry["micro"]: the model card's "micro"
+    section from `tftool-export --micro`), two columns give flash and RAM (tensor arena) in
+    KiB, ✗ marking a variant over its budget.
     With `num_classes` and `num_test` (test images), an accuracy near chance
     (chance.near_chance) reads e.g. "0.1150 ≈chance" and a note says what that means.
     """
@@ -161,24 +188,40 @@ def summary_markdown(entries, title, notes=(), num_classes=None, num_test=None):
         notes = list(notes) + [
             f"≈chance: top-1 accuracy within a few points of chance (1/{num_classes}); that "
             f"model guesses. Do not ship it (tftool/chance.py)."]
+    micro = any(e.get("micro") for e in entries)
+    structured = _structured(entries)
     header = ("| variant | accuracy | Δ vs float | agreement | size KiB | gzip KiB | sparsity | "
               "p50 ms @1 thread | p50 ms @all threads | speed-up vs Keras float | "
               "speed-up vs TFLite float32 | images/s @max batch | Pareto |")
     rule = "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|"
+    if structured:
+        header += " values/channel max | 2:4 |"
+        rule += "---:|:---:|"
+    if micro:
+        header += " MCU flash KiB | MCU RAM KiB |"
+        rule += "---:|---:|"
     lines = [f"# {title}", "", header, rule]
     for e in entries:
         name = e["variant"] + (" (Keras)" if e["format"] == "keras" else "")
         def mark(key):
             return "*" if e.get(key) else ""
-        lines.append("| " + " | ".join([
+        cells = [
             name, _fmt(e["accuracy"], "{:.4f}", " ≈chance" if at_chance(e) else ""),
             _fmt(e["delta_points"], "{:+.2f} pp"),
             _fmt(e["agreement"], "{:.4f}"), _fmt(e["size_bytes"] / 1024, "{:.1f}"),
             _fmt(e["gzip_bytes"] / 1024, "{:.1f}"), _fmt(e.get("sparsity"), "{:.2f}"),
             _fmt(e["p50_1"], "{:.4f}", mark("noisy_1")),
             _fmt(e["p50_all"], "{:.4f}", mark("noisy_all")), _fmt(e["speedup_keras"], "{:.1f}×"),
-            _fmt(e["speedup_float32"], "{:.2f}×"), _fmt(e["throughput_ips"], "{:,.0f}", mark("noisy_throughput")),
-            "★" if e["pareto"] else ""]) + " |")
+            _fmt(e["speedup_float32"], "{:.2f}×"),
+            _fmt(e["throughput_ips"], "{:,.0f}", mark("noisy_throughput")),
+            "★" if e["pareto"] else ""]
+        if structured:
+            m_by_n = e.get("m_by_n")
+            cells += [_fmt(e.get("unique_per_channel_max"), "{:d}"),
+                      "–" if m_by_n is None else ("✓" if m_by_n else "✗")]
+        if micro:
+            cells += list(_micro_cell(e))
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines + [""] + [f"{n}  " for n in notes]) + "\n"
 
 

@@ -112,12 +112,26 @@ def versions():
 
 
 def sparsity_stats(path):
-    """{"sparsity": zero fraction over all conv/dense kernels of a .tflite (float in [0, 1]),
-    "kernel_sparsity": [{"op", "tensor", "sparsity"}] per kernel}, read from the flatbuffer's
-    weight tensors (benchmark/sparsity.py)."""
+    """What the kernels stored in a .tflite show, read from the flatbuffer (benchmark/
+    sparsity.py): {"sparsity": zero fraction over all conv/dense kernels (float in [0, 1]),
+    "kernel_sparsity": [{"op", "tensor", "sparsity"}] per kernel, "unique_per_channel_max":
+    the most distinct values any output channel of a kernel holds (≤ the number of clusters
+    for clustered models), "m_by_n": over the pruned kernels (at least half zeros) the 2:4
+    pattern can apply to, True when every one holds it, False when one does not, None when
+    there is none (a dense model; the layers pruning skips are dense by design)}."""
     from tftool.benchmark import sparsity
 
     kernels = sparsity.kernel_sparsity(model_path=path)
+    patterns = sparsity.kernel_patterns(model_path=path)
+    zeros = {k["tensor"]: k["zeros"] / k["size"] for k in kernels}
+    checked = [p["m_by_n"] for p in patterns
+               if p["m_by_n"] is not None and zeros.get(p["tensor"], 0) >= 0.5]
     return {"sparsity": sparsity.tflite_sparsity(kernels=kernels),
             "kernel_sparsity": [{"op": k["op"], "tensor": k["tensor"],
-                                 "sparsity": k["zeros"] / k["size"]} for k in kernels]}
+                                 "sparsity": k["zeros"] / k["size"]} for k in kernels],
+            "unique_per_channel_max": max((p["unique_per_channel"] for p in patterns),
+                                          default=None),
+            "kernel_patterns": [{k: p[k] for k in ("op", "tensor", "unique",
+                                                   "unique_per_channel", "m_by_n")}
+                                for p in patterns],
+            "m_by_n": all(checked) if checked else None}

@@ -58,11 +58,15 @@ def card_benchmark(variant_rows, entry, meta):
 
 
 def exported_files(export_dir, name):
-    """{variant: path} of EXPORT_DIR/<name>_<variant>.tflite. Raises UserError when none."""
-    paths = sorted(glob.glob(os.path.join(export_dir, f"{glob.escape(name)}_*.tflite")))
+    """{variant: path} of EXPORT_DIR/<name>_<variant>.tflite, in registry order (variants the
+    registry does not name after, by name). Raises UserError when none."""
+    paths = glob.glob(os.path.join(export_dir, f"{glob.escape(name)}_*.tflite"))
     if not paths:
         raise UserError(f"no {name}_*.tflite in {export_dir}: run tftool-export first")
-    return {os.path.basename(p)[len(name) + 1:-len(".tflite")]: p for p in paths}
+    files = {os.path.basename(p)[len(name) + 1:-len(".tflite")]: p for p in paths}
+    order = list(stages.VARIANTS) + [stages.SELECTIVE_VARIANT]
+    return dict(sorted(files.items(), key=lambda kv: (
+        order.index(kv[0]) if kv[0] in order else len(order), kv[0])))
 
 
 def measure_all(workdir, export_dir, name, dataset, image_size, threads, batch_sizes, xnnpack,
@@ -142,6 +146,37 @@ def write_outputs(export_dir, name, rows, threads, batch_sizes, timing_settings,
         "Versions: " + ", ".join(f"{k} {v}" for k, v in meta["runtime_versions"].items()) + ".",
         "Every row (threads × batch × XNNPACK, p90/p99/CV): benchmark.md, benchmark.json.",
     ]
+    # Every model card is read before anything is written: a damaged one stops the run with
+    # one line and leaves the previous benchmark files as they were.
+    cards = {}
+    for entry in entries:
+        if entry["format"] == "tflite":
+            path = os.path.join(export_dir, f"{name}_{entry['variant']}.json")
+            cards[entry["variant"]] = (path, io.read_json_object(
+                path, fix="run tftool-export again"))
+            entry["micro"] = (cards[entry["variant"]][1] or {}).get("micro")
+    card_of = {v: c for v, (_, c) in cards.items() if c}
+    worst = (card_of.get("int8") or {}).get("quantization_debugger_worst")
+    if worst:
+        notes.insert(2, "int8 quantization error by layer (QuantizationDebugger, worst first; "
+                        "RMSE in quantization steps): " + "; ".join(
+                            f"{'/'.join(r['layers']) or r['op']} {r['rmse_scale']:.2f}"
+                            for r in worst[:3]) + ".")
+    kept = (card_of.get("int8_selective") or {}).get("layers_kept_float")
+    if kept:
+        notes.insert(2, "int8_selective: int8 missed the accuracy gate; these layers were kept "
+                        "in float to pass it: " + ", ".join(
+                            "/".join(r["layers"]) or r["op"] for r in kept) + ".")
+    if report._structured(entries):
+        notes.insert(2, "values/channel max: the most distinct weight values any output "
+                        "channel of a stored kernel holds (≤ the number of clusters for "
+                        "clustered variants; int8 is per channel). 2:4: every kernel the "
+                        "pattern can apply to has 2 zeros in each 4 input-channel weights.")
+    if any(e.get("micro") for e in entries):
+        notes.insert(2, "Microcontroller (`tftool-export --micro`, TensorFlow Lite Micro): "
+                        "flash = the model array, RAM = the measured tensor arena + margin "
+                        "(the TFLM runtime's own code and the app's buffers not counted); "
+                        "✗ = over the --micro_flash_kb/--micro_ram_kb budget given to export.")
     summary = report.summary_markdown(entries, title, notes, num_classes=num_classes,
                                       num_test=examples)
     io.write_json(os.path.join(export_dir, "benchmark.json"), rows)
@@ -150,14 +185,11 @@ def write_outputs(export_dir, name, rows, threads, batch_sizes, timing_settings,
     io.write_text(os.path.join(export_dir, "report.md"), summary)
     io.write_bytes(os.path.join(export_dir, "report.png"), report.plot_png(entries, title))
     for entry in entries:
-        card_path = os.path.join(export_dir, f"{name}_{entry['variant']}.json")
-        if entry["format"] != "tflite":
-            continue
-        card = io.read_json_object(card_path, fix="run tftool-export again")
+        path, card = cards.get(entry["variant"], (None, None))
         if card is None:
             continue
         variant_rows = [r for r in rows
                         if r["variant"] == entry["variant"] and r["format"] == "tflite"]
         card["benchmark"] = card_benchmark(variant_rows, entry, meta)
-        io.write_json(card_path, card)
+        io.write_json(path, card)
     return summary

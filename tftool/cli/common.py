@@ -128,11 +128,11 @@ FLAG_SPECS = {
     "num_classes": Spec("integer", 10, "Logits of a model built by name (tftool-check).",
                         check=lambda v: v >= 2, message="--num_classes must be ≥ 2"),
     # ---- quantize ----
-    "from": Spec("enum", "float", "Stage whose model is fine-tuned.",
-                 enum_values=["float", "pruned"]),
-    "preserve_sparsity": Spec("boolean", None, "Prune-preserving QAT (keeps zero weights "
-                              "zero); default: on for --from=pruned. Writes WORKDIR/pqat "
-                              "instead of WORKDIR/qat."),
+    "from": Spec("enum", "float", "The stage whose model this stage starts from.",
+                 enum_values=["float", "pruned", "clustered", "pruned_clustered"]),
+    "preserve_sparsity": Spec("boolean", None, "Keep the zeros of a pruned model zero "
+                              "(tfmot's prune-preserving QAT); default: on for --from=pruned "
+                              "and --from=pruned_clustered."),
     # ---- prune ----
     "target_sparsity": Spec("float", 0.8, "Fraction of zero weights in each pruned kernel at "
                             "the end of the ramp, in (0, 1).", check=lambda v: 0.0 < v < 1.0,
@@ -149,9 +149,24 @@ FLAG_SPECS = {
                              "(default: the last mask update within the first 3/4 of the run; "
                              "the rest fine-tunes at the target)."),
     "skip_layers": Spec("list", ["first_conv", "last_dense", "depthwise"],
-                        "Layers left dense: kinds (first_conv, last_dense, depthwise) and/or "
-                        "layer names; empty (--skip_layers=) prunes every Conv2D/Dense. Batch "
-                        "norm is never pruned (no kernel)."),
+                        "Layers the compression leaves alone: kinds (first_conv, last_dense, "
+                        "depthwise) and/or layer names; empty (--skip_layers=) compresses every "
+                        "Conv2D/Dense. Batch norm has no kernel."),
+    "sparsity_m_by_n": Spec("list", None, "Structured m:n pruning, e.g. 2,4: m zeros in every n "
+                            "consecutive input-channel weights (tfmot's sparsity_m_by_n; the "
+                            "2:4 pattern sparse tensor cores and XNNPACK can use). Writes "
+                            "WORKDIR/pruned_2by4 (m,n = 2,4 only)."),
+    # ---- cluster ----
+    "number_of_clusters": Spec("integer", 16, "Weight clustering: distinct values (centroids) "
+                               "per kernel (per output channel with --cluster_per_channel).",
+                               check=lambda v: v >= 2,
+                               message="--number_of_clusters must be ≥ 2"),
+    "cluster_centroids_init": Spec("enum", "kmeans_plus_plus", "How the centroids start "
+                                   "(tfmot's CentroidInitialization).",
+                                   enum_values=["kmeans_plus_plus", "density_based", "linear",
+                                                "random"]),
+    "cluster_per_channel": Spec("boolean", False, "Cluster each output channel of a Conv2D "
+                                "separately (tfmot's cluster_per_channel)."),
     # ---- distill ----
     "teacher": Spec("string", "float", "Teacher: a stage of WORKDIR (float, qat, pruned, pqat, "
                     "teacher), a stage folder or .h5 path, or a model name (small_cnn, "
@@ -198,6 +213,33 @@ FLAG_SPECS = {
                               "(fractions: 0.01 = 1 percentage point; 1 = off).",
                               check=lambda v: 0 <= v <= 1,
                               message="--max_accuracy_drop must be in [0, 1] (0.01 = 1 point)"),
+    "inference_input_type": Spec("enum", None, "Input tensor type of the integer variants "
+                                 "(the converter's term): uint8 (default: raw camera pixels, "
+                                 "scale 1/255, zero point 0), int8, or float32.",
+                                 enum_values=["uint8", "int8", "float32"]),
+    "inference_output_type": Spec("enum", None, "Output tensor type of the integer variants: "
+                                  "uint8 (default), int8, or float32.",
+                                  enum_values=["uint8", "int8", "float32"]),
+    "rgb_input": Spec("boolean", True, "Exports take RGB input; a model trained on grayscale "
+                      "gets an in-model RGB-to-gray conversion. --norgb_input keeps the "
+                      "trained channel count (firmware that feeds 1 channel)."),
+    "output_kind": Spec("enum", "probabilities", "What the exports output: probabilities "
+                        "(softmax, what MediaPipe's score threshold expects) or raw logits.",
+                        enum_values=["probabilities", "logits"]),
+    "selective_int8": Spec("boolean", True, "When the accuracy gate refuses int8, retry keeping "
+                           "its worst layers (QuantizationDebugger) in float, up to 3, and write "
+                           "int8_selective if that passes."),
+    "micro": Spec("boolean", False, "Also write EXPORT_DIR/micro/: each integer variant as a "
+                  "C array, its MicroMutableOpResolver and its measured tensor arena, for "
+                  "TensorFlow Lite Micro firmware (trained channel count kept)."),
+    "micro_flash_kb": Spec("float", None, "--micro: flash budget in KiB for the model array; "
+                           "a variant over it is named and not written.",
+                           check=lambda v: v is None or v > 0,
+                           message="--micro_flash_kb must be > 0"),
+    "micro_ram_kb": Spec("float", None, "--micro: RAM budget in KiB for the tensor arena; a "
+                         "variant over it is named and not written.",
+                         check=lambda v: v is None or v > 0,
+                         message="--micro_ram_kb must be > 0"),
     "threads": Spec("list", None, "CPU thread counts to time, for TFLite and TensorFlow "
                     "(default: 1 and all cores).",
                     check=lambda v: v is None or _positive_ints(v),
@@ -225,6 +267,15 @@ FLAG_SPECS = {
                    check=lambda v: v > 0, message="--max_cv must be > 0"),
     "memory": Spec("boolean", False, "Also measure the peak RSS of a fresh process that loads "
                    "each model and runs it once (one process per model)."),
+    # ---- predict ----
+    "tflite": Spec("string", None, "A .tflite file exported by tftool (labels and "
+                   "preprocessing are read from the metadata inside it)."),
+    "top_k": Spec("integer", 5, "Classes to show per image (≥ 1).", check=lambda v: v >= 1,
+                  message="--top_k must be ≥ 1"),
+    "json": Spec("boolean", False, "Print JSON instead of one line per image."),
+    "num_threads": Spec("integer", None, "LiteRT CPU threads (default: the runtime's).",
+                        check=lambda v: v is None or v >= 1,
+                        message="--num_threads must be ≥ 1"),
     # ---- check ----
     "stage": Spec("enum", "float", "With no --model: the stage whose saved model is checked, "
                   "WORKDIR/<stage>/model.h5.",
@@ -249,13 +300,14 @@ _DEFINERS = {"string": flags.DEFINE_string, "integer": flags.DEFINE_integer,
              "list": flags.DEFINE_list}
 
 
-def define(names, defaults=None, flag_values=FLAGS):
+def define(names, defaults=None, flag_values=None):
     """Defines the flags `names` (keys of FLAG_SPECS) in `flag_values`, with `defaults`
     ({name: value}) replacing the table's default where an entry point needs another.
 
     Raises: KeyError for a name not in FLAG_SPECS (a new flag goes into the table).
     """
     defaults = defaults or {}
+    flag_values = FLAGS if flag_values is None else flag_values
     for name in names:
         spec = FLAG_SPECS[name]
         default = defaults.get(name, spec.default)
@@ -351,9 +403,10 @@ def default_name(workdir):
 NOT_RECORDED = ("overwrite", "allow_chance_accuracy")
 
 
-def flags_text(flag_values=FLAGS):
-    """The resolved tftool flags in absl flagfile form (one --name=value a line), without the
-    run-control flags of NOT_RECORDED."""
+def flags_text(flag_values=None):
+    """The resolved tftool flags (of `flag_values`, default this entry point's) in absl
+    flagfile form, one --name=value a line, without the run-control flags of NOT_RECORDED."""
+    flag_values = FLAGS if flag_values is None else flag_values
     lines = set()
     for name in FLAG_SPECS:
         if name in flag_values and name not in NOT_RECORDED:
@@ -410,15 +463,13 @@ def os_error_line(e):
     return f"{path}: {reason}; {fix}" if path else f"{reason}; {fix}"
 
 
-def run(prog, main):
-    """absl `app.run(main)` for entry point `prog` (e.g. "tftool-train"): every user-caused
-    failure becomes one line `<prog>: error: ...` on stderr and exit status 2."""
-    argv = sys.argv
-    if os.environ.get("TFTOOL_SHARED_FLAGS") == "1":
-        argv = drop_foreign_flags(argv, prog)
-
+def guarded(prog, main, positional=False):
+    """`main` wrapped so that every user-caused failure becomes one line `<prog>: error: ...`
+    on stderr and exit status 2 (SystemExit), with no traceback: UserError, and OSError from
+    the file system (a file where a folder belongs, a folder that cannot be read or written,
+    a full disk). Positional arguments are refused unless `positional`."""
     def wrapped(argv):
-        if len(argv) > 1:
+        if len(argv) > 1 and not positional:
             fail(prog, f"unexpected arguments {' '.join(argv[1:])}; flags are --name=value")
         try:
             return main(argv)
@@ -428,8 +479,15 @@ def run(prog, main):
             if e.filename is None and e.errno is None:
                 raise  # not a file-system error: a bug, keep its traceback
             fail(prog, os_error_line(e))
+    return wrapped
 
-    app.run(wrapped, argv=argv)
+
+def run(prog, main, positional=False):
+    """absl `app.run` of guarded(prog, main), for entry point `prog` (e.g. "tftool-train")."""
+    argv = sys.argv
+    if os.environ.get("TFTOOL_SHARED_FLAGS") == "1":
+        argv = drop_foreign_flags(argv, prog)
+    app.run(guarded(prog, main, positional), argv=argv)
 
 
 def fail(prog, message):
@@ -437,7 +495,7 @@ def fail(prog, message):
     sys.exit(2)
 
 
-def entry_point(prog, names, main, defaults=None):
+def entry_point(prog, names, main, defaults=None, positional=False):
     """Defines the flags `names` (with `defaults`) and runs `main` as `prog` (see run)."""
     define(names, defaults)
-    run(prog, main)
+    run(prog, main, positional)

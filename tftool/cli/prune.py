@@ -4,7 +4,8 @@ Example: python -m tftool.prune --workdir=workdir --target_sparsity=0.8
 Wraps the selected layers of WORKDIR/float's model in tfmot's prune_low_magnitude, fine-tunes
 while sparsity ramps from --initial_sparsity to --target_sparsity (Zhu & Gupta 2017), strips
 the wrappers -> WORKDIR/pruned, per-layer sparsity in metrics.json. A schedule that cannot
-reach its target within the run stops before anything is written.
+reach its target within the run stops before anything is written. --sparsity_m_by_n=2,4 prunes
+to the structured 2:4 pattern instead -> WORKDIR/pruned_2by4.
 """
 import os
 
@@ -19,37 +20,40 @@ from absl import flags
 FLAGS = flags.FLAGS
 NAMES = common.DATA_FLAGS + common.TRAINING_FLAGS + (
     "target_sparsity", "initial_sparsity", "pruning_frequency", "pruning_begin_step",
-    "pruning_end_step", "skip_layers")
+    "pruning_end_step", "skip_layers", "sparsity_m_by_n")
 DEFAULTS = {"epochs": 10, "learning_rate": 1e-3, "lr_schedule": "cosine"}
 
 
 def main(argv):
     del argv
+    m_by_n = prune.parse_m_by_n(FLAGS.sparsity_m_by_n)
+    stage = "pruned_2by4" if m_by_n else "pruned"
     path = stages.model_path(FLAGS.workdir, "float")
     if not os.path.isfile(path):
         raise UserError(stages.missing_model_message(FLAGS.workdir, "float", "tftool-prune"))
-    context, _ = common.stage_context("pruned")
+    context, _ = common.stage_context(stage)
     config = common.train_config(context.dataset)
     total_steps = config.epochs * fit.steps_per_epoch_of(
         context.dataset.num_train, config, context.strategy.num_replicas_in_sync)
-    schedule = prune.schedule_steps(total_steps, FLAGS.initial_sparsity, FLAGS.target_sparsity,
-                                    FLAGS.pruning_begin_step, FLAGS.pruning_end_step,
-                                    FLAGS.pruning_frequency)
+    schedule = None if m_by_n else prune.schedule_steps(
+        total_steps, FLAGS.initial_sparsity, FLAGS.target_sparsity, FLAGS.pruning_begin_step,
+        FLAGS.pruning_end_step, FLAGS.pruning_frequency)
     source = io.load_model(path)
     selected = prune.select_layers(source, FLAGS.skip_layers)
+    target = {"sparsity_m_by_n": list(m_by_n)} if m_by_n else {
+        "target_sparsity": FLAGS.target_sparsity, "initial_sparsity": FLAGS.initial_sparsity}
     stage_runner.run(stage_runner.Job(
-        stage="pruned", config=config, inputs=[path],
-        settings={"from": "float", "target_sparsity": FLAGS.target_sparsity,
-                  "initial_sparsity": FLAGS.initial_sparsity,
-                  "skip_layers": list(FLAGS.skip_layers)},
+        stage=stage, config=config, inputs=[path],
+        settings={"from": "float", **target, "skip_layers": list(FLAGS.skip_layers)},
         preflight=lambda: check.require_supported(source, "prune", path),
-        build=lambda: prune.apply(io.load_model(path), schedule, FLAGS.skip_layers),
+        build=lambda: prune.apply(io.load_model(path), schedule, FLAGS.skip_layers, m_by_n),
         callbacks=lambda out: prune.callbacks(os.path.join(out, "logs", "pruning")),
         finish=prune.strip,
         metrics=lambda model: {
             "from": "float", "sparsity": prune.overall_sparsity(model, selected),
             "layer_sparsity": prune.layer_sparsity(model), "pruned_layers": selected,
-            "schedule": {**schedule.as_dict(), "total_steps": total_steps}}), context)
+            "schedule": {**(schedule.as_dict() if schedule else target),
+                         "total_steps": total_steps}}), context)
 
 
 def cli_main():

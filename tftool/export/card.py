@@ -6,25 +6,43 @@ import tftool
 from tftool.benchmark import rows
 
 
-def model_card(name, variant, stage, runner, dataset, image_size, accuracy, num_test):
-    """The JSON model card of one .tflite: what an app needs to feed it and read its output."""
+def model_card(name, variant, stage, runner, dataset, image_size, accuracy, num_test,
+               content=None, metadata_note=None):
+    """The JSON model card of one .tflite: what an app needs to feed it and read its output.
+
+    Args:
+      runner: litert.Runner of the file; content: its bytes (the embedded metadata is read
+        back, so the card says what the file itself says); metadata_note: why no metadata was
+        embedded (None when it was).
+    """
     import tensorflow as tf
+
+    from tftool.export import metadata
 
     inp, out = runner.input_details, runner.output_details
     in_scale, in_zero = inp["quantization"]
     out_scale, out_zero = out["quantization"]
-    return {
+    in_dtype = inp["dtype"].__name__
+    card = {
         "name": name, "variant": variant, "file": f"{name}_{variant}.tflite",
         "source_stage": stage, "dataset": dataset.name,
-        "input": {"shape": [1, *runner.input_shape], "dtype": inp["dtype"].__name__,
-                  "scale": float(in_scale), "zero_point": int(in_zero)},
+        "signature": {"key": "serving_default", "input": "image",
+                      "output": "probabilities" if runner.outputs_probabilities else "logits"},
+        "input": {"shape": [1, *runner.input_shape], "dtype": in_dtype,
+                  "scale": float(in_scale), "zero_point": int(in_zero),
+                  "color": "RGB" if runner.input_shape[-1] == 3 else "grayscale",
+                  "rgb_to_gray_in_model": runner.input_shape[-1] == 3
+                  and dataset.image_shape[-1] == 1},
         "output": {"shape": [1, len(dataset.class_names)], "dtype": out["dtype"].__name__,
-                   "scale": float(out_scale), "zero_point": int(out_zero), "meaning": "logits"},
+                   "scale": float(out_scale), "zero_point": int(out_zero),
+                   "meaning": "probabilities" if runner.outputs_probabilities else "logits"},
         "preprocessing": {
             "range": [0.0, 1.0], "size": list(image_size), "channels": runner.input_shape[-1],
             "resize": "bilinear, antialiased", "layout": "NHWC",
-            "formula": ("x = pixel / 255" if in_scale == 0 else
-                        "x = pixel / 255; q = round(x / scale) + zero_point, clipped to int8"),
+            "formula": ("x = pixel / 255" if in_dtype == "float32" else
+                        "q = pixel (raw uint8, scale 1/255, zero point 0)" if in_dtype == "uint8"
+                        else "x = pixel / 255; q = round(x / scale) + zero_point, clipped to "
+                             "int8"),
         },
         "class_names": dataset.class_names, "labels_file": "labels.txt",
         "test_accuracy": accuracy, "test_examples": num_test,
@@ -32,3 +50,16 @@ def model_card(name, variant, stage, runner, dataset, image_size, accuracy, num_
         "converter_versions": rows.versions(),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
     }
+    if metadata_note is None and content is not None:
+        embedded = metadata.read(content)
+        card["metadata"] = {
+            "embedded": True, "name": embedded["name"], "version": embedded["version"],
+            "min_parser_version": embedded["min_parser_version"],
+            "color_space": embedded["input"]["color_space"],
+            "normalization": embedded["input"]["normalization"],
+            "labels": "labels.txt inside the file (TENSOR_AXIS_LABELS), "
+                      f"{len(embedded['labels'])} classes",
+            "output_kind": embedded["output"]["kind"]}
+    else:
+        card["metadata"] = {"embedded": False, "reason": metadata_note}
+    return card

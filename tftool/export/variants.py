@@ -8,13 +8,14 @@ written, so an earlier file of that name stays as it was.
 """
 import os
 
-import tftool  # noqa: F401  (Keras 2 before TensorFlow)
+import tftool  # (Keras 2 before TensorFlow)
 from tftool import UserError, evaluate, io, stage_runner, stages
 from tftool.export import card, convert, gate
 
 
 def available(workdir):
-    """Every variant WORKDIR can give: its stage has a model of the kind the mode converts."""
+    """Every variant WORKDIR can give: its stage has a model of the kind the mode converts.
+    (int8_selective is never asked for: export makes it when the gate refuses int8.)"""
     return [v for v, (stage, _) in stages.VARIANTS.items()
             if stages.has_model(workdir, stage)
             and stages.fits(v, stage_runner.model_is_qat(workdir, stage))]
@@ -61,8 +62,41 @@ def blank_representative_dataset(input_shape, num_samples):
     return gen
 
 
+def app_conversion(mode, rgb_input=True, output_kind="probabilities",
+                   inference_input_type=None, inference_output_type=None):
+    """convert.to_tflite keyword arguments of an app export in `mode`: RGB input (an in-model
+    gray conversion for 1-channel models) unless rgb_input is False, probabilities or logits
+    out, and for integer modes the I/O types (default uint8: raw camera pixels)."""
+    kwargs = {"rgb_input": rgb_input, "output": output_kind}
+    if mode in convert.INTEGER_MODES:
+        kwargs.update(inference_input_type=inference_input_type,
+                      inference_output_type=inference_output_type)
+    return kwargs
+
+
+def with_metadata(content, name, variant, stage, dataset, output_kind):
+    """`content` with TFLite Model Metadata embedded (export/metadata.py): the labels as the
+    output's TENSOR_AXIS_LABELS file, RGB (or grayscale) input properties, NormalizationOptions
+    for float input, so MediaPipe Tasks and the Task Library read the file by itself.
+
+    Returns: (bytes, None) or, for an input MediaPipe and the metadata schema's image input
+      cannot describe (int8), (content unchanged, the reason).
+    """
+    from tftool.export import metadata
+
+    try:
+        return metadata.populate(
+            content, name=f"{name}_{variant}",
+            description=(f"Image classifier of {len(dataset.class_names)} classes trained on "
+                         f"{dataset.name} by tftool; variant {variant} of the {stage} model."),
+            version=tftool.__version__, labels=list(dataset.class_names),
+            output_kind=output_kind, extra={"variant": variant, "stage": stage}), None
+    except ValueError as e:
+        return content, str(e).splitlines()[0]
+
+
 def export(workdir, export_dir, name, dataset, image_size, variants, representative_dataset,
-           max_accuracy_drop):
+           max_accuracy_drop, conversion=None, selective=True):
     """Converts, evaluates, gates and writes `variants` into `export_dir`.
 
     Args:
@@ -70,6 +104,11 @@ def export(workdir, export_dir, name, dataset, image_size, variants, representat
       variants: names from stages.VARIANTS (resolve()).
       representative_dataset: int8 calibration (data.representative_dataset).
       max_accuracy_drop: the gate (fraction; 0.01 = 1 point).
+      conversion: app_conversion's keyword arguments but `mode` (rgb_input, output_kind,
+        inference_input_type, inference_output_type).
+      selective: when the gate refuses int8, retry keeping its worst layers in float
+        (export/debug.py, at most SELECTIVE_BUDGET) and write int8_selective if that passes.
+    The int8 variant's card also gets the QuantizationDebugger's worst layers.
     Returns:
       (written: [path], refused: [(variant, one-line reason)]).
     Raises:
@@ -78,14 +117,19 @@ def export(workdir, export_dir, name, dataset, image_size, variants, representat
     from tftool import data
     from tftool.litert import Runner
 
+    conversion = conversion or {}
     float_model = io.load_model(stages.model_path(workdir, "float"))
-    models, contents, runners = {"float": float_model}, {}, {}
+    models, contents, runners, notes = {"float": float_model}, {}, {}, {}
     for variant in variants:
         stage, mode = stages.VARIANTS[variant]
         if stage not in models:
-            models[stage] = io.load_model(stages.model_path(workdir, stage))
-        contents[variant] = convert.to_tflite(models[stage], mode,
-                                              representative_dataset=representative_dataset)
+            models[stage] = stage_runner.load_stage_model(workdir, stage)
+        raw = convert.to_tflite(models[stage], mode, representative_dataset,
+                                **app_conversion(mode, **conversion))
+        contents[variant], notes[variant] = with_metadata(
+            raw, name, variant, stage, dataset, conversion.get("output_kind", "probabilities"))
+        if notes[variant]:
+            print(f"{variant}: no app metadata embedded ({notes[variant]})")
         runners[variant] = Runner(model_content=contents[variant])
     scorers = {"float": evaluate.keras_scorer(float_model),
                **{v: evaluate.tflite_scorer(r) for v, r in runners.items()}}
@@ -94,18 +138,45 @@ def export(workdir, export_dir, name, dataset, image_size, variants, representat
     float_accuracy = results["float"]["accuracy"]
     io.write_text(os.path.join(export_dir, "labels.txt"), "\n".join(dataset.class_names) + "\n")
     written, refused = [], []
+    outcomes = {v: (stages.VARIANTS[v][0], results[v]["accuracy"], results[v]["examples"])
+                for v in variants}
+    debugged = {}
+    if "int8" in variants:  # per-layer int8 error, for the card and the report
+        from tftool.export import debug
+
+        debugged["int8"] = [{k: row[k] for k in ("layers", "op", "tensor", "rmse_scale",
+                                                 "mean_abs_error", "range_ratio")}
+                            for row in debug.layer_errors(
+                                float_model, representative_dataset,
+                                rgb_input=conversion.get("rgb_input", True),
+                                output=conversion.get("output_kind", "probabilities"))[:5]]
     for variant in variants:
-        stage, _ = stages.VARIANTS[variant]
-        accuracy = results[variant]["accuracy"]
+        stage, accuracy, examples = outcomes[variant]
         path = os.path.join(export_dir, f"{name}_{variant}.tflite")
         ref_name, ref_accuracy = gate.reference(workdir, stages.get(stage).gate, float_accuracy)
         reason = gate.refusal(variant, accuracy, ref_accuracy, max_accuracy_drop, path,
                               ref_name)
-        if reason:
+        if reason and variant == "int8" and selective:
+            print(f"tftool-export: {reason}; trying {stages.SELECTIVE_VARIANT}", flush=True)
+            fixed = _selective(float_model, representative_dataset, dataset, image_size,
+                               ref_accuracy, max_accuracy_drop, name, conversion)
+            if fixed is None:
+                refused.append((variant, reason))
+                continue
+            variant, (contents[variant], runners[variant], accuracy, kept) = fixed
+            path = os.path.join(export_dir, f"{name}_{variant}.tflite")
+            notes[variant] = None
+            debugged[variant] = kept
+        elif reason:
             refused.append((variant, reason))
             continue
         model_card = card.model_card(name, variant, stage, runners[variant], dataset,
-                                     image_size, accuracy, results[variant]["examples"])
+                                     image_size, accuracy, examples,
+                                     contents[variant], notes[variant])
+        if variant in debugged:
+            key = ("layers_kept_float" if variant == stages.SELECTIVE_VARIANT
+                   else "quantization_debugger_worst")
+            model_card[key] = debugged[variant]
         model_card["accuracy_gate"] = {"reference": ref_name,
                                        "reference_accuracy": ref_accuracy,
                                        "float_accuracy": float_accuracy,
@@ -116,3 +187,112 @@ def export(workdir, export_dir, name, dataset, image_size, variants, representat
               f"(float {float_accuracy:.4f})")
         written.append(path)
     return written, refused
+
+
+SELECTIVE_BUDGET = 3  # layers kept in float at most (issue 11's bar: fixed with ≤ 3)
+
+
+def _selective(float_model, representative_dataset, dataset, image_size, reference_accuracy,
+               max_accuracy_drop, name, conversion):
+    """int8 with the fewest worst layers in float that passes the gate (debug.selective_int8),
+    as (variant, (bytes with metadata, runner, accuracy, kept layer rows)), or None when the
+    budget is spent."""
+    from tftool import data
+    from tftool.export import debug
+    from tftool.litert import Runner
+
+    def accuracy_of(content):
+        return evaluate.evaluate({"m": evaluate.tflite_scorer(Runner(model_content=content))},
+                                 data.test_batches(dataset, image_size),
+                                 dataset.class_names)["m"]["accuracy"]
+
+    try:
+        content, kept = debug.selective_int8(
+            float_model, representative_dataset,
+            lambda c: reference_accuracy - accuracy_of(c) <= max_accuracy_drop + 1e-9,
+            budget=SELECTIVE_BUDGET, rgb_input=conversion.get("rgb_input", True),
+            output=conversion.get("output_kind", "probabilities"))
+    except UserError as e:
+        print(f"tftool-export: {stages.SELECTIVE_VARIANT}: {e}", flush=True)
+        return None
+    variant = stages.SELECTIVE_VARIANT
+    content, _ = with_metadata(content, name, variant, "float", dataset,
+                               conversion.get("output_kind", "probabilities"))
+    rows = [{k: row[k] for k in ("layers", "op", "tensor", "rmse_scale", "range_ratio")}
+            for row in kept]
+    return variant, (content, Runner(model_content=content), accuracy_of(content), rows)
+
+
+# Conversion modes whose models run on TensorFlow Lite Micro (integer kernels).
+MICRO_MODES = ("int8", "qat_int8")
+
+
+def export_micro(workdir, export_dir, name, dataset, image_size, variants,
+                 representative_dataset, micro_flash_kb=None, micro_ram_kb=None):
+    """EXPORT_DIR/micro/: firmware sources for every integer variant among `variants`.
+
+    Each is converted again with the trained channel count (firmware feeds what its sensor
+    gives; no RGB conversion), measured in the TFLM interpreter (micro.footprint: flash, the
+    smallest working tensor arena + margin) and checked against LiteRT on the whole test
+    split (micro.compare_with_litert); then written as <name>_<variant>_model_data.{h,cc}
+    (the arena size in the header) and <name>_<variant>_op_resolver.h, and the figures go
+    into the variant's model card ("micro").
+    Returns:
+      (written: [paths], problems: [one line per variant not written: an op TFLM lacks, or
+      over the --micro_flash_kb/--micro_ram_kb budget]).
+    """
+    import re
+
+    from tftool import data
+    from tftool.export import micro
+
+    written, problems, models = [], [], {}
+    for variant in variants:
+        stage, mode = stages.VARIANTS[variant]
+        if mode not in MICRO_MODES:
+            continue
+        if stage not in models:
+            models[stage] = stage_runner.load_stage_model(workdir, stage)
+        content = convert.to_tflite(models[stage], mode, **micro_conversion(
+            representative_dataset))
+        cname = re.sub(r"\W", "_", f"{name}_{variant}")
+        try:
+            footprint = micro.footprint(content, micro_flash_kb, micro_ram_kb, name=variant)
+        except UserError as e:
+            problems.append(f"{variant}: {e}")
+            continue
+        card_path = os.path.join(export_dir, f"{name}_{variant}.json")
+        card = io.read_json_object(card_path, fix="run tftool-export again")
+        section = {k: v for k, v in footprint.items() if k != "message"}
+        section["budget_kb"] = {"flash": micro_flash_kb, "ram": micro_ram_kb}
+        section["input_shape"] = [1, *models[stage].input_shape[1:]]
+        if not footprint["fits"]:  # named, not written; the report still shows its figures
+            problems.append(footprint["message"])
+            if card is not None:
+                io.write_json(card_path, {**card, "micro": section})
+            continue
+        batches = ((pixels.astype("float32") / 255.0)
+                   for pixels, _ in data.test_batches(dataset, image_size))
+        labels = [y for _, ys in data.test_batches(dataset, image_size) for y in ys]
+        agreement = micro.compare_with_litert(content, batches, labels)
+        header, source = micro.c_source(content, cname, arena=footprint)
+        folder = os.path.join(export_dir, "micro")
+        paths = [os.path.join(folder, f"{cname}_model_data.h"),
+                 os.path.join(folder, f"{cname}_model_data.cc"),
+                 os.path.join(folder, f"{cname}_op_resolver.h")]
+        for path, text in zip(paths, (header, source, micro.op_resolver_header(content, cname))):
+            io.write_text(path, text)
+        if card is not None:
+            io.write_json(card_path, {**card, "micro": {
+                **section, **agreement, "files": [os.path.basename(p) for p in paths]}})
+        print(f"{paths[0]}: flash {footprint['flash_bytes'] / 1024:.1f} KiB, tensor arena "
+              f"{footprint['arena_bytes'] / 1024:.1f} KiB, TFLM top-1 = LiteRT on "
+              f"{agreement['top1_agreement']:.2%} of {agreement['num_images']} test images")
+        written += paths
+    return written, problems
+
+
+def micro_conversion(representative_dataset):
+    """convert.to_tflite keyword arguments of a firmware model: full integer, calibrated."""
+    return {"representative_dataset": representative_dataset, "rgb_input": False,
+            "inference_input_type": "int8", "inference_output_type": "int8", "output": "logits"}

@@ -125,12 +125,14 @@ def schedule_steps(total_steps, initial_sparsity=0.0, target_sparsity=0.8, begin
                     int(end_step), int(frequency), float(power))
 
 
-def select_layers(model, skip=DEFAULT_SKIP):
+def select_layers(model, skip=DEFAULT_SKIP, purpose="prune"):
     """Names of the layers of `model` that will be pruned.
 
     Args:
       model: a functional or Sequential tf_keras model.
       skip: kinds from SKIP_KINDS and/or layer names to leave dense.
+      purpose: the verb the "nothing left" message uses ("prune"; cluster.py passes
+        "cluster").
     Returns:
       list of layer names (Conv2D, DepthwiseConv2D, Dense), in model order.
     Raises:
@@ -158,11 +160,58 @@ def select_layers(model, skip=DEFAULT_SKIP):
                             f"with kernels: {', '.join(l.name for l in kernels)}")
     selected = [l.name for l in kernels if l.name not in skipped]
     if not selected:
-        raise UserError(f"--skip_layers leaves no layer of {model.name} to prune; name fewer")
+        raise UserError(f"--skip_layers leaves no layer of {model.name} to {purpose}; name fewer")
     return selected
 
 
-def apply(model, schedule, skip=DEFAULT_SKIP):
+def parse_m_by_n(values):
+    """--sparsity_m_by_n as (m, n), or None when not given.
+
+    tftool writes structured pruning to WORKDIR/pruned_2by4 and exports pruned_2by4_int8, so
+    only 2:4 (NVIDIA's Ampere pattern, which XNNPACK and sparse kernels also use) is taken.
+    Raises: UserError naming the flag for anything else.
+    """
+    if not values:
+        return None
+    try:
+        pair = tuple(int(v) for v in values)
+    except ValueError:
+        pair = None
+    if pair != (2, 4):
+        raise UserError(f"--sparsity_m_by_n={','.join(values)}: only 2,4 is supported (2 zeros "
+                        f"in every 4 input-channel weights)")
+    return pair
+
+
+def _check_m_by_n(model, selected, sparsity_m_by_n):
+    """Validates (m, n) and that every selected layer can hold an m:n pattern; returns it."""
+    if (not isinstance(sparsity_m_by_n, (tuple, list)) or len(sparsity_m_by_n) != 2
+            or not all(isinstance(v, int) and not isinstance(v, bool) for v in sparsity_m_by_n)
+            or not 0 < sparsity_m_by_n[0] < sparsity_m_by_n[1]):
+        raise ValueError(f"sparsity_m_by_n={sparsity_m_by_n!r}: must be two integers (m, n) "
+                         f"with 0 < m < n, e.g. (2, 4)")
+    m, n = sparsity_m_by_n
+    for layer in model.layers:
+        if layer.name not in selected:
+            continue
+        if isinstance(layer, keras.layers.DepthwiseConv2D):
+            raise ValueError(f"layer {layer.name}: m:n pruning needs a Conv2D or Dense kernel; "
+                             f"tfmot prunes no weight of a DepthwiseConv2D; skip it "
+                             f"(skip kind 'depthwise')")
+        kernel = layer.kernel
+        if kernel.shape.rank not in (2, 4):
+            raise ValueError(f"layer {layer.name}: m:n pruning supports rank-2 (Dense) and "
+                             f"rank-4 (Conv2D) kernels, not shape {kernel.shape}")
+        channels_in = int(kernel.shape[-2])
+        if channels_in % n:
+            raise ValueError(f"layer {layer.name} has {channels_in} input channels, not a "
+                             f"multiple of n={n}: its last group of {channels_in % n} weights "
+                             f"could not hold the {m}:{n} pattern TFLite's sparse kernels "
+                             f"expect; skip it (skip=[..., {layer.name!r}])")
+    return (m, n)
+
+
+def apply(model, schedule, skip=DEFAULT_SKIP, sparsity_m_by_n=None):
     """Returns a copy of `model` whose selected layers are wrapped in prune_low_magnitude.
 
     The input model is not changed (keras.models.clone_model with a clone_function; the clones
@@ -172,19 +221,40 @@ def apply(model, schedule, skip=DEFAULT_SKIP):
 
     Args:
       model: a functional or Sequential tf_keras model, float32 [N, H, W, C] -> [N, K].
-      schedule: a Schedule (see `schedule_steps`).
+      schedule: a Schedule (see `schedule_steps`); may be None with sparsity_m_by_n, which
+        ignores it.
       skip: kinds from SKIP_KINDS and/or layer names left dense (see `select_layers`).
+      sparsity_m_by_n: None (unstructured, the schedule's sparsity) or (m, n), e.g. (2, 4):
+        structured "N:M" sparsity (Mishra et al. 2021, "Accelerating Sparse Deep Neural
+        Networks"; tfmot's prune_low_magnitude(sparsity_m_by_n=...)): m zeros in every n
+        consecutive weights along the input-channel axis, which is the last axis of the
+        TFLite layouts CONV_2D [O, H, W, I] and FULLY_CONNECTED [O, I] that XNNPACK's sparse
+        kernels read. tfmot computes the m:n mask once, at the first training step, and then
+        fine-tunes the remaining weights with the mask fixed (the schedule is not used).
+        Only Conv2D and Dense kernels whose input channels are a multiple of n qualify.
     Raises:
       UserError: see `select_layers`.
+      ValueError: a bad sparsity_m_by_n, or a selected layer that cannot hold the pattern
+        (depthwise, kernel rank not 2 or 4, input channels not a multiple of n; names it).
     """
     selected = set(select_layers(model, skip))
-    pruning_schedule = schedule.to_tfmot()
+    if sparsity_m_by_n is not None:
+        sparsity_m_by_n = _check_m_by_n(model, selected, sparsity_m_by_n)
+        # tfmot ignores the schedule for m:n masks (pruning_impl.conditional_mask_update), but
+        # the wrapper still needs one; ConstantSparsity(0.5) is what it would default to.
+        pruning_schedule = (schedule.to_tfmot() if schedule is not None else
+                            tfmot.sparsity.keras.ConstantSparsity(0.5, begin_step=0))
+    else:
+        if schedule is None:
+            raise ValueError("schedule=None needs sparsity_m_by_n; pass "
+                             "prune.schedule_steps(...) for unstructured pruning")
+        pruning_schedule = schedule.to_tfmot()
 
     def clone(layer):
         fresh = layer.__class__.from_config(layer.get_config())
         if layer.name in selected:
-            return tfmot.sparsity.keras.prune_low_magnitude(fresh,
-                                                            pruning_schedule=pruning_schedule)
+            return tfmot.sparsity.keras.prune_low_magnitude(
+                fresh, pruning_schedule=pruning_schedule, sparsity_m_by_n=sparsity_m_by_n)
         return fresh
 
     pruned = keras.models.clone_model(model, clone_function=clone)
@@ -196,6 +266,34 @@ def apply(model, schedule, skip=DEFAULT_SKIP):
         if inner.name in originals and inner.weights:
             inner.set_weights(originals[inner.name].get_weights())
     return pruned
+
+
+def is_m_by_n(kernel, m=2, n=4, axis=-2):
+    """Whether every n consecutive weights along `axis` hold at least m zeros.
+
+    Args:
+      kernel: numpy array, any float or int dtype. Keras layouts by default: Conv2D
+        [H, W, I, O] and Dense [I, O], whose input-channel axis is -2; pass axis=-1 for the
+        TFLite layouts CONV_2D [O, H, W, I] and FULLY_CONNECTED [O, I].
+      m, n: the pattern, 0 < m < n (2, 4: "2:4").
+      axis: the axis the groups run along.
+    Returns:
+      bool. A group cut short by an axis length that is not a multiple of n counts as if
+      padded with zeros (tfmot's own check, pruning_utils.is_pruned_m_by_n, does the same);
+      an axis of length 0 gives True.
+    Raises:
+      ValueError: not 0 < m < n.
+    """
+    if not 0 < m < n:
+        raise ValueError(f"m={m}, n={n}: need 0 < m < n")
+    values = np.moveaxis(np.asarray(kernel), axis, -1)
+    length = values.shape[-1]
+    pad = (-length) % n
+    if pad:
+        values = np.concatenate([values, np.zeros(values.shape[:-1] + (pad,), values.dtype)],
+                                axis=-1)
+    groups = values.reshape(-1, n)
+    return bool(np.all(np.count_nonzero(groups, axis=-1) <= n - m))
 
 
 def callbacks(log_dir):

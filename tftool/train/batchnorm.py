@@ -17,6 +17,7 @@ set, E[x] and m/(m−1)·E_B[σ²_B]). The result no longer depends on momentum 
 steps, so one fix serves short and long schedules and every stage.
 """
 import tftool  # noqa: F401  (Keras 2 before TensorFlow)
+from tftool import internals
 
 import numpy as np
 import tensorflow as tf
@@ -32,10 +33,12 @@ DEFAULT_BATCHES = 50
 
 
 def batchnorm_layers(model):
-    """[(graph layer, BatchNormalization)]: every BN of a functional model, in graph order.
+    """[(graph layer, BatchNormalization, input tensor)]: every BN of a functional model, in
+    graph order.
 
     The graph layer is the BN itself or the wrapper that holds it (tfmot's QuantizeWrapper,
-    PruneLowMagnitude: `.layer`); its input tensor is the BN's input.
+    PruneLowMagnitude: `.layer`); the input tensor is its input in `model`'s own graph (a
+    layer reused by a clone, as tfmot's strip_pruning does, has one node per graph).
     Raises:
       ValueError: a BN inside a nested model or used at more than one place in the graph (its
         input is not one tensor).
@@ -46,10 +49,11 @@ def batchnorm_layers(model):
         while not isinstance(inner, keras.layers.BatchNormalization) and hasattr(inner, "layer"):
             inner = inner.layer
         if isinstance(inner, keras.layers.BatchNormalization):
-            if len(layer.inbound_nodes) != 1:
+            tensor = internals.input_in_model(model, layer)
+            if tensor is None:
                 raise ValueError(f"BatchNormalization {layer.name!r} is used "
                                  f"{len(layer.inbound_nodes)} times; cannot re-estimate it")
-            found.append((layer, inner))
+            found.append((layer, inner, tensor))
         elif isinstance(layer, keras.Model) and batchnorm_layers(layer):
             raise ValueError(f"model {model.name!r} nests model {layer.name!r} with "
                              f"BatchNormalization layers; flatten it (input_tensor=...)")
@@ -85,8 +89,8 @@ def reestimate(model, batches, num_batches=DEFAULT_BATCHES):
     layers = batchnorm_layers(model)
     if not layers:
         return 0
-    taps = keras.Model(model.inputs, [layer.input for layer, _ in layers])
-    axes = [_reduction_axes(len(layer.input.shape), bn.axis) for layer, bn in layers]
+    taps = keras.Model(model.inputs, [tensor for _, _, tensor in layers])
+    axes = [_reduction_axes(len(tensor.shape), bn.axis) for _, bn, tensor in layers]
 
     @tf.function
     def moments(images):
@@ -119,7 +123,7 @@ def reestimate(model, batches, num_batches=DEFAULT_BATCHES):
     # Equal-size batches: the average of per-batch E[x] and E[x²] are the population moments;
     # variance = E[x²] − E[x]² (biased; the m/(m−1) correction is < 0.1% at m ≥ 1,000
     # values per channel per batch).
-    for (_, bn), total, total_sq in zip(layers, sums, squares):
+    for (_, bn, _), total, total_sq in zip(layers, sums, squares):
         mean = total / seen
         variance = np.maximum(total_sq / seen - mean ** 2, 0.0)
         bn.moving_mean.assign(mean.astype(bn.moving_mean.dtype.as_numpy_dtype))

@@ -13,6 +13,7 @@ https://www.tensorflow.org/tutorials/distribute/multi_worker_with_keras.
 """
 import json
 import os
+import re
 
 import tftool  # noqa: F401  (Keras 2 before TensorFlow)
 from tftool import UserError, internals
@@ -86,8 +87,13 @@ def build(name="auto", num_gpus=None, cpu_replicas=1):
 def tf_config():
     """The parsed TF_CONFIG environment variable: {"cluster": {...}, "task": {...}}.
 
+    Checked as MultiWorkerMirroredStrategy needs it
+    (https://www.tensorflow.org/guide/distributed_training#setting_up_the_tf_config_environment_variable):
+    "cluster" maps job names ("chief", "worker", ...) to lists of "host:port" strings;
+    "task" names this process's job ("type") and its integer "index" in that list.
     Raises:
-      UserError: TF_CONFIG is unset, not JSON, or has no cluster/task (one line saying so).
+      UserError: TF_CONFIG is unset, not JSON, or any part of it is missing or malformed
+        (one line naming the part and the fix).
     """
     raw = os.environ.get("TF_CONFIG")
     hint = "see recipes/multi_worker.sh for the TF_CONFIG of each host"
@@ -97,13 +103,27 @@ def tf_config():
         config = json.loads(raw)
     except ValueError as e:
         raise UserError(f"TF_CONFIG is not valid JSON ({e}); {hint}") from e
+    if not isinstance(config, dict):
+        raise UserError(f"TF_CONFIG must be a JSON object with \"cluster\" and \"task\"; {hint}")
     cluster, task = config.get("cluster"), config.get("task")
-    if not isinstance(cluster, dict) or not isinstance(task, dict) or "type" not in task:
-        raise UserError(f"TF_CONFIG needs \"cluster\" and \"task\": {{\"type\", \"index\"}}; "
+    if not isinstance(cluster, dict) or not cluster:
+        raise UserError(f"TF_CONFIG needs \"cluster\": {{job name: [\"host:port\", ...]}}; {hint}")
+    for job, members in cluster.items():
+        if (not isinstance(members, list) or not members
+                or not all(isinstance(m, str) and re.fullmatch(r"[^\s:]+:\d{1,5}", m)
+                           for m in members)):
+            raise UserError(f"TF_CONFIG cluster job {job!r} must be a non-empty list of "
+                            f"\"host:port\" strings, not {json.dumps(members)}; {hint}")
+    if not isinstance(task, dict) or "type" not in task or "index" not in task:
+        raise UserError(f"TF_CONFIG needs \"task\": {{\"type\": job name, \"index\": integer}}; "
                         f"{hint}")
-    members = cluster.get(task["type"], [])
-    if not 0 <= int(task.get("index", 0)) < len(members):
-        raise UserError(f"TF_CONFIG task {task} is not in its cluster {cluster}; {hint}")
+    index = task["index"]
+    if isinstance(index, bool) or not isinstance(index, int):
+        raise UserError(f"TF_CONFIG task index {json.dumps(index)} is not an integer; {hint}")
+    members = cluster.get(task["type"])
+    if members is None or not 0 <= index < len(members):
+        raise UserError(f"TF_CONFIG task {json.dumps(task)} is not in its cluster "
+                        f"{json.dumps(cluster)}; {hint}")
     return config
 
 

@@ -1,0 +1,36 @@
+"""Classifies image files with an exported .tflite: `tftool-predict` / `python -m tftool.predict`.
+
+Example: tftool-predict --tflite=exported/digits_small_cnn_int8.tflite a.png b.jpg --top_k=3
+Labels, input size, channels and normalization come from the file's own metadata
+(tftool/classify.py); prints the top-k classes with probabilities, or JSON with --json.
+"""
+import json
+
+import tftool  # noqa: F401  (Keras 2 before TensorFlow)
+from tftool import UserError
+from tftool.cli import common
+
+from absl import flags
+
+FLAGS = flags.FLAGS
+NAMES = ("tflite", "top_k", "json", "num_threads")
+
+
+def main(argv):
+    from tftool import classify
+
+    if not FLAGS.tflite:
+        raise UserError("--tflite=PATH.tflite is required (an export of tftool-export)")
+    if len(argv) < 2:
+        raise UserError("no image given; pass image files after the flags")
+    results = classify.classify(FLAGS.tflite, argv[1:], FLAGS.top_k, FLAGS.num_threads)
+    if FLAGS.json:
+        print(json.dumps(results, indent=2))
+        return
+    for r in results:
+        print(r["image"] + ": " + ", ".join(
+            f"{c['label']} {c['probability']:.3f}" for c in r["top_k"]))
+
+
+def cli_main():
+    common.entry_point("tftool-predict", NAMES, main, positional=True)
