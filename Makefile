@@ -186,3 +186,16 @@ test: $(VENV)/.installed-test $(MEDIAPIPE_VENV)/.installed
 clean:
 	rm -rf $(WORKDIR) .pytest_cache
 	find $(EXPORT_DIR) -mindepth 1 ! -name .gitkeep -delete
+
+# Benchmarks of issue 10 (minutes; not part of `make test`). BENCH_DATASET: a folder:PATH of
+# real images for bench-train (python benchmarks/image_folder.py digits PATH --size=28
+# --copies=5 writes one: 7,190 train digits).
+BENCH_DATASET ?= folder:/tmp/tftool_bench_digits28
+.PHONY: bench-memory bench-train
+bench-memory: install
+	PYTHONPATH=. $(BIN)/python benchmarks/peak_memory.py
+
+bench-train: install
+	test -d $(patsubst folder:%,%,$(BENCH_DATASET)) || PYTHONPATH=. $(BIN)/python \
+	    benchmarks/image_folder.py digits $(patsubst folder:%,%,$(BENCH_DATASET)) --size=28 --copies=5
+	PYTHONPATH=. $(BIN)/python benchmarks/train_throughput.py --dataset=$(BENCH_DATASET)

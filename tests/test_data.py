@@ -90,3 +90,37 @@ def test_catalog_dataset_nodownload(tmp_path):
     with pytest.raises(UserError, match="--nodownload"):
         data.load("mnist", data_dir=str(tmp_path), download=False)
 
+
+
+def test_representative_dataset_samples_every_part_of_a_class_ordered_split():
+    import tensorflow as tf
+
+    # 1,000 images listed class by class (as ImageFolder lists them): pixel value = class.
+    labels = np.repeat(np.arange(10), 100)
+    images = np.broadcast_to(labels[:, None, None, None] * 20, (1000, 4, 4, 1)).astype(np.uint8)
+    train = tf.data.Dataset.from_tensor_slices((images, labels))
+    dataset = data.Dataset("ordered", train, train, [str(i) for i in range(10)], (4, 4, 1), 1000,
+                           1000, False)
+
+    def classes(seed):
+        return [int(round(s[0][0, 0, 0, 0] * 255 / 20)) for s in
+                data.representative_dataset(dataset, (4, 4), num_samples=30, seed=seed)()]
+    first = classes(0)
+    assert len(first) == 30 and len(set(first)) >= 8  # not the first class only
+    assert first == classes(0) and first != classes(1)
+    assert first != sorted(first)  # yielded in a shuffled order, not class by class
+
+
+def test_sample_pixels_draws_from_the_whole_split_at_the_model_size():
+    import tensorflow as tf
+
+    labels = np.repeat(np.arange(10), 100)
+    images = np.broadcast_to(labels[:, None, None, None] * 20, (1000, 4, 4, 1)).astype(np.uint8)
+    train = tf.data.Dataset.from_tensor_slices((images, labels))
+    dataset = data.Dataset("ordered", train, train, [str(i) for i in range(10)], (4, 4, 1), 1000,
+                           1000, False)
+    pixels = data.sample_pixels(dataset, (8, 8), 64, seed=0)
+    assert pixels.shape == (64, 8, 8, 1) and pixels.dtype == np.uint8
+    assert len(set(pixels[:, 0, 0, 0] // 20)) >= 8  # every part of the class-ordered split
+    np.testing.assert_array_equal(pixels, data.sample_pixels(dataset, (8, 8), 64, seed=0))
+    assert len(data.sample_pixels(dataset, (4, 4), 5000)) == 1000  # capped at the split

@@ -63,3 +63,18 @@ def tfmot_prune_registry():
     from tensorflow_model_optimization.python.core.sparsity.keras import (
         prunable_layer, prune_registry)
     return prunable_layer, prune_registry
+
+
+def input_in_model(model, layer):
+    """The input tensor of `layer` at the one node of it that belongs to functional `model`'s
+    graph, or None when it has not exactly one there.
+
+    Private `Layer._inbound_nodes` and `Functional._network_nodes` (keys "<name>_ib-<i>"):
+    tfmot's strip_pruning clones a model but reuses its unwrapped layers, so a BatchNormalization
+    of a pruned model has two inbound nodes (the wrapped model's and the stripped one's); the
+    public `layer.input` then raises, and no public API says which node is the model's own.
+    """
+    keys = getattr(model, "_network_nodes", set())
+    mine = [node for i, node in enumerate(layer._inbound_nodes)  # noqa: SLF001
+            if f"{layer.name}_ib-{i}" in keys]
+    return mine[0].input_tensors if len(mine) == 1 else None

@@ -10,7 +10,10 @@ What it does, in order, for WORKDIR/<stage>:
      and removes nothing); build its model inside `strategy.scope()`, fit it with
      the standard callbacks (train/fit.py: resume after a kill, checkpoints, NaN guard, ...)
      plus the stage's own, and `finish` it (strip wrappers, take the student, ...);
-  4. evaluate it on the whole test split, streamed (evaluate.py), and write model.h5,
+     then re-estimate its BatchNormalization statistics on training images
+     (train/batchnorm.py), so they describe the final weights whatever the schedule;
+  4. evaluate it on the whole test split, streamed (evaluate.py); stop when the test accuracy
+     is near chance (chance.py; --allow_chance_accuracy writes it, marked); write model.h5,
      flags.txt and metrics.json atomically (model first: a metrics.json means a model).
 A stage supplies only what differs, as a `Job`: how to build the model, extra callbacks,
 extra metrics, what to record in config.json. Layout of a stage folder (DESIGN.md):
@@ -211,6 +214,9 @@ class Context:
     image_size: tuple
     overwrite: bool = False
     flags_text: str = ""
+    # --allow_chance_accuracy: write a model whose test accuracy is near chance (chance.py),
+    # marked in metrics.json, instead of stopping.
+    allow_chance_accuracy: bool = False
 
     @property
     def chief(self):
@@ -300,6 +306,10 @@ def run(job, context):
             compile_fn=job.compile or fit.default_compile)
         with strategy.scope():
             model = job.finish(model)
+            # BN moving statistics that describe the final weights, whatever the momentum
+            # and the number of steps (train/batchnorm.py).
+            fit.reestimate_batchnorm(model, context.dataset, context.image_size, job.config,
+                                     strategy.num_replicas_in_sync)
         global_batch = job.config.per_replica_batch_size * strategy.num_replicas_in_sync
         metrics = {
             **evaluate.keras_test_metrics(model, context.dataset, context.image_size),
@@ -315,8 +325,44 @@ def run(job, context):
         }
         print(f"{strategy_lib.describe(strategy)}: trained {metrics['epochs_this_run']} "
               f"epoch(s) this run, weights sha256 {metrics['weights_sha256']}", flush=True)
+        guard_chance(out, model, metrics, context, (history.get("accuracy") or [None])[-1])
         write_stage(out, model, metrics, context.flags_text, chief)
     return metrics
+
+
+NEAR_CHANCE_MODEL = "near_chance_model.h5"
+
+
+def guard_chance(out, model, metrics, context, train_accuracy):
+    """Stops a stage whose test accuracy is near chance (chance.near_chance), before its
+    model.h5 is written; the model goes to DIR/near_chance_model.h5 for inspection instead.
+
+    With context.allow_chance_accuracy the stage goes on and metrics["near_chance"] records
+    the verdict (export refuses such a float model unless given the same flag).
+    Raises:
+      UserError: near chance without --allow_chance_accuracy (one line: both accuracies,
+        likely causes, where the model was put, the flag).
+    """
+    import dataclasses as dc
+
+    from tftool import chance
+
+    dataset = context.dataset
+    verdict = chance.near_chance(metrics["test_accuracy"], dataset.num_classes,
+                                 dataset.num_test, train_accuracy)
+    if verdict is None:
+        return
+    if context.allow_chance_accuracy:
+        metrics["near_chance"] = dc.asdict(verdict)
+        logging.warning("--allow_chance_accuracy: writing it anyway: %s", verdict.message(out))
+        return
+    from tftool.train import precision
+
+    path = os.path.join(out, NEAR_CHANCE_MODEL)
+    if context.chief:
+        io.save_model(precision.to_float32(model), path)
+    raise UserError(f"{verdict.message(out)}. Not written as {stages.MODEL_FILE}; saved to "
+                    f"{path} for inspection. Pass --allow_chance_accuracy to write it anyway")
 
 
 def write_stage(out, model, metrics, flags_text, chief=True):

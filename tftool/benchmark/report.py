@@ -167,7 +167,7 @@ def _structured(entries):
                for e in entries)
 
 
-def summary_markdown(entries, title, notes=()):
+def summary_markdown(entries, title, notes=(), num_classes=None, num_test=None):
     """report.md: a title, one table (one line per variant), and notes (list of str lines).
 
     When a clustering or 2:4 variant is present, two columns give the most distinct weight
@@ -175,7 +175,19 @@ def summary_markdown(entries, title, notes=()):
     pattern. When any entry carries microcontroller figures (entry["micro"]: the model card's "micro"
     section from `tftool-export --micro`), two columns give flash and RAM (tensor arena) in
     KiB, ✗ marking a variant over its budget.
+    With `num_classes` and `num_test` (test images), an accuracy near chance
+    (chance.near_chance) reads e.g. "0.1150 ≈chance" and a note says what that means.
     """
+    from tftool import chance
+
+    def at_chance(e):
+        return bool(num_classes and num_test and e["accuracy"] is not None
+                    and chance.near_chance(e["accuracy"], num_classes, num_test))
+
+    if any(at_chance(e) for e in entries):
+        notes = list(notes) + [
+            f"≈chance: top-1 accuracy within a few points of chance (1/{num_classes}); that "
+            f"model guesses. Do not ship it (tftool/chance.py)."]
     micro = any(e.get("micro") for e in entries)
     structured = _structured(entries)
     header = ("| variant | accuracy | Δ vs float | agreement | size KiB | gzip KiB | sparsity | "
@@ -194,7 +206,8 @@ def summary_markdown(entries, title, notes=()):
         def mark(key):
             return "*" if e.get(key) else ""
         cells = [
-            name, _fmt(e["accuracy"], "{:.4f}"), _fmt(e["delta_points"], "{:+.2f} pp"),
+            name, _fmt(e["accuracy"], "{:.4f}", " ≈chance" if at_chance(e) else ""),
+            _fmt(e["delta_points"], "{:+.2f} pp"),
             _fmt(e["agreement"], "{:.4f}"), _fmt(e["size_bytes"] / 1024, "{:.1f}"),
             _fmt(e["gzip_bytes"] / 1024, "{:.1f}"), _fmt(e.get("sparsity"), "{:.2f}"),
             _fmt(e["p50_1"], "{:.4f}", mark("noisy_1")),

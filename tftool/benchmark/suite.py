@@ -114,8 +114,10 @@ def measure_all(workdir, export_dir, name, dataset, image_size, threads, batch_s
 
 
 def write_outputs(export_dir, name, rows, threads, batch_sizes, timing_settings, max_cv,
-                  load_before, examples):
+                  load_before, examples, num_classes=None):
     """Writes benchmark.json/.md, report.md/.png and the model cards' "benchmark" sections.
+
+    num_classes: when given, report.md marks accuracies near chance ("≈chance").
 
     Returns: report.md's text.
     """
@@ -175,7 +177,8 @@ def write_outputs(export_dir, name, rows, threads, batch_sizes, timing_settings,
                         "flash = the model array, RAM = the measured tensor arena + margin "
                         "(the TFLM runtime's own code and the app's buffers not counted); "
                         "✗ = over the --micro_flash_kb/--micro_ram_kb budget given to export.")
-    summary = report.summary_markdown(entries, title, notes)
+    summary = report.summary_markdown(entries, title, notes, num_classes=num_classes,
+                                      num_test=examples)
     io.write_json(os.path.join(export_dir, "benchmark.json"), rows)
     io.write_text(os.path.join(export_dir, "benchmark.md"),
                   f"# {title}\n\n{report.markdown_table(rows)}")

@@ -34,7 +34,8 @@ def main(argv):
     rows = suite.measure_all(FLAGS.workdir, FLAGS.export_dir, name, dataset, size, threads,
                              batch_sizes, xnnpack, settings, FLAGS.max_cv, FLAGS.memory)
     summary = suite.write_outputs(FLAGS.export_dir, name, rows, threads, batch_sizes, settings,
-                                  FLAGS.max_cv, load_before, rows[0]["examples"])
+                                  FLAGS.max_cv, load_before, rows[0]["examples"],
+                                  num_classes=dataset.num_classes)
     print(report.markdown_table(rows))
     print(summary)
 

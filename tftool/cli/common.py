@@ -101,6 +101,10 @@ FLAG_SPECS = {
                                  "--learning_rate was tuned (the defaults: 64 = 64 per replica "
                                  "× 1 replica).", check=lambda v: v >= 1,
                                  message="--reference_batch_size must be ≥ 1"),
+    "allow_chance_accuracy": Spec("boolean", False, "Write (train) or export a model whose "
+                                  "test accuracy is within a few points of chance (1/classes), "
+                                  "marked as such in metrics.json, instead of stopping "
+                                  "(tftool/chance.py)."),
     # ---- models ----
     "model": Spec("string", "small_cnn", f"Model: a builder name ({', '.join(MODEL_NAMES)}); "
                   f"tftool-check also takes a saved model file (.h5)."),
@@ -108,8 +112,16 @@ FLAG_SPECS = {
                   check=lambda v: v >= 1, message="--width must be ≥ 1"),
     "alpha": Spec("float", 1.0, "mobilenet_v2: width multiplier (MobileNet's alpha).",
                   check=lambda v: v > 0, message="--alpha must be > 0"),
-    "weights": Spec("enum", None, "mobilenet_v2: pretrained weights (download).",
-                    enum_values=["imagenet"]),
+    "weights": Spec("string", None, "mobilenet_v2: backbone weights: imagenet (downloads "
+                    "them) or the path of a local Keras weights file of "
+                    "keras.applications.MobileNetV2(include_top=False) with the same --alpha "
+                    "and channels (offline transfer learning). Default: random init."),
+    "freeze_backbone_epochs": Spec("integer", 0, "Transfer learning: train only the logits "
+                                   "head for the first N epochs with the backbone frozen, then "
+                                   "fine-tune every layer at 0.1 × --learning_rate for the "
+                                   "rest (as MediaPipe Model Maker does). 0: no freezing.",
+                                   check=lambda v: v >= 0,
+                                   message="--freeze_backbone_epochs must be ≥ 0"),
     "mixed_precision": Spec("boolean", False, "Train under the mixed_float16 policy (GPU only; "
                             "refused on CPU). The logits layer and every saved/exported model "
                             "stay float32."),
@@ -281,7 +293,7 @@ DATA_FLAGS = ("workdir", "dataset", "data_dir", "manual_dir", "channels", "image
 TRAINING_FLAGS = ("epochs", "per_replica_batch_size", "learning_rate", "lr_schedule",
                   "warmup_epochs", "optimizer", "weight_decay", "augment", "hflip", "seed",
                   "strategy", "num_gpus", "cpu_replicas", "overwrite", "deterministic",
-                  "scale_lr", "reference_batch_size")
+                  "scale_lr", "reference_batch_size", "allow_chance_accuracy")
 
 _DEFINERS = {"string": flags.DEFINE_string, "integer": flags.DEFINE_integer,
              "float": flags.DEFINE_float, "boolean": flags.DEFINE_boolean,
@@ -353,7 +365,9 @@ def train_config(dataset):
         warmup_epochs=FLAGS.warmup_epochs, optimizer=FLAGS.optimizer,
         weight_decay=FLAGS.weight_decay, augment=FLAGS.augment, hflip=hflip, seed=FLAGS.seed,
         deterministic=FLAGS.deterministic, scale_lr=FLAGS.scale_lr,
-        reference_batch_size=FLAGS.reference_batch_size)
+        reference_batch_size=FLAGS.reference_batch_size,
+        freeze_backbone_epochs=(FLAGS.freeze_backbone_epochs
+                                if "freeze_backbone_epochs" in FLAGS else 0))
 
 
 def stage_context(stage, strategy=None):
@@ -366,7 +380,10 @@ def stage_context(stage, strategy=None):
     dataset = load_data(settings)
     context = stage_runner.Context(workdir=FLAGS.workdir, strategy=strategy, dataset=dataset,
                                    image_size=image_size(dataset, settings),
-                                   overwrite=FLAGS.overwrite, flags_text=flags_text())
+                                   overwrite=FLAGS.overwrite, flags_text=flags_text(),
+                                   allow_chance_accuracy=bool(
+                                       "allow_chance_accuracy" in FLAGS
+                                       and FLAGS.allow_chance_accuracy))
     return context, settings
 
 
@@ -383,7 +400,7 @@ def default_name(workdir):
 
 # Run-control flags that must not be replayed from flags.txt: `--flagfile=WORKDIR/x/flags.txt`
 # repeats the run, it does not force a new one.
-NOT_RECORDED = ("overwrite",)
+NOT_RECORDED = ("overwrite", "allow_chance_accuracy")
 
 
 def flags_text(flag_values=None):

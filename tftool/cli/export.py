@@ -9,7 +9,7 @@ are, then the command exits 2 naming the refused ones, so `make export` fails.
 import sys
 
 import tftool  # noqa: F401  (Keras 2 before TensorFlow)
-from tftool import UserError, data, stages
+from tftool import UserError, chance, data, stages
 from tftool.cli import common
 from tftool.export import variants as variants_lib
 
@@ -20,7 +20,7 @@ NAMES = common.DATA_FLAGS + ("export_dir", "name", "variants", "calibration_step
                              "calibration_seed", "calibration_data", "max_accuracy_drop",
                              "inference_input_type", "inference_output_type", "rgb_input",
                              "output_kind", "selective_int8", "micro", "micro_flash_kb",
-                             "micro_ram_kb")
+                             "micro_ram_kb", "allow_chance_accuracy")
 
 
 def main(argv):
@@ -30,6 +30,7 @@ def main(argv):
         raise UserError(stages.missing_model_message(FLAGS.workdir, "float", "tftool-export"))
     variants = variants_lib.resolve(FLAGS.workdir, FLAGS.variants)
     dataset = common.load_data(settings)
+    chance.refuse_export(FLAGS.workdir, dataset, FLAGS.allow_chance_accuracy)
     size = common.image_size(dataset, settings)
     if FLAGS.calibration_data == "blank":
         representative = variants_lib.blank_representative_dataset(

@@ -11,7 +11,7 @@ from absl import flags
 
 FLAGS = flags.FLAGS
 NAMES = common.DATA_FLAGS + common.TRAINING_FLAGS + ("model", "width", "alpha", "weights",
-                                                     "mixed_precision")
+                                                     "freeze_backbone_epochs", "mixed_precision")
 DEFAULTS = {"epochs": 30, "learning_rate": 3e-3, "lr_schedule": "cosine_warmup",
             "warmup_epochs": 1.0}
 
@@ -28,7 +28,9 @@ def main(argv):
         stage="float", config=common.train_config(context.dataset),
         build=lambda: models.build(FLAGS.model, shape, context.dataset.num_classes,
                                    width=FLAGS.width, alpha=FLAGS.alpha, weights=FLAGS.weights),
-        settings={**settings, "model": FLAGS.model, "width": FLAGS.width, "alpha": FLAGS.alpha},
+        settings={**settings, "model": FLAGS.model, "width": FLAGS.width, "alpha": FLAGS.alpha,
+                  "weights": FLAGS.weights,
+                  "freeze_backbone_epochs": FLAGS.freeze_backbone_epochs},
         free=("skip_corrupt",),
         metrics=lambda model: {"model": FLAGS.model, "dataset": context.dataset.name,
                                "input_shape": list(shape),

@@ -308,7 +308,7 @@ def augmenter(image_size, hflip=False, seed=None):
 
 def pipeline(ds, image_size, global_batch_size, training, augment=False, hflip=False, seed=0,
              num_examples=None):
-    """The input pipeline: cache, (shuffle), preprocess, batch, (augment), prefetch.
+    """The input pipeline: cache uint8, (shuffle), batch, scale to float, (augment), prefetch.
 
     Args:
       ds: unbatched (uint8 HxWxC, label) pairs.
@@ -318,18 +318,33 @@ def pipeline(ds, image_size, global_batch_size, training, augment=False, hflip=F
     Returns:
       tf.data.Dataset of (float32 [N, H, W, C] in [0, 1], int64 [N]).
 
+    The model sees the pixels an app feeds and evaluation scores (to_pixels: resized to
+    image_size and rounded to uint8), scaled by 1/255. Throughput: per-image tf.data maps cost
+    ~20-50 µs each on a busy CPU, so the work is done per batch where it can be: images of
+    one static size are cached as decoded uint8, batched, then resized and scaled as one
+    [N, H, W, C] tensor; images of varying size (folders) are resized one by one once, before
+    the cache, and only the scaling runs per batch.
+
     Sharding: under MultiWorkerMirroredStrategy every worker builds this same pipeline (same
     seed, so the same shuffled order) and Keras shards it by DATA: worker i keeps its slice
     of each global batch. The policy is set explicitly because the default (AUTO -> FILE)
     would shard by input file, and TFDS digits has a single file per split (TF multi-worker
     guide, "Dataset sharding"). Outside multi-worker training the option has no effect.
     """
-    ds = ds.cache()  # decoded uint8: the smallest form, decoded once
+    static = ds.element_spec[0].shape[:2].is_fully_defined()
+    if not static:  # varying sizes cannot be batched before resizing
+        ds = ds.map(lambda x, y: (to_pixels(x, image_size), y), num_parallel_calls=AUTOTUNE)
+    ds = ds.cache()  # uint8: the smallest form, decoded (and resized) once
     if training:
         buffer = min(num_examples or 10_000, 50_000)
         ds = ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
-    ds = ds.map(lambda x, y: (preprocess(x, image_size), y), num_parallel_calls=AUTOTUNE)
     ds = ds.batch(global_batch_size, drop_remainder=training)
+
+    def scale(x, y):
+        x = to_pixels(x, image_size) if static else x
+        return tf.cast(x, tf.float32) / 255.0, y
+
+    ds = ds.map(scale, num_parallel_calls=AUTOTUNE)
     if training and augment:
         aug = augmenter(image_size, hflip=hflip, seed=seed)
         ds = ds.map(lambda x, y: (aug(x, training=True), y), num_parallel_calls=AUTOTUNE)
@@ -338,18 +353,62 @@ def pipeline(ds, image_size, global_batch_size, training, augment=False, hflip=F
     return ds.prefetch(AUTOTUNE).with_options(options)
 
 
+def _drawn(indices, total):
+    """A tf.data filter for enumerate()d elements: keeps those whose index is in `indices`
+    (a lookup in a [total] bool mask: O(1) per element, 1 byte per image)."""
+    mask = np.zeros(total, bool)
+    mask[indices] = True
+    mask = tf.constant(mask)
+    return lambda i, xy: tf.gather(mask, tf.minimum(i, total - 1)) & (i < total)
+
+
 def representative_dataset(data, image_size, num_samples=100, seed=0):
     """A TFLite `representative_dataset`: a callable that yields [float32 1xHxWxC] lists.
 
-    Samples come from the train split, shuffled with `seed` so every class is represented
-    (ImageFolder lists files class by class). Follows
-    https://www.tensorflow.org/lite/performance/post_training_integer_quant.
+    Samples are `num_samples` train images drawn uniformly without replacement (seeded by
+    `seed`), so every class is represented although ImageFolder lists files class by class.
+    Memory is bounded by `num_samples` images, not by the split: the split is streamed once
+    and only the drawn indices are kept (the shuffle buffer used before held up to 10,000
+    decoded images: 768 MB at 160x160x3 uint8).
+    Follows https://www.tensorflow.org/lite/performance/post_training_integer_quant.
     """
+    total = data.num_train
+    count = min(num_samples, total)
+    chosen = np.sort(np.random.default_rng(seed).choice(total, size=count, replace=False))
+    order = np.random.default_rng(seed + 1).permutation(count)  # no class-by-class runs
+
     def gen():
-        ds = data.train.shuffle(min(data.num_train, 10_000), seed=seed).take(num_samples)
-        for image, _ in ds.map(lambda x, y: (preprocess(x, image_size), y)).batch(1):
-            yield [image.numpy()]
+        picked = data.train.enumerate().filter(_drawn(chosen, total)).map(
+            lambda i, xy: preprocess(xy[0], image_size))
+        images = [image.numpy() for image in picked]  # count images, each [H, W, C]
+        for i in order[:len(images)]:
+            yield [images[i][None]]
     return gen
+
+
+def sample_pixels(data, image_size, count, seed=0):
+    """`count` train images drawn uniformly without replacement, as uint8 [count, H, W, C]
+    pixels at `image_size` (to_pixels), in a random order (seeded).
+
+    Memory is `count` images, not the split: the split is streamed once and only the drawn
+    indices are kept, so no shuffle buffer over a class-by-class ImageFolder listing is
+    needed to mix the classes. Raises ValueError: count < 1.
+    """
+    if count < 1:
+        raise ValueError(f"count={count}: must be ≥ 1")
+    count = min(count, data.num_train)
+    chosen = np.sort(np.random.default_rng(seed).choice(data.num_train, count, replace=False))
+    picked = data.train.enumerate().filter(_drawn(chosen, data.num_train))
+    # One array filled in place and shuffled in place: a list plus np.stack plus a permuted
+    # copy held three copies (740 MB for 3,200 160-px images).
+    pixels = np.empty((count, *image_size, data.image_shape[-1]), np.uint8)
+    seen = 0
+    for _, xy in picked:
+        pixels[seen] = to_pixels(xy[0], image_size).numpy()
+        seen += 1
+    pixels = pixels[:seen]  # fewer when --skip_corrupt dropped a drawn file
+    np.random.default_rng(seed + 1).shuffle(pixels)
+    return pixels
 
 
 def to_pixels(image, image_size):
@@ -366,9 +425,13 @@ def to_pixels(image, image_size):
     return tf.cast(tf.clip_by_value(tf.round(resized), 0.0, 255.0), tf.uint8)
 
 
-def test_batches(data, image_size, batch_size=256):
+def test_batches(data, image_size, batch_size=64):
     """The test split as a stream of (uint8 pixels [n, H, W, C], int64 labels [n]) numpy
-    batches, in a fixed order; one batch is decoded at a time (evaluate.py)."""
+    batches, in a fixed order; one batch is decoded at a time (evaluate.py).
+
+    Batch 64 by default: export and benchmark score every model on each batch, and the Keras
+    float model's activations grow with the batch (at 160x160x3, 256 images took ~330 MB more
+    peak RSS than 100: benchmarks/peak_memory.py); memory stays flat in the split size."""
     ds = data.test.map(lambda x, y: (to_pixels(x, image_size), y), num_parallel_calls=AUTOTUNE)
     return ds.batch(batch_size).prefetch(2).as_numpy_iterator()
 

@@ -14,6 +14,7 @@ import hashlib
 import math
 import os
 import time
+from typing import Optional
 
 import tftool  # noqa: F401  (Keras 2 before TensorFlow)
 from tftool import UserError, data as data_lib
@@ -44,6 +45,19 @@ class TrainConfig:
     deterministic: bool = False  # op determinism: same seed -> bit-identical weights
     scale_lr: bool = False  # linear scaling: lr × global batch / reference_batch_size
     reference_batch_size: int = REFERENCE_BATCH_SIZE
+    # Batches of training images (capped at one epoch) over which BN moving statistics are
+    # re-estimated after fit (train/batchnorm.py); 0 keeps fit's moving averages.
+    bn_batches: int = 50
+    # Transfer learning (MediaPipe Model Maker's recipe): the first N epochs train only the
+    # head (layer "logits") with the backbone frozen, the rest fine-tune every layer at
+    # learning_rate × fine_tune_lr_factor. 0: one phase, everything trainable.
+    freeze_backbone_epochs: int = 0
+    fine_tune_lr_factor: float = 0.1
+    # Keras execution knobs (https://www.tensorflow.org/api_docs/python/tf/keras/Model#compile):
+    # optimizer steps per tf.function call (callbacks' batch hooks, the NaN guard included,
+    # then see every k-th step), and XLA compilation of the train step.
+    steps_per_execution: int = 1
+    jit_compile: bool = False
 
 
 def steps_per_epoch_of(num_train, config, replicas):
@@ -89,7 +103,9 @@ class ImagesPerSecond(keras.callbacks.Callback):
         self._steps = 0
 
     def on_train_batch_end(self, batch, logs=None):
-        self._steps += 1
+        # `batch` is the index of the last step run: with steps_per_execution = k this hook
+        # runs once per k steps, so counting calls would undercount k-fold.
+        self._steps = batch + 1
 
     def on_epoch_end(self, epoch, logs=None):
         seconds = time.perf_counter() - self._start
@@ -170,18 +186,19 @@ _BackupAndRestore = _skip_epoch_end_after_nan(keras.callbacks.BackupAndRestore)
 _ModelCheckpoint = _skip_epoch_end_after_nan(keras.callbacks.ModelCheckpoint)
 
 
-def standard_callbacks(stage_dir, global_batch_size, guard=None):
+def standard_callbacks(stage_dir, global_batch_size, guard=None, backup_dir=None):
     """The callbacks of every stage, writing under `stage_dir` (backup/, ckpt/, logs/).
 
     Args:
       guard: the NaNGuard to use (a new one if None); it comes first so that a non-finite
         epoch is neither backed up nor checkpointed.
+      backup_dir: BackupAndRestore's folder (default STAGE_DIR/backup).
     """
     guard = guard or NaNGuard()
     return [
         guard,
-        _BackupAndRestore(os.path.join(stage_dir, "backup"), delete_checkpoint=False,
-                          guard=guard),
+        _BackupAndRestore(backup_dir or os.path.join(stage_dir, "backup"),
+                          delete_checkpoint=False, guard=guard),
         ImagesPerSecond(global_batch_size),
         _ModelCheckpoint(os.path.join(stage_dir, "ckpt", "last.weights.h5"),
                          save_weights_only=True, guard=guard),
@@ -199,6 +216,9 @@ def train(strategy, model_fn, dataset, image_size, config, stage_dir, extra_call
           compile_fn=default_compile):
     """Builds, compiles and fits a model under `strategy`; returns (model, history dict).
 
+    With config.freeze_backbone_epochs = N the fit runs in two phases (training_phases):
+    head only, then every layer at a lower rate; the history concatenates both.
+
     Args:
       strategy: a tf.distribute.Strategy; model_fn, the optimizer and compile run in its scope.
       model_fn: () -> tf_keras model (float32 [N, H, W, C] -> [N, K] logits).
@@ -210,7 +230,8 @@ def train(strategy, model_fn, dataset, image_size, config, stage_dir, extra_call
       compile_fn: (model, optimizer) -> None.
     Raises:
       UserError: the global batch is larger than the train split; the loss became NaN or
-        infinite (names the epoch; the backup and checkpoint keep the last finite epoch).
+        infinite (names the epoch; the backup and checkpoint keep the last finite epoch);
+        freeze_backbone_epochs out of range or shorter than the warm-up.
     """
     keras.utils.set_random_seed(config.seed)  # Python, NumPy and TensorFlow seeds
     if config.deterministic:
@@ -236,21 +257,49 @@ def train(strategy, model_fn, dataset, image_size, config, stage_dir, extra_call
                                  num_examples=dataset.num_train)
     with strategy.scope():
         model = model_fn()
-        schedule = schedules.build(config.lr_schedule, learning_rate, total_steps,
-                                   warmup_steps=warmup_steps)
-        compile_fn(model, make_optimizer(config.optimizer, schedule, config.weight_decay))
-    logging.info("training %s: %d epochs × %d steps, global batch %d on %d replica(s)",
-                 model.name, config.epochs, steps_per_epoch, global_batch, replicas)
     guard = NaNGuard()
     backup = os.path.join(stage_dir, "backup")
-    check_resume_state(backup)
-    try:
-        history = model.fit(train_ds, epochs=config.epochs, steps_per_epoch=steps_per_epoch,
-                            callbacks=list(extra_callbacks) + standard_callbacks(
-                                stage_dir, global_batch, guard), verbose=2)
-    except tf.errors.DataLossError as e:  # a damaged checkpoint found while restoring
-        raise UserError(f"the resume state in {backup} is damaged ({e.message.splitlines()[0]})"
-                        f"; delete {backup}, or pass --overwrite to start the stage again") from e
+    histories = []
+    for phase in training_phases(config, learning_rate, backup):
+        if phase.trainable is not None:
+            set_backbone_trainable(model, phase.trainable)
+        phase_steps = steps_per_epoch * (phase.end_epoch - phase.start_epoch)
+        if (config.lr_schedule == "cosine_warmup" and phase.start_epoch == 0
+                and warmup_steps >= phase_steps):
+            raise UserError(f"--warmup_epochs={config.warmup_epochs:g} must end before "
+                            f"--freeze_backbone_epochs={config.freeze_backbone_epochs} do; "
+                            f"pass a smaller --warmup_epochs")
+        with strategy.scope():
+            schedule = schedules.build(config.lr_schedule, phase.learning_rate, phase_steps,
+                                       warmup_steps=warmup_steps if phase.start_epoch == 0
+                                       else 0)
+            compile_fn(model, make_optimizer(config.optimizer, schedule, config.weight_decay))
+            if config.steps_per_execution != 1:
+                model.steps_per_execution = config.steps_per_execution
+            if config.jit_compile:
+                model.jit_compile = True
+        logging.info("training %s (%s): epochs %d-%d × %d steps, learning rate %g, global "
+                     "batch %d on %d replica(s)", model.name, phase.name, phase.start_epoch + 1,
+                     phase.end_epoch, steps_per_epoch, phase.learning_rate, global_batch,
+                     replicas)
+        check_resume_state(phase.backup_dir)
+        try:
+            # initial_epoch: epochs count from the start of training in both phases, so the
+            # backup, TensorBoard and the NaN guard see one numbering; BackupAndRestore
+            # replaces it with its own epoch when it restores.
+            history = model.fit(train_ds, epochs=phase.end_epoch,
+                                initial_epoch=phase.start_epoch,
+                                steps_per_epoch=steps_per_epoch,
+                                callbacks=list(extra_callbacks) + standard_callbacks(
+                                    stage_dir, global_batch, guard, phase.backup_dir),
+                                verbose=2)
+        except tf.errors.DataLossError as e:  # a damaged checkpoint found while restoring
+            raise UserError(f"the resume state in {phase.backup_dir} is damaged "
+                            f"({e.message.splitlines()[0]}); delete {backup}, or pass "
+                            f"--overwrite to start the stage again") from e
+        histories.append(history.history)
+        if guard.tripped:
+            break
     if guard.tripped:
         epoch = guard.epoch + 1  # 1-based, as fit prints it
         kept = (f"{stage_dir}/backup and {stage_dir}/ckpt keep epoch {epoch - 1}, the last "
@@ -258,7 +307,91 @@ def train(strategy, model_fn, dataset, image_size, config, stage_dir, extra_call
                 "no epoch finished with a finite loss, so no weights were kept")
         raise UserError(f"loss became NaN/inf in epoch {epoch} (batch {guard.batch + 1}); "
                         f"stopped, {kept}; lower --learning_rate (now {learning_rate:g})")
-    return model, {k: [float(v) for v in vs] for k, vs in history.history.items()}
+    merged = {}
+    for h in histories:
+        for k, vs in h.items():
+            merged.setdefault(k, []).extend(float(v) for v in vs)
+    return model, merged
+
+
+@dataclasses.dataclass(frozen=True)
+class Phase:
+    """Epochs [start_epoch, end_epoch) of one model.fit; trainable: "head", "all" or None
+    (leave the layers as built); backup_dir: its BackupAndRestore folder."""
+    name: str
+    start_epoch: int
+    end_epoch: int
+    learning_rate: float
+    trainable: Optional[str]
+    backup_dir: str
+
+
+def training_phases(config, learning_rate, backup):
+    """The fit calls of a run: one, or with config.freeze_backbone_epochs = N two — the head
+    alone for N epochs at `learning_rate`, then every layer for the rest at learning_rate ×
+    config.fine_tune_lr_factor (each with a new optimizer and schedule).
+
+    Resume after a kill: each phase has its own BackupAndRestore folder (BACKUP/head, then
+    BACKUP), because a phase's checkpoint holds its own optimizer's slots. A re-run restores
+    the finished head phase (0 epochs left) and then resumes the fine-tuning phase.
+    Raises:
+      UserError: freeze_backbone_epochs not in [0, epochs).
+    """
+    n = config.freeze_backbone_epochs
+    if not 0 <= n < config.epochs:
+        raise UserError(f"--freeze_backbone_epochs={n} must be in [0, --epochs={config.epochs})"
+                        f": at least one epoch fine-tunes the whole model")
+    if n == 0:
+        return [Phase("all layers", 0, config.epochs, learning_rate, None, backup)]
+    return [Phase("head only, backbone frozen", 0, n, learning_rate, "head",
+                  os.path.join(backup, "head")),
+            Phase("fine-tuning all layers", n, config.epochs,
+                  learning_rate * config.fine_tune_lr_factor, "all", backup)]
+
+
+def set_backbone_trainable(model, which):
+    """which="head": only the layer named models.HEAD_LAYER trains (Keras 2 also runs frozen
+    BatchNormalization layers in inference mode, as transfer learning wants:
+    https://keras.io/guides/transfer_learning/#fine-tuning); "all": every layer trains.
+
+    Raises: UserError: "head" on a model without that layer.
+    """
+    from tftool import models
+
+    names = [layer.name for layer in model.layers]
+    if which == "head" and models.HEAD_LAYER not in names:
+        raise UserError(f"--freeze_backbone_epochs: model {model.name} has no "
+                        f"{models.HEAD_LAYER!r} layer to train alone")
+    for layer in model.layers:
+        layer.trainable = which == "all" or layer.name == models.HEAD_LAYER
+
+
+def reestimate_batchnorm(model, dataset, image_size, config, replicas=1):
+    """Re-estimates `model`'s BN moving statistics on training images (train/batchnorm.py).
+
+    Uses min(config.bn_batches, steps per epoch) global batches of training images drawn at
+    random (data.sample_pixels, seeded by config.seed), as at test time (no augmentation).
+    Memory: those images as uint8 (50 × 64 at 160x160x3: 246 MB), not a second cache and
+    shuffle buffer of the split. Call inside the strategy scope, after training and after any
+    model -> model transform (strip, ...).
+    Returns: the number of BN layers set (0 with config.bn_batches == 0 or no BN).
+    """
+    from tftool.train import batchnorm
+
+    if not config.bn_batches or not batchnorm.batchnorm_layers(model):
+        return 0
+    global_batch = config.per_replica_batch_size * replicas
+    num_batches = min(config.bn_batches, steps_per_epoch_of(dataset.num_train, config, replicas))
+    start = time.perf_counter()
+    pixels = data_lib.sample_pixels(dataset, image_size, num_batches * global_batch,
+                                    seed=config.seed)
+    batches = (pixels[i:i + global_batch].astype("float32") / 255.0
+               for i in range(0, num_batches * global_batch, global_batch))
+    count = batchnorm.reestimate(model, batches, num_batches)
+    logging.info("re-estimated the moving statistics of %d BatchNormalization layers over %d "
+                 "batches of %d training images in %.1f s", count, num_batches, global_batch,
+                 time.perf_counter() - start)
+    return count
 
 
 def check_resume_state(backup_dir):
