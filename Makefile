@@ -180,8 +180,11 @@ predict: install
 	@test -n "$(MODEL)" -a -n "$(IMAGES)" || { echo 'usage: make predict MODEL=x.tflite IMAGES="a.png b.jpg"' >&2; exit 2; }
 	$(BIN)/tftool-predict --tflite=$(MODEL) --top_k=$(TOP_K) $(IMAGES)
 
+# Two workers, one test file each (--dist loadfile keeps a file's module fixtures in one
+# process): the suite is mostly single-threaded Python and process start-up.
+PYTEST_WORKERS ?= 2
 test: $(VENV)/.installed-test $(MEDIAPIPE_VENV)/.installed
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(WORKDIR) .pytest_cache

@@ -32,10 +32,10 @@ def test_rgb_folder_exports_agree_in_mediapipe(rgb_folder, tmp_path, mediapipe_p
     from tftool import data
 
     common = [f"--workdir={tmp_path}/w", f"--dataset=folder:{rgb_folder}"]
-    for name, args in (("train", ["--epochs=10", "--width=8"]),
-                       ("quantize", ["--epochs=1"]),
+    # (QAT exports go through the same serving graph; the grayscale tests cover them.)
+    for name, args in (("train", ["--epochs=8", "--width=8"]),
                        ("export", [f"--export_dir={tmp_path}/e",
-                                   "--variants=float32,int8,qat_int8"])):
+                                   "--variants=float32,int8"])):
         result = run_main(name, *common, *args)
         assert result.returncode == 0, result.stderr[-3000:]
     dataset = data.load(f"folder:{rgb_folder}")
@@ -44,4 +44,4 @@ def test_rgb_folder_exports_agree_in_mediapipe(rgb_folder, tmp_path, mediapipe_p
     accuracies = app_checks.check_exports(
         mediapipe_python, f"{tmp_path}/e", f"{os.path.basename(rgb_folder)}_small_cnn", paths,
         pixels, labels, dataset.class_names, min_accuracy=0.8)
-    assert set(accuracies) == {"float32", "int8", "qat_int8"}
+    assert set(accuracies) == {"float32", "int8"}

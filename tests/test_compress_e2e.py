@@ -24,7 +24,8 @@ def compress_run(tmp_path_factory, tfds_dir):
         ("distill", ["--epochs=6", "--baseline"]),
         # 4 pruning epochs may cost more than the default 1-point gate allows; the accuracy
         # bands are asserted below instead.
-        ("export", [f"--export_dir={export_dir}", "--max_accuracy_drop=0.05"]),
+        ("export", [f"--export_dir={export_dir}", "--max_accuracy_drop=0.05",
+                    "--variants=int8," + ",".join(NEW_VARIANTS)]),
         ("benchmark", [f"--export_dir={export_dir}", "--threads=1", "--batch_sizes=1",
                        "--xnnpack=on", "--min_runs=20", "--min_seconds=0.02",
                        "--warmup_runs=5", "--warmup_seconds=0"]),

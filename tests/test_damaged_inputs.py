@@ -9,7 +9,8 @@ import pytest
 
 from inprocess import run_main
 
-TINY = ["--epochs=1", "--warmup_epochs=0", "--lr_schedule=constant"]
+# One epoch learns little: --allow_chance_accuracy lets the tiny models be written.
+TINY = ["--epochs=1", "--warmup_epochs=0", "--lr_schedule=constant", "--allow_chance_accuracy"]
 TRAIN = TINY + ["--width=4"]
 
 
@@ -31,7 +32,8 @@ def done(tmp_path_factory, tfds_dir):
     base = tmp_path_factory.mktemp("damaged")
     common = [f"--workdir={base}/w", f"--data_dir={tfds_dir}"]
     for name, args in (("train", TRAIN), ("distill", TINY + ["--student_width=2"]),
-                       ("export", [f"--export_dir={base}/e", "--variants=float32"])):
+                       ("export", [f"--export_dir={base}/e", "--variants=float32",
+                                   "--allow_chance_accuracy"])):
         result = run_main(name, *common, *args)
         assert result.returncode == 0, result.stderr[-3000:]
     return base, tfds_dir
@@ -57,13 +59,16 @@ def one_line(result, prog, *parts):
 
 @pytest.mark.parametrize("relative,content,tool,args,fix", [
     ("w/float/config.json", b'{"dataset": "dig', "quantize", [], "run `tftool-train --overwrite`"),
-    ("w/float/config.json", b"[]", "export", ["--export_dir={e}"], "not an object"),
+    ("w/float/config.json", b"[]", "export", ["--export_dir={e}", "--allow_chance_accuracy"],
+     "not an object"),
     ("w/float/metrics.json", b"\x00\x01garbage", "train", TRAIN, "run `tftool-train --overwrite"),
-    ("w/float/model.h5", "truncate", "export", ["--export_dir={e}"], "not a readable Keras model"),
+    ("w/float/model.h5", "truncate", "export", ["--export_dir={e}", "--allow_chance_accuracy"],
+     "not a readable Keras model"),
     ("w/float/model.h5", b"not hdf5", "quantize", [], "not a readable Keras model"),
     ("w/float/model.h5", "truncate", "distill", TINY + ["--overwrite"],
      "not a readable Keras model"),
-    ("w/student/metrics.json", b"{", "export", ["--export_dir={e}"], "--overwrite"),
+    ("w/student/metrics.json", b"{", "export", ["--export_dir={e}", "--allow_chance_accuracy"],
+     "--overwrite"),
     ("e/digits_small_cnn_float32.json", b"{broken", "benchmark",
      ["--export_dir={e}", "--threads=1", "--batch_sizes=1", "--xnnpack=on", "--min_runs=1",
       "--min_seconds=0", "--warmup_seconds=0"], "run tftool-export again"),
@@ -88,7 +93,8 @@ def test_a_damaged_file_is_one_line_and_nothing_changes(work, relative, content,
 @pytest.mark.parametrize("where,tool,args", [
     ("w", "train", TRAIN + ["--workdir={tmp}/w/float/model.h5"]),     # WORKDIR is a file
     ("w/float", "train", TRAIN + ["--workdir={tmp}/x"]),               # W/float is a file
-    ("e", "export", ["--export_dir={tmp}/w/float/model.h5"]),          # EXPORT_DIR is a file
+    ("e", "export", ["--export_dir={tmp}/w/float/model.h5",            # EXPORT_DIR is a file
+                     "--allow_chance_accuracy"]),
 ])
 def test_a_file_where_a_folder_belongs(work, where, tool, args):
     tmp, common = work
@@ -108,7 +114,8 @@ def test_a_folder_where_a_file_belongs(work):
     (tmp / "e" / "labels.txt").unlink()
     (tmp / "e" / "labels.txt").mkdir()
     before = snapshot(tmp)
-    one_line(run_main("export", *common, f"--export_dir={tmp}/e", "--variants=float32"),
+    one_line(run_main("export", *common, f"--export_dir={tmp}/e", "--variants=float32",
+                      "--allow_chance_accuracy"),
              "tftool-export", f"{tmp}/e/labels.txt", "a folder stands where a file belongs")
     assert snapshot(tmp) == before
 
@@ -128,7 +135,8 @@ def test_an_unwritable_folder(work, monkeypatch):
 
     monkeypatch.setattr(tempfile, "mkstemp", refuse)
     before = snapshot(tmp)
-    one_line(run_main("export", *common, f"--export_dir={tmp}/e", "--variants=float32"),
+    one_line(run_main("export", *common, f"--export_dir={tmp}/e", "--variants=float32",
+                      "--allow_chance_accuracy"),
              "tftool-export", f"{tmp}/e: Permission denied; permission denied; fix the "
                               f"permissions or choose another path")
     assert snapshot(tmp) == before

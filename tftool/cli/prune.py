@@ -21,7 +21,10 @@ FLAGS = flags.FLAGS
 NAMES = common.DATA_FLAGS + common.TRAINING_FLAGS + (
     "target_sparsity", "initial_sparsity", "pruning_frequency", "pruning_begin_step",
     "pruning_end_step", "skip_layers", "sparsity_m_by_n")
-DEFAULTS = {"epochs": 10, "learning_rate": 1e-3, "lr_schedule": "cosine"}
+# Fine-tuning at 1e-4: with BN statistics re-estimated the float model reached 0.9944 on
+# digits, and 80%-pruned models fine-tuned 10 epochs scored 0.9833 at 1e-3 (also at 15 and
+# 20 epochs: 1.1 points, refused by the gate), 0.9861 at 3e-4, 0.9889 at 1e-4.
+DEFAULTS = {"epochs": 10, "learning_rate": 1e-4, "lr_schedule": "cosine"}
 
 
 def main(argv):
