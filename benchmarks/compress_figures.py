@@ -29,6 +29,7 @@ every pruned kernel 2:4 along TFLite's input channels, exactly 0.50 zeros.
 """
 import argparse
 import gzip
+import os
 import sys
 import tempfile
 import time
@@ -37,9 +38,13 @@ import tftool  # noqa: F401  (Keras 2 before TensorFlow)
 
 import numpy as np
 import tensorflow as tf
-import tf_keras as keras
 
 from tftool import data, models
+
+# The int8-breaking model of the tests (one definition for tests and figures).
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                                "tests"))
+from test_debug import with_activation_outlier  # noqa: E402
 from tftool.benchmark import sparsity
 from tftool.export import convert, debug
 from tftool.litert import Runner, to_pixels
@@ -175,26 +180,6 @@ def per_tensor_int8(model, rep):
 def tfmot_step():
     import tensorflow_model_optimization as tfmot
     return tfmot.sparsity.keras.UpdatePruningStep()
-
-
-def with_activation_outlier(model, scale=1000.0, channel=0):
-    """A float-equivalent copy of small_cnn whose last conv block's channel `channel` is
-    `scale`× larger (BN gamma and beta × scale; ReLU commutes with a positive scale) and whose
-    logits kernel row for that channel is ÷ scale: same float function, but the per-tensor
-    int8 range of that activation (and of the pooled features) grows ~scale×, so every other
-    channel rounds to zero."""
-    copy = keras.models.clone_model(model)
-    copy.set_weights(model.get_weights())
-    bn = copy.get_layer("bn1_1")
-    gamma, beta, mean, var = bn.get_weights()
-    gamma[channel] *= scale
-    beta[channel] *= scale
-    bn.set_weights([gamma, beta, mean, var])
-    logits = copy.get_layer("logits")
-    kernel, bias = logits.get_weights()
-    kernel[channel, :] /= scale
-    logits.set_weights([kernel, bias])
-    return copy
 
 
 if __name__ == "__main__":
