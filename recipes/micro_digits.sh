@@ -4,9 +4,16 @@
 # Its own WORKDIR and EXPORT_DIR: the default workdir/ holds the width-32 model, and the config
 # guard refuses to mix the two.
 #
-# Expected (MEASURED_LINE)
+# Expected (measured 2026-11-21 on this 2-core x86-64 CPU, ~50 s, by running this script:
+# the figures are from exported_micro/digits_small_cnn_int8.json, section "micro"):
 #
-# TABLE
+# | variant | accuracy Keras / TFLM / LiteRT | flash (model array) | arena: smallest | shipped (header) | ops |
+# |---|---|---:|---:|---:|---|
+# | int8 (int8 I/O, 1 channel) | 0.9749 / 0.9749 / 0.9749 | 9,952 B (9.7 KiB) | 3,984 B | 5,120 B (5 KiB) | CONV_2D, FULLY_CONNECTED, MAX_POOL_2D, MEAN |
+#
+# TFLM's top-1 equals LiteRT's on 359/359 test images; raw int8 outputs differ by at most 1
+# quantization step. The recording allocator reports 3,808 B used. The .cc compiles with
+# `g++ -std=c++17 -c`; the op resolver is a MicroMutableOpResolver<4>.
 #
 # "arena" is the tensor arena tftool measured in the tflite-micro Python interpreter: the
 # smallest that allocates and runs (bisection; 1 byte less fails), + 10 %, rounded up to 1 KiB;
