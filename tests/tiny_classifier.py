@@ -22,7 +22,7 @@ def trained_rgb(digits):
         import tensorflow as tf
         import tf_keras as keras
 
-        tf.keras.utils.set_random_seed(0)
+        keras.utils.set_random_seed(0)
         x_train, y_train, _, _ = rgb_digits(digits)
         inputs = keras.Input(shape=(8, 8, 3), name="image")
         x = keras.layers.Conv2D(16, 3, padding="same", activation="relu")(inputs)
@@ -45,7 +45,7 @@ def trained_gray_small_cnn(digits):
         import tf_keras as keras
         from tftool import models
 
-        tf.keras.utils.set_random_seed(0)
+        keras.utils.set_random_seed(0)
         x_train, y_train, _, _ = rgb_digits(digits)
         model = models.build("small_cnn", (8, 8, 1), 10, width=8)
         model.compile(optimizer=keras.optimizers.Adam(0.01),

@@ -78,3 +78,25 @@ def input_in_model(model, layer):
     mine = [node for i, node in enumerate(layer._inbound_nodes)  # noqa: SLF001
             if f"{layer.name}_ib-{i}" in keys]
     return mine[0].input_tensors if len(mine) == 1 else None
+
+
+def tfmot_cluster_wrapper():
+    """tfmot's ClusterWeights wrapper class.
+
+    tfmot's public cluster_weights() decides per Conv2D whether it has "enough weights" with
+    layer.trainable_weights[-1] as the bias; for a Conv2D without bias (Conv-BN, every tftool
+    model) that is the kernel, so per-channel clustering is silently skipped (tfmot 0.8.1,
+    cluster.layer_has_enough_weights_to_cluster). The wrapper class is reachable only through
+    this internal module; optimize/cluster.py does the check correctly instead.
+    """
+    from tensorflow_model_optimization.python.core.clustering.keras import cluster_wrapper
+    return cluster_wrapper.ClusterWeights
+
+
+def tfmot_cluster_preserve_registry():
+    """tfmot's cluster-preserve quantize registry module (registry and weight-quantizer
+    classes): the public tfmot.experimental.combine has only the scheme, and tftool needs one
+    quantizer per layer (optimize/qat.py `_cluster_prune_preserve_scheme` says why)."""
+    from tensorflow_model_optimization.python.core.quantization.keras.collab_opts.cluster_preserve import (  # noqa: E501
+        cluster_preserve_quantize_registry)
+    return cluster_preserve_quantize_registry

@@ -38,14 +38,11 @@ _CLUSTERABLE = (keras.layers.Conv2D, keras.layers.Dense)
 
 
 def _wrapper_class():
-    # tfmot's public cluster_weights() (and experimental.cluster_weights) decide per Conv2D
-    # whether it has "enough weights" with layer.trainable_weights[-1] as the bias; for a
-    # Conv2D without bias (Conv-BN, as in every tftool model) that is the kernel itself, so
-    # per-channel clustering is silently skipped for every such layer (tfmot 0.8.1,
-    # cluster.layer_has_enough_weights_to_cluster). The wrapper class itself is only reachable
-    # through this internal module; `_check_enough_weights` does the check correctly instead.
-    from tensorflow_model_optimization.python.core.clustering.keras import cluster_wrapper
-    return cluster_wrapper.ClusterWeights
+    # tfmot's own per-channel check skips every bias-free Conv2D (internals.py says why);
+    # `_check_enough_weights` does the check instead.
+    from tftool import internals
+
+    return internals.tfmot_cluster_wrapper()
 
 
 def _kernel(layer):

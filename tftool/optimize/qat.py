@@ -22,9 +22,11 @@ OUTPUT_ONLY_LAYERS = ("Rescaling",)
 def annotate(model):
     """quantize_annotate_model(model), with OUTPUT_ONLY_LAYERS annotated by
     Default8BitOutputQuantizeConfig instead of tfmot's registry."""
-    from tensorflow_model_optimization.python.core.quantization.keras.default_8bit import (
-        default_8bit_quantize_configs as configs)
     import tf_keras as keras
+
+    from tftool import internals
+
+    configs = internals.tfmot_quantize_configs()
 
     q = tfmot.quantization.keras
 
@@ -79,8 +81,9 @@ def _cluster_prune_preserve_scheme():
     in tfmot's internal module (the public tfmot.experimental.combine has only the scheme).
     Saved CQAT/PCQAT models, tfmot's or these, load only with `load` (see there).
     """
-    from tensorflow_model_optimization.python.core.quantization.keras.collab_opts.cluster_preserve import (  # noqa: E501
-        cluster_preserve_quantize_registry as registry)
+    from tftool import internals
+
+    registry = internals.tfmot_cluster_preserve_registry()
 
     class PerLayerRegistry(registry.Default8bitClusterPreserveQuantizeRegistry):
         def __init__(self, preserve_sparsity):
