@@ -65,14 +65,3 @@ def test_any_set_of_variants_renders():
 def test_plot_of_the_full_set_is_a_png():
     png = report.plot_png(report.summarize(_rows()), "digits")
     assert png[:4] == b"\x89PNG"
-
-
-def test_compare_runs_accepts_agreement_or_noisy():
-    a = [_row("int8", "tflite", 0.9, 1, 1.0), _row("float32", "tflite", 0.9, 1, 1.0),
-         _row("float16", "tflite", 0.9, 1, 1.0)]
-    b = [_row("int8", "tflite", 0.9, 1, 1.1), _row("float32", "tflite", 0.9, 1, 1.5),
-         _row("float16", "tflite", 0.9, 1, 1.5, noisy=True)]
-    result = {r["key"][0]: r for r in report.compare_runs(a, b)}
-    assert result["int8"]["ok"] and not result["float32"]["ok"] and result["float16"]["ok"]
-    assert result["float32"]["change"] == pytest.approx(0.5)
-    assert np.isclose(result["int8"]["p50"][1], 1.1)

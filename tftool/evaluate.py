@@ -42,7 +42,7 @@ def tflite_scorer(runner):
     asks (uint8 as is, int8 quantized, float32 scaled to [0, 1]); logits are softmaxed."""
     def score(pixels):
         out = runner(np.asarray(pixels, np.uint8))
-        return out if getattr(runner, "outputs_probabilities", False) else softmax(out)
+        return out if runner.outputs_probabilities else softmax(out)
     return score
 
 

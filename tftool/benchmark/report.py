@@ -302,29 +302,3 @@ def plot_png(entries, title):
     fig.savefig(buffer, format="png")
     plt.close(fig)
     return buffer.getvalue()
-
-
-def row_key(row):
-    """(variant, format, xnnpack, num_threads, batch_size): what identifies a row in a run."""
-    return (row["variant"], row["format"], row.get("xnnpack"), row["num_threads"],
-            row["batch_size"])
-
-
-def compare_runs(first, second, tolerance=0.15):
-    """Compares the p50 of each row of two benchmark runs (lists of rows).
-
-    Returns: list of {"key": row_key, "p50": (first, second) ms, "change": second / first − 1,
-      "noisy": flagged in either run, "ok": |change| ≤ tolerance or noisy}, for rows in both.
-    """
-    other = {row_key(r): r for r in second}
-    result = []
-    for r in first:
-        s = other.get(row_key(r))
-        if s is None:
-            continue
-        change = s["latency_ms_p50"] / r["latency_ms_p50"] - 1
-        noisy = bool(r.get("noisy") or s.get("noisy"))
-        result.append({"key": row_key(r), "p50": (r["latency_ms_p50"], s["latency_ms_p50"]),
-                       "change": change, "noisy": noisy,
-                       "ok": abs(change) <= tolerance or noisy})
-    return result
