@@ -42,7 +42,7 @@ def small_cnn(input_shape, num_classes, width=32, dropout=0.1, name="small_cnn")
     x = keras.layers.GlobalAveragePooling2D(name="gap")(x)
     if dropout:
         x = keras.layers.Dropout(dropout, name="dropout")(x)
-    # float32 even under a mixed_float16 policy: logits and the loss stay numerically stable
+    # float32 even under a mixed policy: logits and the loss stay numerically stable
     # (https://www.tensorflow.org/guide/mixed_precision#building_the_model).
     outputs = keras.layers.Dense(num_classes, dtype="float32", name="logits")(x)
     return keras.Model(inputs, outputs, name=name)

@@ -369,7 +369,7 @@ def write_stage(out, model, metrics, flags_text, chief=True):
     """Writes DIR/{model.h5, flags.txt, metrics.json} atomically, model first.
 
     The model is saved in float32 (precision.to_float32) even when it was trained under
-    mixed_float16. In multi-worker training every worker calls this (saving reads
+    a mixed policy. In multi-worker training every worker calls this (saving reads
     sync-on-read variables, a collective); non-chief workers write into a temporary folder
     that is deleted afterwards, as in the TF multi-worker guide.
     """

@@ -21,7 +21,7 @@ def main(argv):
     from tftool.train import precision
 
     strategy = common.build_strategy()
-    precision.set_policy(FLAGS.mixed_precision)
+    policy = precision.set_policy(FLAGS.mixed_precision)
     context, settings = common.stage_context("float", strategy)
     shape = context.input_shape
     stage_runner.run(stage_runner.Job(
@@ -35,7 +35,8 @@ def main(argv):
         metrics=lambda model: {"model": FLAGS.model, "dataset": context.dataset.name,
                                "input_shape": list(shape),
                                "class_names": context.dataset.class_names,
-                               "mixed_precision": FLAGS.mixed_precision}), context)
+                               "mixed_precision": FLAGS.mixed_precision,
+                               "dtype_policy": policy}), context)
 
 
 def cli_main():
