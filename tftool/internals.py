@@ -93,10 +93,18 @@ def tfmot_cluster_wrapper():
     return cluster_wrapper.ClusterWeights
 
 
+def disable_per_channel_weights(converter):
+    """Makes a TFLiteConverter quantize each weight tensor with one scale (per tensor) instead
+    of one per output channel, through its private `_experimental_disable_per_channel`
+    attribute (TF 2.21; no public option). export/convert.py's "int8_per_tensor" mode uses it
+    so a clustered kernel's centroids map to one int8 code each (optimize/fold.py says why)."""
+    converter._experimental_disable_per_channel = True  # noqa: SLF001
+
+
 def tfmot_cluster_preserve_registry():
     """tfmot's cluster-preserve quantize registry module (registry and weight-quantizer
     classes): the public tfmot.experimental.combine has only the scheme, and tftool needs one
-    quantizer per layer (optimize/qat.py `_cluster_prune_preserve_scheme` says why)."""
+    quantizer per layer (optimize/qat.py `_cluster_preserve_scheme` says why)."""
     from tensorflow_model_optimization.python.core.quantization.keras.collab_opts.cluster_preserve import (  # noqa: E501
         cluster_preserve_quantize_registry)
     return cluster_preserve_quantize_registry

@@ -49,12 +49,14 @@ REGISTRY = (
           {"pqat_int8": "qat_int8"}, gate="float"),
     # Collaborative optimization (tfmot): clustering, cluster-preserving QAT, and the
     # sparsity-preserving clustering of the pruned model followed by PCQAT; 2:4 pruning.
+    # Clustered kernels are quantized per tensor (int8_per_tensor here; per-tensor weight
+    # quantizers in CQAT/PCQAT), so each keeps ≤ number_of_clusters int8 values.
     Stage("clustered", "float", "tftool-cluster", "cluster", False,
-          {"clustered_int8": "int8"}, gate="float"),
+          {"clustered_int8": "int8_per_tensor"}, gate="float"),
     Stage("cqat", "clustered", "tftool-quantize --from=clustered", "cqat", True,
           {"cqat_int8": "qat_int8"}, gate="float"),
     Stage("pruned_clustered", "pruned", "tftool-cluster --from=pruned", "pcqat", False,
-          {"pruned_clustered_int8": "int8"}, gate="float"),
+          {"pruned_clustered_int8": "int8_per_tensor"}, gate="float"),
     Stage("pcqat", "pruned_clustered", "tftool-quantize --from=pruned_clustered", "pcqat", True,
           {"pcqat_int8": "qat_int8"}, gate="float"),
     Stage("pruned_2by4", "float", "tftool-prune --sparsity_m_by_n=2,4", "prune-2by4", False,

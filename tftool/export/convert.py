@@ -43,8 +43,10 @@ import tftool  # noqa: F401  (Keras 2 before TensorFlow)
 import numpy as np
 import tensorflow as tf
 
-MODES = ("float32", "float16", "dynamic_range", "int8", "qat_int8", "int16x8")
-INTEGER_MODES = ("int8", "qat_int8")
+MODES = ("float32", "float16", "dynamic_range", "int8", "int8_per_tensor", "qat_int8", "int16x8")
+INTEGER_MODES = ("int8", "int8_per_tensor", "qat_int8")
+# Full-integer post-training modes: calibrated with a representative_dataset.
+CALIBRATED_MODES = ("int8", "int8_per_tensor", "int16x8")
 IO_TYPES = {"uint8": tf.uint8, "int8": tf.int8, "float32": tf.float32}
 INT16X8_IO_TYPES = {"float32": tf.float32, "int16": tf.int16}
 OUTPUTS = ("probabilities", "logits")
@@ -134,8 +136,11 @@ def to_tflite(model, mode, representative_dataset=None, *, inference_input_type=
     Args:
       model: tf_keras model, float32 [N, H, W, C] in [0, 1] -> [N, K] logits (QAT-wrapped
         for qat_int8).
-      mode: one of MODES.
-      representative_dataset: for int8 and int16x8, a callable yielding [float32 1xHxWxC]
+      mode: one of MODES. "int8_per_tensor" is "int8" with one weight scale per tensor
+        instead of per output channel (for clustered models: a kernel of k centroids keeps k
+        int8 values; the TFLite int8 spec allows both, https://www.tensorflow.org/lite/
+        performance/quantization_spec).
+      representative_dataset: for int8, int8_per_tensor and int16x8, a callable yielding [float32 1xHxWxC]
         lists in [0, 1] at the model's native C (data.representative_dataset); 1-channel
         images are replicated to RGB for an RGB-input export. Its pixel range does not set
         the input quantization of int8: that is fixed to [0, 1] (a FakeQuant op on the input).
@@ -166,7 +171,7 @@ def to_tflite(model, mode, representative_dataset=None, *, inference_input_type=
     output_type = default_io if inference_output_type is None else inference_output_type
     _check("inference_input_type", input_type, tuple(io_types), f" for mode {mode!r}")
     _check("inference_output_type", output_type, tuple(io_types), f" for mode {mode!r}")
-    if mode in ("int8", "int16x8") and representative_dataset is None:
+    if mode in CALIBRATED_MODES and representative_dataset is None:
         raise ValueError(f"mode {mode!r} needs a representative_dataset for calibration")
 
     # The int8 input range must be exactly [0, 1] so that uint8 pixels map 1:1 (scale 1/255,
@@ -186,10 +191,14 @@ def to_tflite(model, mode, representative_dataset=None, *, inference_input_type=
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if mode == "float16":
         converter.target_spec.supported_types = [tf.float16]
-    elif mode in ("int8", "int16x8"):
+    elif mode in CALIBRATED_MODES:
         channels = int(concrete.inputs[0].shape[-1])
         converter.representative_dataset = _rgb_representative(representative_dataset, channels)
-        if mode == "int8":
+        if mode == "int8_per_tensor":
+            from tftool import internals
+
+            internals.disable_per_channel_weights(converter)
+        if mode in ("int8", "int8_per_tensor"):
             # Full integer: fail at conversion rather than ship a float fallback op. (Not for
             # QAT: the converter would then demand calibration data the model does not need.)
             converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]

@@ -224,7 +224,7 @@ def _selective(float_model, representative_dataset, dataset, image_size, referen
 
 
 # Conversion modes whose models run on TensorFlow Lite Micro (integer kernels).
-MICRO_MODES = ("int8", "qat_int8")
+MICRO_MODES = ("int8", "int8_per_tensor", "qat_int8")
 
 
 def export_micro(workdir, export_dir, name, dataset, image_size, variants,

@@ -22,7 +22,7 @@ import numpy as np
 import tensorflow_model_optimization as tfmot
 import tf_keras as keras
 
-from tftool.optimize import prune
+from tftool.optimize import fold, prune
 
 # tfmot's CentroidInitialization members, by the lower-case names tftool accepts.
 CENTROID_INITS = {
@@ -92,8 +92,12 @@ def select_layers(model, skip=DEFAULT_SKIP):
 
 def apply(model, number_of_clusters=16, cluster_centroids_init="kmeans_plus_plus",
           per_channel=False, preserve_sparsity=False, skip=DEFAULT_SKIP):
-    """Returns a copy of `model` whose selected layers are wrapped in tfmot's ClusterWeights.
+    """Returns a copy of `model`, its BatchNormalization layers folded into the layers before
+    them (fold.fold_batchnorm), whose selected layers are wrapped in tfmot's ClusterWeights.
 
+    Folding first makes the clustered kernels the ones the .tflite stores: the converter would
+    otherwise fold BN after clustering and scale each output channel's centroids by its own
+    factor (fold.py's docstring has the measurement). The result has no BN layers.
     The input model is not changed: every layer is rebuilt from its config with the input's
     weights (keras.models.clone_model with a clone_function), and a selected layer gets its
     weights *before* it is wrapped, because the wrapper initializes the centroids from the
@@ -121,6 +125,7 @@ def apply(model, number_of_clusters=16, cluster_centroids_init="kmeans_plus_plus
       UserError: see `select_layers`.
     """
     init = validate(number_of_clusters, cluster_centroids_init, preserve_sparsity)
+    model = fold.fold_batchnorm(model)
     selected = set(select_layers(model, skip))
     originals = {l.name: l for l in model.layers}
     for name in selected:

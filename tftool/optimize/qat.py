@@ -9,6 +9,7 @@ that the TFLite int8 model will do.
 import tftool  # noqa: F401  (Keras 2 before TensorFlow)
 
 import tensorflow_model_optimization as tfmot
+import tf_keras as keras
 
 SCHEMES = ("default", "prune_preserve", "cluster_preserve", "cluster_prune_preserve")
 
@@ -22,8 +23,6 @@ OUTPUT_ONLY_LAYERS = ("Rescaling",)
 def annotate(model):
     """quantize_annotate_model(model), with OUTPUT_ONLY_LAYERS annotated by
     Default8BitOutputQuantizeConfig instead of tfmot's registry."""
-    import tf_keras as keras
-
     from tftool import internals
 
     configs = internals.tfmot_quantize_configs()
@@ -50,42 +49,60 @@ def get_scheme(scheme):
     collaborative_optimization):
       prune_preserve          PQAT, Default8BitPrunePreserveQuantizeScheme (pqat_example).
       cluster_preserve        CQAT, Default8BitClusterPreserveQuantizeScheme(
-                              preserve_sparsity=False) (cqat_example). Note tfmot's default
-                              for preserve_sparsity is True, i.e. PCQAT; CQAT must say False.
-      cluster_prune_preserve  PCQAT, Default8BitClusterPreserveQuantizeScheme(
-                              preserve_sparsity=True) (pcqat_example), with one weight
-                              quantizer per layer (see _cluster_prune_preserve_scheme).
+                              preserve_sparsity=False) (cqat_example), with per-tensor conv
+                              weights and one weight quantizer per layer (see
+                              _cluster_preserve_scheme).
+      cluster_prune_preserve  PCQAT, the same with preserve_sparsity=True (pcqat_example).
     """
-    combine = tfmot.experimental.combine
     if scheme == "default":
         return tfmot.quantization.keras.default_8bit.Default8BitQuantizeScheme()
     if scheme == "prune_preserve":
-        return combine.Default8BitPrunePreserveQuantizeScheme()
+        return tfmot.experimental.combine.Default8BitPrunePreserveQuantizeScheme()
     if scheme == "cluster_preserve":
-        return combine.Default8BitClusterPreserveQuantizeScheme(preserve_sparsity=False)
+        return _cluster_preserve_scheme(preserve_sparsity=False)
     if scheme == "cluster_prune_preserve":
-        return _cluster_prune_preserve_scheme()
+        return _cluster_preserve_scheme(preserve_sparsity=True)
     raise ValueError(f"unknown QAT scheme {scheme!r}; allowed: {', '.join(SCHEMES)}")
 
 
-def _cluster_prune_preserve_scheme():
-    """PCQAT that keeps the zeros of every layer, not only of the layers before the first
-    dense one.
+def _cluster_preserve_scheme(preserve_sparsity):
+    """tfmot's Default8BitClusterPreserveQuantizeScheme with two changes, both measured on
+    tfmot 0.8.1:
 
-    tfmot 0.8.1's cluster-preserve registry hands one weight-quantizer object per config
-    class to all layers, and the quantizer's build turns its own `preserve_sparsity` off for
-    good when a layer has no zero weight ("Input layer does not contain zero weights, so
-    apply CQAT instead"). With an unpruned first conv (tftool's default) every later conv then
-    loses its sparsity in training (measured: 0.80 -> 0.05 on small_cnn's conv1_1). This
-    registry gives each layer fresh quantizers. The registry and quantizer classes are only
-    in tfmot's internal module (the public tfmot.experimental.combine has only the scheme).
-    Saved CQAT/PCQAT models, tfmot's or these, load only with `load` (see there).
+    1. Per-tensor Conv2D weights (the base config from tfmot's
+       Default8BitQuantizeScheme(disable_per_axis=True); DepthwiseConv2D stays per channel). A clustered kernel (BN folded first, cluster.apply) holds
+       number_of_clusters floats; one scale per kernel maps them to at most that many int8
+       codes, so the .tflite kernel keeps its clusters (the issue-11 figure: ≤ 16 values per
+       kernel). Per-channel scales map the same centroid to a different code in every output
+       channel (measured: 41-60 distinct int8 values per 16-cluster kernel), which is what
+       gzip then cannot compress.
+    2. One weight-quantizer object per layer. tfmot's registry hands one object per config
+       class to all layers, and the quantizer's build turns its own `preserve_sparsity` off
+       for good when a layer has no zero weight ("Input layer does not contain zero weights,
+       so apply CQAT instead"). With an unpruned first conv (tftool's default) every later
+       conv then loses its sparsity in training (measured: 0.80 -> 0.05 on small_cnn's
+       conv1_1).
+
+    The registry and quantizer classes are only in tfmot's internal module (the public
+    tfmot.experimental.combine has only the scheme). Saved CQAT/PCQAT models, tfmot's or
+    these, load only with `load` (see there).
     """
     from tftool import internals
 
     registry = internals.tfmot_cluster_preserve_registry()
+    default_8bit = tfmot.quantization.keras.default_8bit.Default8BitQuantizeScheme
+    per_tensor, per_axis = (default_8bit(disable_per_axis=True).get_quantize_registry(),
+                            default_8bit().get_quantize_registry())
+    info = registry.ClusterPreserveQuantizeRegistry._LAYERS_CONFIG_MAP[keras.layers.Conv2D]
 
     class PerLayerRegistry(registry.Default8bitClusterPreserveQuantizeRegistry):
+        # Conv2D's per-tensor base config is Default8BitQuantizeConfig, which tfmot's map
+        # accepts only for Dense.
+        _LAYERS_CONFIG_MAP = {
+            **registry.ClusterPreserveQuantizeRegistry._LAYERS_CONFIG_MAP,
+            keras.layers.Conv2D: type(info)(info.weight_attrs, ["Default8BitQuantizeConfig"]),
+        }
+
         def __init__(self, preserve_sparsity):
             super().__init__(preserve_sparsity)
             self._preserve_sparsity = preserve_sparsity
@@ -94,17 +111,18 @@ def _cluster_prune_preserve_scheme():
             self._config_quantizer_map = {
                 "Default8BitQuantizeConfig":
                     registry.ClusterPreserveDefault8BitWeightsQuantizer(self._preserve_sparsity),
-                "Default8BitConvQuantizeConfig":
-                    registry.ClusterPreserveDefault8BitConvWeightsQuantizer(
-                        self._preserve_sparsity),
             }
-            return super().get_quantize_config(layer)
+            # per-tensor for Conv2D only: DepthwiseConv2D is never clustered, and per-tensor
+            # depthwise weights are MobileNet's known int8 accuracy loss
+            base = per_tensor if type(layer) is keras.layers.Conv2D else per_axis
+            return self.apply_cluster_preserve_quantize_config(
+                layer, base.get_quantize_config(layer))
 
     class PerLayerScheme(tfmot.experimental.combine.Default8BitClusterPreserveQuantizeScheme):
         def get_quantize_registry(self):
             return PerLayerRegistry(self.preserve_sparsity)
 
-    return PerLayerScheme(preserve_sparsity=True)
+    return PerLayerScheme(preserve_sparsity=preserve_sparsity)
 
 
 def apply(model, scheme="default"):
