@@ -126,6 +126,7 @@ def summarize(rows):
             "peak_rss_bytes": base.get("peak_rss_bytes"),
             "sparsity": base.get("sparsity"),
             "unique_per_channel_max": base.get("unique_per_channel_max"),
+            "unique_per_kernel": [k["unique"] for k in base.get("kernel_patterns") or []],
             "m_by_n": base.get("m_by_n"),
         })
     keras = next((e for e in entries if e["format"] == "keras"), None)
@@ -160,6 +161,14 @@ def _micro_cell(e):
 STRUCTURED_STAGES = ("clustered", "cqat", "pruned_clustered", "pcqat", "pruned_2by4")
 
 
+def _per_kernel_cell(counts):
+    """"16 (72)": the median and the largest distinct-value count over a model's kernels."""
+    if not counts:
+        return "–"
+    ordered = sorted(counts)
+    return f"{ordered[(len(ordered) - 1) // 2]} ({ordered[-1]})"
+
+
 def _structured(entries):
     from tftool import stages
 
@@ -170,9 +179,10 @@ def _structured(entries):
 def summary_markdown(entries, title, notes=(), num_classes=None, num_test=None):
     """report.md: a title, one table (one line per variant), and notes (list of str lines).
 
-    When a clustering or 2:4 variant is present, two columns give the most distinct weight
-    values any output channel of a stored kernel holds and whether every kernel holds the 2:4
-    pattern. When any entry carries microcontroller figures (entry["micro"]: the model card's "micro"
+    When a clustering or 2:4 variant is present, three columns give the distinct weight
+    values per stored kernel (median over the conv/dense kernels, and the largest: the layers
+    clustering skips, e.g. the first conv, keep theirs), the most any output channel of a
+    kernel holds, and whether every pruned kernel holds the 2:4 pattern. When any entry carries microcontroller figures (entry["micro"]: the model card's "micro"
     section from `tftool-export --micro`), two columns give flash and RAM (tensor arena) in
     KiB, ✗ marking a variant over its budget.
     With `num_classes` and `num_test` (test images), an accuracy near chance
@@ -195,8 +205,8 @@ def summary_markdown(entries, title, notes=(), num_classes=None, num_test=None):
               "speed-up vs TFLite float32 | images/s @max batch | Pareto |")
     rule = "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|"
     if structured:
-        header += " values/channel max | 2:4 |"
-        rule += "---:|:---:|"
+        header += " values/kernel median (max) | values/channel max | 2:4 |"
+        rule += "---:|---:|:---:|"
     if micro:
         header += " MCU flash KiB | MCU RAM KiB |"
         rule += "---:|---:|"
@@ -217,7 +227,8 @@ def summary_markdown(entries, title, notes=(), num_classes=None, num_test=None):
             "★" if e["pareto"] else ""]
         if structured:
             m_by_n = e.get("m_by_n")
-            cells += [_fmt(e.get("unique_per_channel_max"), "{:d}"),
+            cells += [_per_kernel_cell(e.get("unique_per_kernel")),
+                      _fmt(e.get("unique_per_channel_max"), "{:d}"),
                       "–" if m_by_n is None else ("✓" if m_by_n else "✗")]
         if micro:
             cells += list(_micro_cell(e))
