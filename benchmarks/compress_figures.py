@@ -2,30 +2,28 @@
 
     PYTHONPATH=. python benchmarks/compress_figures.py [--width=8] [--seed=0]
 
-Trains small_cnn (float), then from it: int8; clustered (16 clusters, per-layer) int8, the
-same with per-tensor weights, and with 8 clusters;
-CQAT int8; pruned 0.8 -> sparsity-preserving clustering -> PCQAT int8; 2:4-pruned int8;
-int16x8; and selective int8 on a copy of the float model with an activation-range outlier.
-Prints one row per variant: TFLite accuracy on the test split (359 images: 1 point = 3.6
-images), bytes, gzip bytes, and what the variant promises (sparsity, distinct values per
-output channel, 2:4 pattern). CPU only, ~4 minutes on 2 shared cores; not a test.
+Trains small_cnn (float), then from it: int8; clustered (16 clusters, per-layer, BN folded
+first) int8 with per-tensor weights (the clustered_int8 export), the same with per-channel
+weights, and with 8 clusters; CQAT int8; pruned 0.8 -> sparsity-preserving clustering ->
+PCQAT int8; 2:4-pruned int8; int16x8; and selective int8 on a copy of the float model with an
+activation-range outlier. Prints one row per variant: TFLite accuracy on the test split (359
+images: 1 point = 3.6 images), bytes, gzip bytes, and what the variant promises (sparsity,
+distinct values per output channel and per kernel, 2:4 pattern). CPU only, ~4 minutes on 2
+shared cores; not a test.
 
-Measured (2026-11-21, seed 0, app-ready exports of main 41ded5b; gz/int8 = gzip bytes over
-plain int8's; accuracy on 359 test images):
-                           width 32                   width 8
-  variant               acc    Δfloat  gz/int8     acc    Δfloat  gz/int8
-  float32               0.9916         3.682       0.9889         2.595
-  int8                  0.9944 +0.0028 1.000       0.9889 +0.0000 1.000
-  int16x8               0.9916 +0.0000 1.028       0.9889 +0.0000 1.091
-  clustered_int8 (16)   0.9916 +0.0000 0.680       0.9889 +0.0000 0.885
-  clustered8_int8 (8)   0.9916 +0.0000 0.522       0.9916 +0.0028 0.723
-  cqat_int8 (16)        0.9944 +0.0028 0.793       0.9889 +0.0000 0.879
-  pcqat_int8 (0.8, 16)  0.9944 +0.0028 0.346       0.9777 -0.0111 0.592
-  pruned_2by4_int8      0.9944 +0.0028 0.759       0.9861 -0.0028 0.837
-  outlier_int8          0.1031 -0.8886             0.1003 -0.8886
-  outlier_selective     0.9916 +0.0000 (3 float)   0.9889 +0.0000 (3 float)
-pcqat: sparsity 0.80 in every pruned kernel, ≤ 16 int8 values per output channel; 2:4:
-every pruned kernel 2:4 along TFLite's input channels, exactly 0.50 zeros.
+Measured (2026-11-21, seed 0, width 32; gz/int8 = gzip bytes over plain int8's):
+  variant                    acc    Δfloat  gz/int8  values per kernel (first conv skipped)
+  float32                    0.9916         3.684
+  int8                       0.9916 +0.0000 1.000
+  int16x8                    0.9916 +0.0000 1.028
+  clustered_int8 (16)        0.9944 +0.0028 0.609    151 16 16 16 16
+  clustered_int8_per_channel 0.9944 +0.0028 0.689    167 56 72 53 29
+  clustered8_int8 (8)        0.9916 +0.0000 0.486    150 8 8 8 8
+  cqat_int8 (16)             0.9889 -0.0028 0.610    153 16 16 16 16
+  pcqat_int8 (0.8, 16)       0.9944 +0.0028 0.299    152 16 16 16 230; sparsity 0.80 0.80 0.00
+  pruned_2by4_int8           0.9944 +0.0028 0.758    (2:4 in every pruned kernel)
+  outlier_int8               0.1003 -0.8914
+  outlier_selective_int8     0.9916 +0.0000          (3 layers float)
 """
 import argparse
 import gzip
@@ -97,11 +95,11 @@ def main():
 
     # Clustering: tfmot's guide fine-tunes with a learning rate well below the float run's.
     clustered = cluster.strip(fit(lambda: cluster.apply(float_model, 16), 8, 1e-3))
-    row("clustered_int8", convert.to_tflite(clustered, "int8", rep),
+    row("clustered_int8", convert.to_tflite(clustered, "int8_per_tensor", rep),
         keras_unique=cluster.unique_values(clustered))
-    row("clustered_int8_per_tensor", per_tensor_int8(clustered, rep))
+    row("clustered_int8_per_channel", convert.to_tflite(clustered, "int8", rep))
     clustered8 = cluster.strip(fit(lambda: cluster.apply(float_model, 8), 8, 1e-3))
-    row("clustered8_int8", convert.to_tflite(clustered8, "int8", rep))
+    row("clustered8_int8", convert.to_tflite(clustered8, "int8_per_tensor", rep))
     cqat = fit(lambda: qat.apply(clustered, "cluster_preserve"), 4, 1e-4)
     row("cqat_int8", convert.to_tflite(cqat, "qat_int8"))
 
@@ -158,23 +156,6 @@ def main():
     print(f"outlier model: Keras float {broken_float:.4f}, plain int8 "
           f"{broken_int8['accuracy']:.4f}")
     return 0
-
-
-def per_tensor_int8(model, rep):
-    """int8 with one weight scale per kernel (the converter's private
-    `_experimental_disable_per_channel`; Keras-native int8 I/O, no gray conv or softmax).
-    Figures only: it tests whether per-channel scales limit clustering's gzip gain. They do
-    not: the converter folds each BatchNormalization into its conv kernel, multiplying each
-    output channel's centroids by its own factor, so a kernel holds up to 16 x channels
-    distinct floats before quantization. Per-channel int8 maps each channel's largest centroid
-    to ±127, which brings most channels back to shared codes; per-tensor int8 does not."""
-    converter = tf.lite.TFLiteConverter.from_keras_model(model)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    converter.representative_dataset = rep
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    converter.inference_input_type = converter.inference_output_type = tf.int8
-    converter._experimental_disable_per_channel = True  # noqa: SLF001
-    return converter.convert()
 
 
 def tfmot_step():
