@@ -8,7 +8,7 @@ from tftool.export import convert
 from tftool.optimize import qat
 from tftool.litert import Runner, to_pixels
 
-INTEGER_IO = {"int8", "qat_int8"}
+INTEGER_IO = set(convert.INTEGER_MODES)
 
 
 @pytest.fixture(scope="module")
@@ -259,3 +259,18 @@ def test_int16x8_names_an_op_without_a_16x8_kernel(op, fn):
     with pytest.raises(UserError, match=f"^int16x8: odd has op {op}, which ") as info:
         convert.to_tflite(model, "int16x8", representative_dataset=representative)
     assert "\n" not in str(info.value)
+
+
+def test_int8_per_tensor_stores_one_weight_scale_per_kernel(trained):
+    """int8 quantizes conv kernels per output channel; int8_per_tensor with one scale, so a
+    clustered kernel's k centroids stay k int8 codes (optimize/fold.py says why)."""
+    def kernel_scales(mode):
+        """[(output channels, weight scales)] of the conv kernels (OHWI int8 tensors)."""
+        runner = Runner(model_content=trained["convert"](mode), num_threads=1)
+        return [(int(d["shape"][0]), len(d["quantization_parameters"]["scales"]))
+                for d in runner.interpreter.get_tensor_details()
+                if d["dtype"] == np.int8 and d["name"].endswith("/Conv2D")
+                and ";" not in d["name"]]
+    per_channel, per_tensor = kernel_scales("int8"), kernel_scales("int8_per_tensor")
+    assert len(per_channel) == 4 and all(c == n for c, n in per_channel), per_channel
+    assert len(per_tensor) == 4 and all(n == 1 for _, n in per_tensor), per_tensor

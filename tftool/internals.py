@@ -3,6 +3,8 @@
 Each function says why no public API serves. If a pinned version moves, this is the only file
 to mend; tests/test_internals.py exercises each one against the installed versions.
 """
+import contextlib
+
 import tftool  # noqa: F401  (Keras 2 before TensorFlow)
 
 
@@ -99,6 +101,33 @@ def disable_per_channel_weights(converter):
     attribute (TF 2.21; no public option). export/convert.py's "int8_per_tensor" mode uses it
     so a clustered kernel's centroids map to one int8 code each (optimize/fold.py says why)."""
     converter._experimental_disable_per_channel = True  # noqa: SLF001
+
+
+@contextlib.contextmanager
+def tfmot_per_tensor_centroids():
+    """While active, tfmot's cluster-preserve quantizers build one centroid set per kernel.
+
+    tfmot 0.8.1's `get_centroids` (cluster_preserve_quantize_registry) switches a Conv2D to
+    per-channel centroids whenever every output channel holds about the same number of
+    distinct values, which a per-kernel clustered kernel usually does; CQAT then trains each
+    channel's copy of the centroids apart (measured: a kernel of 8 clusters left QAT with 58
+    distinct values, 8 per channel). The module-level function is replaced by its own
+    per-kernel branch for the duration of a quantizer's build (main thread, no concurrency).
+    """
+    module = tfmot_cluster_preserve_registry()
+    original = module.get_centroids
+
+    def per_tensor(layer, weight, data_format):
+        import tensorflow as tf
+
+        centroids, index = module.get_unique(weight)
+        return centroids, tf.size(centroids), index, False
+
+    module.get_centroids = per_tensor
+    try:
+        yield
+    finally:
+        module.get_centroids = original
 
 
 def tfmot_cluster_preserve_registry():
