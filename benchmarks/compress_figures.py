@@ -55,17 +55,22 @@ def main():
     parser.add_argument("--width", type=int, default=8)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--data_dir", default=None)
+    parser.add_argument("--dataset", default="digits",
+                        help="digits, or folder:PATH (e.g. a 28x28 folder made by "
+                             "benchmarks/image_folder.py digits PATH --size=28 --copies=5)")
+    parser.add_argument("--float_epochs", type=int, default=30)
     args = parser.parse_args()
 
-    digits = data.load("digits", data_dir=args.data_dir)
-    x, y = data.test_arrays(digits, (8, 8))
-    rep = data.representative_dataset(digits, (8, 8), 100)
+    digits = data.load(args.dataset, data_dir=args.data_dir, channels=1)
+    size = tuple(digits.image_shape[:2])
+    x, y = data.test_arrays(digits, size)
+    rep = data.representative_dataset(digits, size, 100)
     strategy = tf.distribute.get_strategy()
 
     def fit(model_fn, epochs, lr, callbacks=()):
         config = trainer.TrainConfig(epochs=epochs, per_replica_batch_size=64, learning_rate=lr,
                                      augment=False, seed=args.seed)
-        model, _ = trainer.train(strategy, model_fn, digits, (8, 8), config,
+        model, _ = trainer.train(strategy, model_fn, digits, size, config,
                                  tempfile.mkdtemp(), extra_callbacks=callbacks)
         return model
 
@@ -86,8 +91,8 @@ def main():
         return rows[-1]
 
     start = time.time()
-    float_model = fit(lambda: models.build("small_cnn", (8, 8, 1), 10, width=args.width),
-                      30, 5e-3)
+    float_model = fit(lambda: models.build("small_cnn", size + (1,), digits.num_classes,
+                                           width=args.width), args.float_epochs, 5e-3)
     float_acc = keras_accuracy(float_model)
     row("float32", convert.to_tflite(float_model, "float32"))
     base = row("int8", convert.to_tflite(float_model, "int8", rep))
@@ -98,6 +103,8 @@ def main():
     row("clustered_int8", convert.to_tflite(clustered, "int8_per_tensor", rep),
         keras_unique=cluster.unique_values(clustered))
     row("clustered_int8_per_channel", convert.to_tflite(clustered, "int8", rep))
+    linear = cluster.strip(fit(lambda: cluster.apply(float_model, 16, "linear"), 8, 1e-3))
+    row("clustered_linear_int8", convert.to_tflite(linear, "int8_per_tensor", rep))
     clustered8 = cluster.strip(fit(lambda: cluster.apply(float_model, 8), 8, 1e-3))
     row("clustered8_int8", convert.to_tflite(clustered8, "int8_per_tensor", rep))
     cqat = fit(lambda: qat.apply(clustered, "cluster_preserve"), 4, 1e-4)
@@ -129,7 +136,7 @@ def main():
     row("outlier_selective_int8", content,
         kept=[f"{r['op']}({'+'.join(r['layers'])})" for r in kept])
 
-    print(f"small_cnn width {args.width}, digits, float Keras accuracy {float_acc:.4f}, "
+    print(f"small_cnn width {args.width}, {args.dataset} {size[0]}x{size[1]}, float Keras accuracy {float_acc:.4f}, "
           f"{time.time() - start:.0f} s")
     print(f"{'variant':24s} {'acc':>6s} {'Δfloat':>7s} {'bytes':>7s} {'gzip':>6s} "
           f"{'gz/int8':>7s}  notes")

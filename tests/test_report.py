@@ -65,3 +65,15 @@ def test_any_set_of_variants_renders():
 def test_plot_of_the_full_set_is_a_png():
     png = report.plot_png(report.summarize(_rows()), "digits")
     assert png[:4] == b"\x89PNG"
+
+
+def test_clustered_variants_show_values_per_kernel():
+    clustered = _row("clustered_int8", "tflite", 0.98, 600, 0.03)
+    clustered.update(unique_per_channel_max=16, m_by_n=None, kernel_patterns=[
+        {"op": "CONV_2D", "tensor": t, "unique": u, "unique_per_channel": min(u, 16),
+         "m_by_n": None} for t, u in (("c0", 151), ("c1", 16), ("c2", 14), ("d", 16))])
+    text = report.summary_markdown(report.summarize(
+        [clustered, _row("int8", "tflite", 0.985, 800, 0.03)]), "t")
+    header, _, row = [l for l in text.splitlines() if l.startswith("|")][:3]
+    assert header.endswith("| values/kernel median (max) | values/channel max | 2:4 |")
+    assert row.endswith("| 16 (151) | 16 | – |"), row
