@@ -103,8 +103,9 @@ def main():
     row("clustered_int8", convert.to_tflite(clustered, "int8_per_tensor", rep),
         keras_unique=cluster.unique_values(clustered))
     row("clustered_int8_per_channel", convert.to_tflite(clustered, "int8", rep))
-    linear = cluster.strip(fit(lambda: cluster.apply(float_model, 16, "linear"), 8, 1e-3))
-    row("clustered_linear_int8", convert.to_tflite(linear, "int8_per_tensor", rep))
+    kmeans = cluster.strip(fit(lambda: cluster.apply(float_model, 16, "kmeans_plus_plus"), 8,
+                               1e-3))
+    row("clustered_kmeans++_int8", convert.to_tflite(kmeans, "int8_per_tensor", rep))
     clustered8 = cluster.strip(fit(lambda: cluster.apply(float_model, 8), 8, 1e-3))
     row("clustered8_int8", convert.to_tflite(clustered8, "int8_per_tensor", rep))
     cqat = fit(lambda: qat.apply(clustered, "cluster_preserve"), 4, 1e-4)

@@ -163,8 +163,11 @@ FLAG_SPECS = {
                                "per kernel (per output channel with --cluster_per_channel).",
                                check=lambda v: v >= 2,
                                message="--number_of_clusters must be ≥ 2"),
-    "cluster_centroids_init": Spec("enum", "kmeans_plus_plus", "How the centroids start "
-                                   "(tfmot's CentroidInitialization).",
+    "cluster_centroids_init": Spec("enum", "linear", "How the centroids start (tfmot's "
+                                   "CentroidInitialization). linear, as tfmot's clustering "
+                                   "example: evenly spaced centroids leave most weights in "
+                                   "the middle clusters, which gzip compresses better "
+                                   "(benchmarks/compress_figures.py).",
                                    enum_values=["kmeans_plus_plus", "density_based", "linear",
                                                 "random"]),
     "cluster_per_channel": Spec("boolean", False, "Cluster each output channel of a Conv2D "

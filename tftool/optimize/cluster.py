@@ -90,7 +90,7 @@ def select_layers(model, skip=DEFAULT_SKIP):
     return [n for n in chosen if not isinstance(layers[n], keras.layers.DepthwiseConv2D)]
 
 
-def apply(model, number_of_clusters=16, cluster_centroids_init="kmeans_plus_plus",
+def apply(model, number_of_clusters=16, cluster_centroids_init="linear",
           per_channel=False, preserve_sparsity=False, skip=DEFAULT_SKIP):
     """Returns a copy of `model`, its BatchNormalization layers folded into the layers before
     them (fold.fold_batchnorm), whose selected layers are wrapped in tfmot's ClusterWeights.
@@ -110,7 +110,12 @@ def apply(model, number_of_clusters=16, cluster_centroids_init="kmeans_plus_plus
       number_of_clusters: centroids per kernel (per output channel with per_channel), int ≥ 2
         (≥ 3 with preserve_sparsity).
       cluster_centroids_init: one of CENTROID_INITS ("kmeans_plus_plus", "density_based",
-        "linear", "random"; tfmot's CentroidInitialization).
+        "linear", "random"; tfmot's CentroidInitialization). Default "linear", the choice
+        of tfmot's clustering example: centroids evenly spaced over the weight range, so the
+        bell-shaped weights fill the middle clusters most and the stored kernel has lower
+        entropy. Measured (small_cnn width 32, digits, 16 clusters): gzip 0.52× plain int8's
+        at the float accuracy, against 0.61× (+1 test image) with kmeans_plus_plus, whose
+        clusters are filled about equally (~4 bits per weight).
       per_channel: cluster each output channel of a Conv2D separately (tfmot's
         cluster_per_channel; Dense layers are clustered per kernel): int8 quantizes conv
         kernels per channel, so clustering per channel loses less accuracy, for up to
