@@ -3,10 +3,11 @@
 Follows Han, Mao & Dally 2016, "Deep Compression" (k-means weight sharing) as implemented by
 tfmot: each selected kernel is replaced by `number_of_clusters` trainable centroids and an index
 per weight (nearest centroid); fine-tuning trains the centroids, and `strip` writes a plain
-kernel that holds only centroid values. The stored kernel then has at most
-`number_of_clusters` distinct floats (per output channel with `per_channel=True`), which
-compresses well (gzip) and, after int8 quantization, still holds at most that many int8 values
-per channel. Guides:
+kernel that holds only centroid values. BatchNormalization is folded into the kernels first
+(fold.py), so the stored kernel has at most `number_of_clusters` distinct floats (per output
+channel with `per_channel=True`); exported with one int8 scale per kernel (convert's
+"int8_per_tensor"), it still holds at most that many int8 values, which gzip compresses well.
+Guides:
   https://www.tensorflow.org/model_optimization/guide/clustering/clustering_comprehensive_guide
   https://www.tensorflow.org/model_optimization/guide/combine/sparsity_preserving_clustering_example
   (prune -> cluster with preserve_sparsity=True keeps the zeros; then CQAT/PCQAT in qat.py).
