@@ -70,8 +70,8 @@ def _cluster_preserve_scheme(preserve_sparsity):
     tfmot 0.8.1:
 
     1. Per-tensor Conv2D weights (the base config from tfmot's
-       Default8BitQuantizeScheme(disable_per_axis=True); DepthwiseConv2D stays per channel). A clustered kernel (BN folded first, cluster.apply) holds
-       number_of_clusters floats; one scale per kernel maps them to at most that many int8
+       Default8BitQuantizeScheme(disable_per_axis=True); DepthwiseConv2D stays per channel).
+       A clustered kernel (BN folded first, cluster.apply) holds number_of_clusters floats; one scale per kernel maps them to at most that many int8
        codes, so the .tflite kernel keeps its clusters (the issue-11 figure: ≤ 16 values per
        kernel). Per-channel scales map the same centroid to a different code in every output
        channel (measured: 41-60 distinct int8 values per 16-cluster kernel), which is what
@@ -82,7 +82,6 @@ def _cluster_preserve_scheme(preserve_sparsity):
        so apply CQAT instead"). With an unpruned first conv (tftool's default) every later
        conv then loses its sparsity in training (measured: 0.80 -> 0.05 on small_cnn's
        conv1_1).
-
     3. One centroid set per kernel (internals.tfmot_per_tensor_centroids): tfmot otherwise
        gives a Conv2D per-channel centroids when its channels hold equally many values, and
        trains them apart (a kernel of 8 clusters left QAT with 58 values, 8 per channel).
