@@ -140,9 +140,10 @@ def to_tflite(model, mode, representative_dataset=None, *, inference_input_type=
         instead of per output channel (for clustered models: a kernel of k centroids keeps k
         int8 values; the TFLite int8 spec allows both, https://www.tensorflow.org/lite/
         performance/quantization_spec).
-      representative_dataset: for int8, int8_per_tensor and int16x8, a callable yielding [float32 1xHxWxC]
-        lists in [0, 1] at the model's native C (data.representative_dataset); 1-channel
-        images are replicated to RGB for an RGB-input export. Its pixel range does not set
+      representative_dataset: for int8, int8_per_tensor and int16x8, a callable yielding
+        [float32 1xHxWxC] lists in [0, 1] at the model's native C
+        (data.representative_dataset); 1-channel images are replicated to RGB for an
+        RGB-input export. Its pixel range does not set
         the input quantization of int8: that is fixed to [0, 1] (a FakeQuant op on the input).
       inference_input_type / inference_output_type: "uint8", "int8" or "float32" for int8 and
         qat_int8 (default "uint8": raw pixels, scale 1/255, zero point 0; output scale 1/256

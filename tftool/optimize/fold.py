@@ -35,8 +35,10 @@ def _plain_relu(layer_config):
     return layer_config["class_name"] == "Activation" and c.get("activation") == "relu"
 
 
-def foldable_pairs(model):
+def foldable_pairs(model, config=None):
     """({BN layer name: producer layer name}, {ReLU layer name: producer layer name}).
+
+    `config`: model.get_config(), when the caller already has it (it is not changed).
 
     A BatchNormalization folds when its only input is a FOLDABLE layer with a linear
     activation, normalizing its last axis, where that layer feeds nothing else. What follows
@@ -45,11 +47,11 @@ def foldable_pairs(model):
     (tfmot 0.8.1; measured: CQAT kernels then drift to 138-203 int8 values each):
       - a plain ReLU as the BN's only consumer: folded, and the ReLU fused into the layer as
         its activation ("relu"), which tfmot quantizes after the activation;
-      - any other ReLU (ReLU6: MobileNetV2) among its consumers: not folded (tfmot's
-        Conv-BN-ReLU transform handles the unfolded triple);
+      - any other ReLU (ReLU6: MobileNetV2) or Activation layer among its consumers: not
+        folded (tfmot's Conv-BN-activation transforms handle the unfolded triple);
       - anything else (Add, pooling, nothing): folded.
     """
-    config = model.get_config()
+    config = config or model.get_config()
     if "layers" not in config or not all("inbound_nodes" in c for c in config["layers"]):
         raise ValueError(f"model {model.name}: fold_batchnorm needs a functional model")
     by_name = {c["config"]["name"]: c for c in config["layers"]}
@@ -97,12 +99,12 @@ def fold_batchnorm(model):
     Raises:
       ValueError: `model` is not functional (a Sequential or subclassed model).
     """
-    pairs, relus = foldable_pairs(model)
+    config = model.get_config()
+    pairs, relus = foldable_pairs(model, config)
     if not pairs:
         return model
     producers = {p: bn for bn, p in pairs.items()}
     removed = {**pairs, **relus}  # removed layer -> the layer that now stands for it
-    config = model.get_config()
     layers = []
     for c in config["layers"]:
         name = c["config"]["name"]
