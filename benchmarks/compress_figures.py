@@ -141,7 +141,8 @@ def main():
     except tftool.UserError as e:  # the budget of 3 float layers was not enough
         print(f"outlier_selective_int8: refused: {e}")
 
-    print(f"small_cnn width {args.width}, {args.dataset} {size[0]}x{size[1]}, float Keras accuracy {float_acc:.4f}, "
+    print(f"small_cnn width {args.width}, {args.dataset} {size[0]}x{size[1]}, float Keras "
+          f"accuracy {float_acc:.4f}, "
           f"{time.time() - start:.0f} s")
     print(f"{'variant':24s} {'acc':>6s} {'Δfloat':>7s} {'bytes':>7s} {'gzip':>6s} "
           f"{'gz/int8':>7s}  notes")
