@@ -15,10 +15,13 @@ def with_activation_outlier(model, scale=1000.0, channel=0):
     """Same float function, int8-hostile: channel `channel` of small_cnn's last conv block is
     `scale`× larger (BN gamma and beta × scale; ReLU commutes with a positive scale) and the
     logits kernel row that reads it is ÷ scale. The per-tensor int8 range of that activation
-    and of the pooled features grows ~scale×, so every other channel rounds to zero."""
+    and of the pooled features grows ~scale×, so every other channel rounds to zero.
+    The last block is the last BatchNormalization layer: bn1_1 at 8x8 (2 stages), bn2_1 at
+    28x28 (3 stages)."""
     copy = keras.models.clone_model(model)
     copy.set_weights(model.get_weights())
-    bn = copy.get_layer("bn1_1")
+    bn = [layer for layer in copy.layers
+          if isinstance(layer, keras.layers.BatchNormalization)][-1]
     gamma, beta, mean, var = bn.get_weights()
     gamma[channel] *= scale
     beta[channel] *= scale
