@@ -17,6 +17,21 @@ def test_pipeline_batches_scales_and_drops_remainder(digits):
     assert 0.0 <= x.min() and x.max() <= 1.0
 
 
+def test_repeated_pipeline_passes_over_every_image_once_per_epoch_in_new_orders(digits):
+    # fit.train's form: one iterator for every epoch (steps_per_epoch bounds each epoch)
+    ds = data.pipeline(digits.train, (8, 8), 1, training=True, seed=0,
+                       num_examples=digits.num_train, repeat=True)
+    assert ds.cardinality().numpy() == -1  # tf.data.INFINITE_CARDINALITY
+    n = digits.num_train
+    x, _ = next(ds.batch(2 * n).as_numpy_iterator())  # two passes, one image per batch
+    split = np.stack([img for img, _ in digits.train.as_numpy_iterator()]) / 255.0
+    def as_sorted_rows(images):
+        return sorted(np.round(images, 4).reshape(n, -1).tolist())
+    for one_pass in (x[:n], x[n:]):  # each image exactly once per pass
+        np.testing.assert_allclose(as_sorted_rows(one_pass), as_sorted_rows(split), atol=1e-6)
+    assert not np.array_equal(x[:n], x[n:])  # reshuffled between passes
+
+
 def test_eval_pipeline_keeps_every_example_in_order(digits):
     x, y = data.test_arrays(digits, (8, 8), batch_size=100)
     assert x.shape == (digits.num_test, 8, 8, 1)

@@ -307,7 +307,7 @@ def augmenter(image_size, hflip=False, seed=None):
 
 
 def pipeline(ds, image_size, global_batch_size, training, augment=False, hflip=False, seed=0,
-             num_examples=None):
+             num_examples=None, repeat=False):
     """The input pipeline: cache uint8, (shuffle), batch, scale to float, (augment), prefetch.
 
     Args:
@@ -315,6 +315,11 @@ def pipeline(ds, image_size, global_batch_size, training, augment=False, hflip=F
       image_size: (height, width) of the model input.
       global_batch_size: per-replica batch x replicas; a distribution strategy splits it.
       training: shuffle (seeded, reshuffled every epoch), drop the last partial batch, augment.
+      repeat: with training, repeat the shuffled split forever (a new order each pass), so
+        one iterator serves every epoch of a fit with steps_per_epoch. Measured
+        (MobileNetV2 α 0.35 at 96 px, 7,190 images, 2 cores): with one iterator per epoch
+        half the epochs stalled ~6 s with no thread busy (20 s vs 13-15 s); with one
+        iterator none did, and epochs matched plain model.fit on numpy (median 14.5 vs 14.9 s).
     Returns:
       tf.data.Dataset of (float32 [N, H, W, C] in [0, 1], int64 [N]).
 
@@ -338,6 +343,8 @@ def pipeline(ds, image_size, global_batch_size, training, augment=False, hflip=F
     if training:
         buffer = min(num_examples or 10_000, 50_000)
         ds = ds.shuffle(buffer, seed=seed, reshuffle_each_iteration=True)
+        if repeat:
+            ds = ds.repeat()
     ds = ds.batch(global_batch_size, drop_remainder=training)
 
     def scale(x, y):

@@ -254,7 +254,7 @@ def train(strategy, model_fn, dataset, image_size, config, stage_dir, extra_call
                         f"with --epochs={config.epochs}; pass a smaller --warmup_epochs (e.g. 0)")
     train_ds = data_lib.pipeline(dataset.train, image_size, global_batch, training=True,
                                  augment=config.augment, hflip=config.hflip, seed=config.seed,
-                                 num_examples=dataset.num_train)
+                                 num_examples=dataset.num_train, repeat=True)
     with strategy.scope():
         model = model_fn()
     guard = NaNGuard()
