@@ -109,7 +109,7 @@ def test_preserve_sparsity_keeps_every_zero_through_fine_tuning(model, digits, t
 def test_fine_tuned_clusters_survive_int8_and_compress(trained, digits, tmp_path):
     x, y = data.test_arrays(digits, (8, 8))
     float_acc = np.mean(np.argmax(trained.predict(x, verbose=0), -1) == y)
-    config = trainer.TrainConfig(epochs=3, learning_rate=1e-3, **CONFIG)
+    config = trainer.TrainConfig(epochs=5, learning_rate=1e-3, **CONFIG)
     wrapped, _ = trainer.train(tf.distribute.get_strategy(), lambda: cluster.apply(trained, 8),
                                digits, (8, 8), config, str(tmp_path))
     stripped = cluster.strip(wrapped)
