@@ -1,7 +1,8 @@
 """Every private TF / tf_keras / tfmot / LiteRT API tftool touches, in this one module.
 
 Each function says why no public API serves. If a pinned version moves, this is the only file
-to mend; tests/test_internals.py exercises each one against the installed versions.
+to mend; each one runs against the installed versions in the tests of the code that calls
+it (e.g. tests/test_convert.py, test_qat.py, test_cluster.py, test_runner.py).
 """
 import contextlib
 

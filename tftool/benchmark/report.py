@@ -182,9 +182,10 @@ def summary_markdown(entries, title, notes=(), num_classes=None, num_test=None):
     When a clustering or 2:4 variant is present, three columns give the distinct weight
     values per stored kernel (median over the conv/dense kernels, and the largest: the layers
     clustering skips, e.g. the first conv, keep theirs), the most any output channel of a
-    kernel holds, and whether every pruned kernel holds the 2:4 pattern. When any entry carries microcontroller figures (entry["micro"]: the model card's "micro"
-    section from `tftool-export --micro`), two columns give flash and RAM (tensor arena) in
-    KiB, ✗ marking a variant over its budget.
+    kernel holds, and whether every pruned kernel holds the 2:4 pattern. When any entry
+    carries microcontroller figures (entry["micro"]: the model card's "micro" section from
+    `tftool-export --micro`), two columns give flash and RAM (tensor arena) in KiB, ✗ marking
+    a variant over its budget.
     With `num_classes` and `num_test` (test images), an accuracy near chance
     (chance.near_chance) reads e.g. "0.1150 ≈chance" and a note says what that means.
     """

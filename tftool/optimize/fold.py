@@ -78,7 +78,7 @@ def foldable_pairs(model, config=None):
         after = [by_name[n] for n in consumers.get(name, [])]
         if len(after) == 1 and _plain_relu(after[0]) and name not in outputs:
             relus[after[0]["config"]["name"]] = inputs[0]
-        elif any(a["class_name"] == "ReLU" or a["class_name"] == "Activation" for a in after):
+        elif any(a["class_name"] in ("ReLU", "Activation") for a in after):
             continue
         pairs[name] = inputs[0]
     return pairs, relus
