@@ -13,9 +13,11 @@ epoch over all its runs, with images / its best epoch beside it. On a shared mac
 epochs run at half speed when a neighbour takes a core, which the median shrugs off and a
 mean does not. Images per CPU-second (this process's threads, mean) is printed too.
 
-Variants of tftool (--variants): "default" (tftool-train's defaults), "mixed_precision"
-(tftool-train --mixed_precision: mixed_bfloat16 on a CPU with AVX512_BF16/AMX_BF16,
-mixed_float16 on a GPU; refused elsewhere), "steps_per_execution=8" and "jit_compile" (XLA).
+Variants of tftool (--variants): "default" (tftool-train's defaults, --mixed_precision
+unset: mixed_bfloat16 for small_cnn on a CPU with AVX512_BF16/AMX_BF16, float32 otherwise;
+train/precision.py), "float32" (--nomixed_precision), "mixed_precision" (--mixed_precision:
+mixed_bfloat16 on such a CPU, mixed_float16 on a GPU; refused elsewhere),
+"steps_per_execution=8" and "jit_compile" (XLA). Each row names the policy it trained under.
 Goal (issue 10): ≥ 1.3× plain Keras for small_cnn, ≥ 1.0× for mobilenet_v2.
 """
 import argparse
@@ -61,25 +63,27 @@ def as_numpy(dataset, image_size):
     return np.concatenate(images), np.concatenate(labels)
 
 
-# tftool settings tried beside the default: --mixed_precision, Keras's steps_per_execution
-# and XLA.
-VARIANTS = {"default": {}, "mixed_precision": {"mixed_precision": True},
+# tftool settings tried beside the default: its precision choices, Keras's
+# steps_per_execution and XLA.
+VARIANTS = {"default": {}, "float32": {"mixed_precision": False},
+            "mixed_precision": {"mixed_precision": True},
             "steps_per_execution=8": {"steps_per_execution": 8},
             "jit_compile": {"jit_compile": True}}
 
 
-def run_tftool(strategy, build, dataset, size, epochs, batch, mixed_precision=False,
+def run_tftool(strategy, name, build, dataset, size, epochs, batch, mixed_precision=None,
                **options):
+    """tftool's fit of model `name` under the policy tftool-train would set; returns
+    (steady_epochs(...), the policy's name)."""
     config = fit.TrainConfig(epochs=epochs, per_replica_batch_size=batch, learning_rate=1e-3,
                              lr_schedule="constant", augment=False, **options)
     clock = EpochClock()
-    precision.set_policy(mixed_precision)  # as tftool-train does before it builds the model
-    try:
+    # as tftool-train does before it builds the model
+    with precision.policy_for_training(mixed_precision, name) as policy:
         fit.train(strategy, build, dataset, size, config, tempfile.mkdtemp(prefix="tput_"),
                   [clock])
-    finally:
-        precision.set_policy(False)
-    return steady_epochs(clock, fit.steps_per_epoch_of(dataset.num_train, config, 1) * batch)
+    images = fit.steps_per_epoch_of(dataset.num_train, config, 1) * batch
+    return steady_epochs(clock, images), policy
 
 
 def run_plain(build, x, y, epochs, batch):
@@ -100,7 +104,7 @@ def main():
     parser.add_argument("--models", default="small_cnn,mobilenet_v2")
     parser.add_argument("--mobilenet_epochs", type=int, default=3)
     parser.add_argument("--batch", type=int, default=64)
-    parser.add_argument("--variants", default="default,mixed_precision",
+    parser.add_argument("--variants", default="default,float32",
                         help=f"tftool settings to time: {', '.join(VARIANTS)} (mixed_precision "
                              f"is left out where the machine has no 16-bit fast path)")
     parser.add_argument("--repeats", type=int, default=3)
@@ -128,13 +132,16 @@ def main():
 
         x, y = as_numpy(dataset, size)
         runs = {v: [] for v in variants + ["plain"]}
+        policies = {}
         for _ in range(args.repeats):
             for variant in runs:
                 if variant == "plain":
                     runs[variant].append(run_plain(build, x, y, epochs, args.batch))
                 else:
-                    runs[variant].append(run_tftool(strategy, build, dataset, size, epochs,
-                                                    args.batch, **VARIANTS[variant]))
+                    result, policies[variant] = run_tftool(
+                        strategy, name, build, dataset, size, epochs, args.batch,
+                        **VARIANTS[variant])
+                    runs[variant].append(result)
                 walls, per_cpu = runs[variant][-1]
                 print(f"{name}: {variant}: steady epochs {', '.join(f'{w:.1f}' for w in walls)}"
                       f" s; {per_cpu:.0f} images/CPU-s", flush=True)
@@ -146,7 +153,8 @@ def main():
         # plain Keras's numpy epochs hold every image; tftool's drop the last partial batch
         plain = summary("plain", len(x))
         for variant in variants:
-            rows.append((f"{name} ({variant})", size, epochs, summary(variant, images), plain))
+            rows.append((f"{name} ({variant}: {policies[variant]})", size, epochs,
+                         summary(variant, images), plain))
         del x, y
     print(f"\n{dataset.num_train} train images, batch {args.batch}, no augmentation, constant "
           f"learning rate; steady epochs 2..E of {args.repeats} alternating runs per side")

@@ -51,7 +51,7 @@ BIN="$VENV/bin"
 
 # Throughput with and without mixed precision (short runs, own workdirs).
 for mode in fp32 mixed; do
-  extra=""; [ "$mode" = mixed ] && extra="--mixed_precision"
+  extra="--nomixed_precision"; [ "$mode" = mixed ] && extra="--mixed_precision"
   "$BIN/tftool-train" --flagfile="$FLAGFILE" --workdir="$WORKDIR/speed_$mode" \
     --epochs="$SPEED_EPOCHS" --strategy=mirrored --scale_lr $extra --overwrite
 done

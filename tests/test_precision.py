@@ -85,6 +85,34 @@ def test_mixed_precision_is_refused_on_a_cpu_without_a_fast_path(cpu_only):
         precision.set_policy(True)
 
 
+def test_default_picks_bfloat16_only_where_it_was_measured_faster(cpu_only):
+    cpu_only.setattr(precision, "cpu_flags", lambda: {"avx2", "avx512_bf16"})
+    assert precision.set_policy(None, "small_cnn") == "mixed_bfloat16"
+    assert precision.set_policy(None, "mobilenet_v2") == "float32"  # depthwise: slower
+    assert precision.set_policy(False, "small_cnn") == "float32"
+    cpu_only.setenv("TF_ENABLE_ONEDNN_OPTS", "0")  # no oneDNN, no fast path: not refused
+    assert precision.set_policy(None, "small_cnn") == "float32"
+    cpu_only.delenv("TF_ENABLE_ONEDNN_OPTS")
+    cpu_only.setattr(precision, "cpu_flags", lambda: {"avx2", "avx512f"})
+    assert precision.set_policy(None, "small_cnn") == "float32"
+    cpu_only.setattr(precision, "cpu_flags", lambda: {"avx512_bf16"})
+    cpu_only.setattr(tf.config, "list_physical_devices",
+                     lambda kind=None: ["GPU:0"] if kind == "GPU" else [])
+    assert precision.set_policy(None, "small_cnn") == "float32"  # GPUs: unmeasured, opt in
+    assert precision.set_policy(True, "small_cnn") == "mixed_float16"
+
+
+def test_policy_for_training_restores_the_policy_before_it(cpu_only):
+    cpu_only.setattr(precision, "cpu_flags", lambda: {"avx512_bf16"})
+    with precision.policy_for_training(None, "small_cnn") as name:
+        assert name == keras.mixed_precision.global_policy().name == "mixed_bfloat16"
+    assert keras.mixed_precision.global_policy().name == "float32"
+    with pytest.raises(RuntimeError):
+        with precision.policy_for_training(True):
+            raise RuntimeError("a failed stage")
+    assert keras.mixed_precision.global_policy().name == "float32"
+
+
 def test_train_refuses_mixed_precision_in_one_line_and_writes_nothing(cpu_only, tmp_path):
     from conftest import error_lines
     from inprocess import run_main
@@ -100,23 +128,29 @@ def test_train_refuses_mixed_precision_in_one_line_and_writes_nothing(cpu_only, 
 
 
 def test_train_under_mixed_bfloat16_learns_and_saves_float32(cpu_only, tmp_path, tfds_dir):
-    """The CPU path end to end (bfloat16 works on any x86 CPU, natively or emulated, so the
-    machine's flags are faked): digits learn, and model.h5 computes in float32."""
+    """The CPU path end to end, as the default picks it for small_cnn on a bfloat16 CPU
+    (bfloat16 works on any x86 CPU, natively or emulated, so the machine's flags are faked):
+    digits learn, model.h5 computes in float32 and scores the test accuracy metrics.json
+    gives, and the mixed policy does not outlive the stage."""
     import json
 
     from inprocess import run_main
-    from tftool import io
+    from tftool import data, evaluate, io
 
     cpu_only.setattr(precision, "cpu_flags", lambda: {"avx512_bf16"})
     result = run_main("train", f"--workdir={tmp_path}/w", f"--data_dir={tfds_dir}",
-                      "--epochs=6", "--width=8", "--mixed_precision")
+                      "--epochs=6", "--width=8")
     assert result.returncode == 0, result.stderr[-3000:]
+    assert keras.mixed_precision.global_policy().name == "float32"
     metrics = json.loads((tmp_path / "w" / "float" / "metrics.json").read_text())
-    assert metrics["dtype_policy"] == "mixed_bfloat16"
+    assert (metrics["dtype_policy"], metrics["mixed_precision"]) == ("mixed_bfloat16", "auto")
     # float32 reaches 0.805 in this setting (bfloat16 0.794 here); chance is 0.10
     assert metrics["test_accuracy"] >= 0.70, metrics
     model = io.load_model(str(tmp_path / "w" / "float" / "model.h5"))
     assert precision.is_float32(model)
+    dataset = data.load("digits", data_dir=tfds_dir)
+    saved = evaluate.keras_test_metrics(model, dataset, tuple(metrics["input_shape"][:2]))
+    assert saved["test_accuracy"] == metrics["test_accuracy"]
 
 
 def test_linear_scaling_rule():

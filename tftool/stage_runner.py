@@ -9,7 +9,8 @@ What it does, in order, for WORKDIR/<stage>:
      newer or --overwrite asks for a new run, clear the resume state (a refused run writes
      and removes nothing); build its model inside `strategy.scope()`, fit it with
      the standard callbacks (train/fit.py: resume after a kill, checkpoints, NaN guard, ...)
-     plus the stage's own, and `finish` it (strip wrappers, take the student, ...);
+     plus the stage's own, and `finish` it (strip wrappers, take the student, ...) and
+     rebuild it with float32 layers if it trained under a mixed policy (precision.py);
      then re-estimate its BatchNormalization statistics on training images
      (train/batchnorm.py), so they describe the final weights whatever the schedule;
   4. evaluate it on the whole test split, streamed (evaluate.py); stop when the test accuracy
@@ -280,7 +281,7 @@ def run(job, context):
         file cannot be written.
     """
     from tftool import evaluate
-    from tftool.train import fit, strategy as strategy_lib
+    from tftool.train import fit, precision, strategy as strategy_lib
 
     out = stages.stage_dir(context.workdir, job.stage)
     chief = context.chief
@@ -305,7 +306,9 @@ def run(job, context):
             extra_callbacks=job.callbacks(out) if job.callbacks else (),
             compile_fn=job.compile or fit.default_compile)
         with strategy.scope():
-            model = job.finish(model)
+            # float32 layers from here (a no-op unless trained under a mixed policy), so the
+            # BN statistics and the test metrics below are those of the model.h5 written.
+            model = precision.to_float32(job.finish(model))
             # BN moving statistics that describe the final weights, whatever the momentum
             # and the number of steps (train/batchnorm.py).
             fit.reestimate_batchnorm(model, context.dataset, context.image_size, job.config,

@@ -122,11 +122,13 @@ FLAG_SPECS = {
                                    "rest (as MediaPipe Model Maker does). 0: no freezing.",
                                    check=lambda v: v >= 0,
                                    message="--freeze_backbone_epochs must be ≥ 0"),
-    "mixed_precision": Spec("boolean", False, "Train under a mixed policy: mixed_float16 on a "
+    "mixed_precision": Spec("boolean", None, "Train under a mixed policy: mixed_float16 on a "
                             "GPU, mixed_bfloat16 on a CPU with AVX512_BF16/AMX_BF16 (refused "
-                            "elsewhere). Faster for plain CNNs; slower for MobileNetV2 on CPU "
-                            "(benchmarks/README.md). The logits layer and every saved/exported "
-                            "model stay float32."),
+                            "elsewhere). Default (not given): mixed_bfloat16 for small_cnn on "
+                            "such a CPU (~1.4× faster), float32 otherwise (MobileNetV2 is "
+                            "slower in bfloat16 on CPU; GPUs: pass it); --nomixed_precision: "
+                            "float32. The logits layer and every saved/exported model stay "
+                            "float32 (benchmarks/README.md)."),
     "num_classes": Spec("integer", 10, "Logits of a model built by name (tftool-check).",
                         check=lambda v: v >= 2, message="--num_classes must be ≥ 2"),
     # ---- quantize ----

@@ -7,7 +7,7 @@ import tftool  # noqa: F401  (Keras 2 before TensorFlow)
 from tftool import models, stage_runner
 from tftool.cli import common
 
-from absl import flags
+from absl import flags, logging
 
 FLAGS = flags.FLAGS
 NAMES = common.DATA_FLAGS + common.TRAINING_FLAGS + ("model", "width", "alpha", "weights",
@@ -21,22 +21,25 @@ def main(argv):
     from tftool.train import precision
 
     strategy = common.build_strategy()
-    policy = precision.set_policy(FLAGS.mixed_precision)
-    context, settings = common.stage_context("float", strategy)
-    shape = context.input_shape
-    stage_runner.run(stage_runner.Job(
-        stage="float", config=common.train_config(context.dataset),
-        build=lambda: models.build(FLAGS.model, shape, context.dataset.num_classes,
-                                   width=FLAGS.width, alpha=FLAGS.alpha, weights=FLAGS.weights),
-        settings={**settings, "model": FLAGS.model, "width": FLAGS.width, "alpha": FLAGS.alpha,
-                  "weights": FLAGS.weights,
-                  "freeze_backbone_epochs": FLAGS.freeze_backbone_epochs},
-        free=("skip_corrupt",),
-        metrics=lambda model: {"model": FLAGS.model, "dataset": context.dataset.name,
-                               "input_shape": list(shape),
-                               "class_names": context.dataset.class_names,
-                               "mixed_precision": FLAGS.mixed_precision,
-                               "dtype_policy": policy}), context)
+    with precision.policy_for_training(FLAGS.mixed_precision, FLAGS.model) as policy:
+        setting = {None: "auto", True: "on", False: "off"}[FLAGS.mixed_precision]
+        logging.info("dtype policy %s (--mixed_precision: %s)", policy, setting)
+        context, settings = common.stage_context("float", strategy)
+        shape = context.input_shape
+        stage_runner.run(stage_runner.Job(
+            stage="float", config=common.train_config(context.dataset),
+            build=lambda: models.build(FLAGS.model, shape, context.dataset.num_classes,
+                                       width=FLAGS.width, alpha=FLAGS.alpha,
+                                       weights=FLAGS.weights),
+            settings={**settings, "model": FLAGS.model, "width": FLAGS.width,
+                      "alpha": FLAGS.alpha, "weights": FLAGS.weights,
+                      "freeze_backbone_epochs": FLAGS.freeze_backbone_epochs},
+            free=("skip_corrupt",),
+            metrics=lambda model: {"model": FLAGS.model, "dataset": context.dataset.name,
+                                   "input_shape": list(shape),
+                                   "class_names": context.dataset.class_names,
+                                   "mixed_precision": setting,
+                                   "dtype_policy": policy}), context)
 
 
 def cli_main():

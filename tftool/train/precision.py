@@ -16,11 +16,18 @@ Which 16-bit type (`policy_for_this_machine`):
     *slower* (oneDNN's bfloat16 depthwise convolutions), so it is a per-model choice.
   - Any other CPU: refused (float16/bfloat16 are emulated there and slower than float32).
 
+The default (`--mixed_precision` not given, `mixed=None`) is `auto_policy`: mixed_bfloat16
+where it was measured faster — a model in CPU_BFLOAT16_MODELS on a CPU with native bfloat16
+— and float32 everywhere else, GPUs included (no GPU was measured for this project; pass
+--mixed_precision there, recipes/multi_gpu_vm.sh times both). `--nomixed_precision` forces
+float32.
+
 A model trained this way still carries the policy in its layer configs; `to_float32` rebuilds
 it with float32 layers and the same (float32) weights, so model.h5, the .tflite files and the
 benchmark never compute in float16 (the float16 *export* variant is a separate, weight-only
 choice in convert.py).
 """
+import contextlib
 import os
 
 import tftool  # noqa: F401  (Keras 2 before TensorFlow)
@@ -33,6 +40,11 @@ MIXED = "mixed_float16"
 MIXED_BFLOAT16 = "mixed_bfloat16"
 # /proc/cpuinfo flags of x86 CPUs whose instructions compute bfloat16 dot products natively.
 CPU_BFLOAT16_FLAGS = ("avx512_bf16", "amx_bf16")
+# Models the default picks mixed_bfloat16 for on such a CPU: measured faster than float32
+# (benchmarks/train_throughput.py, 2-core AVX512_BF16, 7,190 28x28 digits, batch 64: small_cnn
+# 2,177 vs 1,549 images/s of a plain float32 model.fit, 1.41×). mobilenet_v2 is left out:
+# 0.57× there (oneDNN's bfloat16 depthwise convolutions).
+CPU_BFLOAT16_MODELS = ("small_cnn",)
 
 
 def cpu_flags(cpuinfo="/proc/cpuinfo"):
@@ -78,17 +90,43 @@ def has_cpu_bfloat16():
     return bool(cpu_flags() & set(CPU_BFLOAT16_FLAGS))
 
 
-def set_policy(mixed):
-    """Sets the global Keras dtype policy: policy_for_this_machine() if `mixed`, else float32.
+def auto_policy(model_name):
+    """The policy of the default (--mixed_precision not given) for model `model_name` here:
+    "mixed_bfloat16" for a model in CPU_BFLOAT16_MODELS on a GPU-less machine whose CPU has
+    CPU_BFLOAT16_FLAGS with oneDNN on; "float32" otherwise (GPUs included: unmeasured here)."""
+    if (model_name in CPU_BFLOAT16_MODELS and not tf.config.list_physical_devices("GPU")
+            and has_cpu_bfloat16() and onednn_enabled()):
+        return MIXED_BFLOAT16
+    return "float32"
+
+
+def set_policy(mixed, model_name=None):
+    """Sets the global Keras dtype policy: policy_for_this_machine() if `mixed` is True,
+    float32 if False, auto_policy(model_name) if None (the flag's default).
 
     Call before any model is built. Returns the policy's name.
     Raises:
-      UserError: `mixed` on a machine with no 16-bit fast path (see policy_for_this_machine):
-        refused rather than silently making the run slower.
+      UserError: `mixed` True on a machine with no 16-bit fast path (see
+        policy_for_this_machine): refused rather than silently making the run slower.
     """
-    name = policy_for_this_machine() if mixed else "float32"
+    if mixed is None:
+        name = auto_policy(model_name)
+    else:
+        name = policy_for_this_machine() if mixed else "float32"
     keras.mixed_precision.set_global_policy(name)
     return name
+
+
+@contextlib.contextmanager
+def policy_for_training(mixed, model_name=None):
+    """set_policy(mixed, model_name) for the `with` block, then the policy from before it
+    (so a mixed policy never leaks into the models a later stage or test builds in this
+    process). Yields the policy's name. Raises what set_policy raises."""
+    previous = keras.mixed_precision.global_policy()
+    try:
+        yield set_policy(mixed, model_name)
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
 
 
 def is_float32(model):
