@@ -143,6 +143,22 @@ def test_nan_in_epoch_2_keeps_epoch_1_backup_and_says_so(tmp_path, digits):
     assert all(np.isfinite(w).all() for w in model.get_weights())
 
 
+def test_ckpt_holds_the_weights_fit_ended_with(tmp_path, digits):
+    import tensorflow as tf
+
+    from tftool import models
+    from tftool.train import fit as trainer
+
+    config = trainer.TrainConfig(epochs=2, per_replica_batch_size=128, augment=False)
+    build = lambda: models.build("small_cnn", (8, 8, 1), 10, width=4)  # noqa: E731
+    model, _ = trainer.train(tf.distribute.get_strategy(), build, digits, (8, 8), config,
+                             str(tmp_path))
+    saved = build()
+    saved.load_weights(str(tmp_path / "ckpt" / "last.weights.h5"))
+    for a, b in zip(model.get_weights(), saved.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
 def test_nan_from_a_huge_learning_rate_is_one_line(tmp_path, tfds_dir):
     result = run_cli("train", f"--workdir={tmp_path}/w", f"--data_dir={tfds_dir}", "--epochs=3",
                      "--learning_rate=1e38")

@@ -1,9 +1,10 @@
 """Keras `fit` under a distribution strategy, with the callbacks every training stage uses.
 
 Callbacks: BackupAndRestore (a re-run after a kill resumes at the last finished epoch),
-ModelCheckpoint (weights of the last epoch), TensorBoard, NaNGuard (stops at the first
-non-finite loss, before that epoch's weights can overwrite the last good backup) and
-ImagesPerSecond (throughput in images/s, into the logs and TensorBoard).
+LastFiniteWeights (ckpt/: the weights of the last finite epoch, written when fit ends),
+TensorBoard, NaNGuard (stops at the first non-finite loss, before that epoch's weights can
+overwrite the last good backup) and ImagesPerSecond (throughput in images/s, into the logs
+and TensorBoard).
 
 Under MultiWorkerMirroredStrategy the Keras callbacks write on the chief only (the others
 write to a temporary `workertemp_<id>` folder that Keras deletes) and every worker restores
@@ -183,7 +184,36 @@ def _skip_epoch_end_after_nan(callback_class):
 
 
 _BackupAndRestore = _skip_epoch_end_after_nan(keras.callbacks.BackupAndRestore)
-_ModelCheckpoint = _skip_epoch_end_after_nan(keras.callbacks.ModelCheckpoint)
+
+
+class LastFiniteWeights(keras.callbacks.ModelCheckpoint):
+    """ModelCheckpoint of the weights of the last epoch whose loss stayed finite, written
+    once when fit ends (finished, or stopped by `guard`) instead of after every epoch.
+
+    Each epoch end keeps a copy of the weights in memory (model.get_weights(): ~10 ms for
+    MobileNetV2 α 0.35) unless `guard` tripped in that epoch; saving the .h5 every epoch took
+    ~0.3 s there (2-3% of a 96 px epoch on 2 cores). After a stop on NaN the model gets the
+    kept weights back before they are saved. A killed run leaves no new file here: it resumes
+    from BackupAndRestore's backup/, which is written every epoch. Writing (chief only under
+    MultiWorkerMirroredStrategy) is ModelCheckpoint's own epoch-end save.
+    """
+
+    def __init__(self, filepath, guard):
+        super().__init__(filepath, save_weights_only=True)
+        self._guard = guard
+        self._kept = None  # (epoch, logs, weights) of the last finite epoch
+
+    def on_epoch_end(self, epoch, logs=None):
+        if not self._guard.tripped:
+            self._kept = (epoch, dict(logs or {}), self.model.get_weights())
+
+    def on_train_end(self, logs=None):
+        if self._kept is None:
+            return
+        epoch, epoch_logs, weights = self._kept
+        if self._guard.tripped:
+            self.model.set_weights(weights)
+        super().on_epoch_end(epoch, epoch_logs)
 
 
 def standard_callbacks(stage_dir, global_batch_size, guard=None, backup_dir=None):
@@ -200,8 +230,7 @@ def standard_callbacks(stage_dir, global_batch_size, guard=None, backup_dir=None
         _BackupAndRestore(backup_dir or os.path.join(stage_dir, "backup"),
                           delete_checkpoint=False, guard=guard),
         ImagesPerSecond(global_batch_size),
-        _ModelCheckpoint(os.path.join(stage_dir, "ckpt", "last.weights.h5"),
-                         save_weights_only=True, guard=guard),
+        LastFiniteWeights(os.path.join(stage_dir, "ckpt", "last.weights.h5"), guard),
         keras.callbacks.TensorBoard(os.path.join(stage_dir, "logs"), update_freq="epoch"),
     ]
 
