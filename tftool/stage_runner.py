@@ -359,11 +359,9 @@ def guard_chance(out, model, metrics, context, train_accuracy):
         metrics["near_chance"] = dc.asdict(verdict)
         logging.warning("--allow_chance_accuracy: writing it anyway: %s", verdict.message(out))
         return
-    from tftool.train import precision
-
     path = os.path.join(out, NEAR_CHANCE_MODEL)
     if context.chief:
-        io.save_model(precision.to_float32(model), path)
+        io.save_model(model, path)
     raise UserError(f"{verdict.message(out)}. Not written as {stages.MODEL_FILE}; saved to "
                     f"{path} for inspection. Pass --allow_chance_accuracy to write it anyway")
 
@@ -371,14 +369,11 @@ def guard_chance(out, model, metrics, context, train_accuracy):
 def write_stage(out, model, metrics, flags_text, chief=True):
     """Writes DIR/{model.h5, flags.txt, metrics.json} atomically, model first.
 
-    The model is saved in float32 (precision.to_float32) even when it was trained under
-    a mixed policy. In multi-worker training every worker calls this (saving reads
+    `model` computes in float32: run() rebuilt it with precision.to_float32 if it trained
+    under a mixed policy. In multi-worker training every worker calls this (saving reads
     sync-on-read variables, a collective); non-chief workers write into a temporary folder
     that is deleted afterwards, as in the TF multi-worker guide.
     """
-    from tftool.train import precision
-
-    model = precision.to_float32(model)
     target = out if chief else tempfile.mkdtemp(prefix="tftool_workertemp_")
     try:
         io.save_model(model, os.path.join(target, stages.MODEL_FILE))

@@ -101,33 +101,46 @@ def auto_policy(model_name):
     return "float32"
 
 
-def set_policy(mixed, model_name=None):
-    """Sets the global Keras dtype policy: policy_for_this_machine() if `mixed` is True,
-    float32 if False, auto_policy(model_name) if None (the flag's default).
+def policy_name(mixed, model_name=None):
+    """The dtype policy a training run asks for: policy_for_this_machine() if `mixed` is True,
+    "float32" if False, auto_policy(model_name) if None (the flag's default).
 
-    Call before any model is built. Returns the policy's name.
     Raises:
       UserError: `mixed` True on a machine with no 16-bit fast path (see
         policy_for_this_machine): refused rather than silently making the run slower.
     """
     if mixed is None:
-        name = auto_policy(model_name)
-    else:
-        name = policy_for_this_machine() if mixed else "float32"
+        return auto_policy(model_name)
+    return policy_for_this_machine() if mixed else "float32"
+
+
+def set_policy(mixed, model_name=None):
+    """Sets the global Keras dtype policy to policy_name(mixed, model_name) and returns it.
+
+    Call before any model is built. Raises what policy_name raises (nothing is set then).
+    """
+    name = policy_name(mixed, model_name)
     keras.mixed_precision.set_global_policy(name)
     return name
 
 
 @contextlib.contextmanager
-def policy_for_training(mixed, model_name=None):
-    """set_policy(mixed, model_name) for the `with` block, then the policy from before it
-    (so a mixed policy never leaks into the models a later stage or test builds in this
-    process). Yields the policy's name. Raises what set_policy raises."""
+def _global_policy(name):
+    """The global Keras dtype policy `name` for the `with` block, then the one before it."""
     previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(name)
     try:
-        yield set_policy(mixed, model_name)
+        yield name
     finally:
         keras.mixed_precision.set_global_policy(previous)
+
+
+def policy_for_training(mixed, model_name=None):
+    """A context manager: policy_name(mixed, model_name) as the global policy for the `with`
+    block, then the policy from before it (so a mixed policy never leaks into the models a
+    later stage or test builds in this process). Yields the policy's name.
+    Raises what policy_name raises (at the call, before anything is set)."""
+    return _global_policy(policy_name(mixed, model_name))
 
 
 def is_float32(model):
@@ -158,12 +171,7 @@ def to_float32(model):
         return model
     import tensorflow_model_optimization as tfmot
 
-    previous = keras.mixed_precision.global_policy()
-    keras.mixed_precision.set_global_policy("float32")
-    try:
-        with tfmot.quantization.keras.quantize_scope():
-            clone = type(model).from_config(_float32_config(model.get_config()))
-    finally:
-        keras.mixed_precision.set_global_policy(previous)
+    with _global_policy("float32"), tfmot.quantization.keras.quantize_scope():
+        clone = type(model).from_config(_float32_config(model.get_config()))
     clone.set_weights(model.get_weights())
     return clone
