@@ -14,6 +14,16 @@ ends in softmax against the Keras model that ends in logits).
 import numpy as np
 
 import tftool  # noqa: F401  (Keras 2 before TensorFlow)
+from tftool import stats
+
+# The key of evaluate()'s per-image correctness (bool [n] numpy array, in split order). It is
+# what paired comparisons (stats.paired_drop) read; it is not JSON: `json_safe` drops it.
+CORRECT = "correct"
+
+
+def json_safe(result):
+    """An evaluate() result without its per-image arrays (for metrics.json, rows, cards)."""
+    return {k: v for k, v in result.items() if k != CORRECT}
 
 
 def softmax(logits):
@@ -57,11 +67,13 @@ class _Tally:
         self.abs_dprob = 0.0
         self.class_correct = np.zeros(num_classes, np.int64)
         self.class_total = np.zeros(num_classes, np.int64)
+        self.correct_images = []  # bool [n] per batch: the paired comparisons need them
 
     def add(self, probs, labels, reference):
         predictions = np.argmax(probs, -1)
         self.n += len(labels)
         self.correct += int(np.sum(predictions == labels))
+        self.correct_images.append(predictions == labels)
         picked = probs[np.arange(len(labels)), labels]
         self.nll += float(np.sum(-np.log(np.clip(picked, 1e-12, 1.0))))
         np.add.at(self.class_total, labels, 1)
@@ -75,10 +87,14 @@ class _Tally:
         per_class = {str(name): (float(self.class_correct[i] / self.class_total[i])
                                  if self.class_total[i] else None)
                      for i, name in enumerate(class_names)}
-        return {"accuracy": self.correct / self.n, "loss": self.nll / self.n,
+        low, high = stats.wilson(self.correct, self.n) if self.n else (None, None)
+        return {"accuracy": self.correct / self.n, "accuracy_low": low, "accuracy_high": high,
+                "loss": self.nll / self.n,
                 "agreement": self.agree / self.n if has_reference else None,
                 "mean_abs_dprob": self.abs_dprob / (self.n * k) if has_reference else None,
-                "per_class_accuracy": per_class, "examples": self.n}
+                "per_class_accuracy": per_class, "examples": self.n,
+                CORRECT: np.concatenate(self.correct_images) if self.correct_images
+                else np.zeros(0, bool)}
 
 
 def evaluate(scorers, batches, class_names, reference=None):
@@ -91,10 +107,13 @@ def evaluate(scorers, batches, class_names, reference=None):
       reference: the name of the model the others are compared with (its top-1 and
         probabilities), or None.
     Returns:
-      {name: {"accuracy": top-1 in [0, 1], "loss": mean cross-entropy (nats),
+      {name: {"accuracy": top-1 in [0, 1], "accuracy_low", "accuracy_high": its 95% Wilson
+              interval (stats.wilson), "loss": mean cross-entropy (nats),
               "agreement": share of images whose top-1 equals the reference's (None without
               a reference), "mean_abs_dprob": mean over images × classes of |p − p_ref|,
-              "per_class_accuracy": {class name: accuracy or None}, "examples": int}}.
+              "per_class_accuracy": {class name: accuracy or None}, "examples": int,
+              "correct": bool [examples] numpy array, image i classified right (not JSON:
+              json_safe drops it; stats.paired_drop compares two of them)}}.
     Raises:
       ValueError: `reference` is not one of `scorers`, or the split is empty.
     """
@@ -112,12 +131,36 @@ def evaluate(scorers, batches, class_names, reference=None):
     return {name: t.result(class_names, reference is not None) for name, t in tallies.items()}
 
 
-def keras_test_metrics(model, dataset, image_size, batch_size=256):
-    """{"test_accuracy", "test_loss"} of a Keras logits model on the whole test split
-    (what metrics.json records and the accuracy gate compares with)."""
+def keras_metrics(model, dataset, image_size, batch_size=256, splits=("test", "validation")):
+    """metrics.json's accuracy figures of a Keras logits model on whole splits, streamed.
+
+    Returns: for each split S of `splits`: "S_accuracy" (top-1 fraction), "S_accuracy_interval"
+      ([low, high], its 95% Wilson interval), "S_loss" (mean cross-entropy, nats) and
+      "S_examples" (images). The test figures are what the stage reports and the accuracy gate
+      compares with; the validation figures are what later choices read.
+    """
     from tftool import data
 
-    stats = evaluate({"model": keras_scorer(model)},
-                     data.test_batches(dataset, image_size, batch_size),
-                     dataset.class_names)["model"]
-    return {"test_accuracy": stats["accuracy"], "test_loss": stats["loss"]}
+    metrics = {}
+    for split in splits:
+        result = evaluate({"model": keras_scorer(model)},
+                          data.test_batches(dataset, image_size, batch_size, split=split),
+                          dataset.class_names)["model"]
+        metrics.update({f"{split}_accuracy": result["accuracy"],
+                        f"{split}_accuracy_interval": [result["accuracy_low"],
+                                                       result["accuracy_high"]],
+                        f"{split}_loss": result["loss"], f"{split}_examples": result["examples"]})
+    return metrics
+
+
+def described(metrics, split="test"):
+    """"0.9861 [0.9678, 0.9940] on 359 images" from keras_metrics' figures of `split`, or the
+    bare accuracy for metrics written before intervals were recorded."""
+    accuracy = metrics.get(f"{split}_accuracy")
+    interval = metrics.get(f"{split}_accuracy_interval")
+    if accuracy is None:
+        return "unknown"
+    if not interval:
+        return f"{accuracy:.4f}"
+    return (f"{accuracy:.4f} [{interval[0]:.4f}, {interval[1]:.4f}] on "
+            f"{metrics.get(f'{split}_examples', '?')} images")
