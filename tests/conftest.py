@@ -31,12 +31,15 @@ def digits(tfds_dir):
 
 @pytest.fixture(scope="session")
 def digits_folder(tmp_path_factory, digits):
-    """The digits data set written as PNG files: ROOT/{train,test}/<class>/<i>.png (grayscale)."""
+    """The digits data set written as PNG files: ROOT/{train,test}/<class>/<i>.png (grayscale);
+    train/ holds the whole train split (tftool's validation share included: the folder loader
+    holds out its own)."""
     import numpy as np
     from PIL import Image
 
     root = tmp_path_factory.mktemp("digits_folder")
-    for split, ds in (("train", digits.train), ("test", digits.test)):
+    for split, ds in (("train", digits.train.concatenate(digits.validation)),
+                      ("test", digits.test)):
         for i, (image, label) in enumerate(ds.as_numpy_iterator()):
             class_dir = root / split / f"class_{label}"
             class_dir.mkdir(parents=True, exist_ok=True)

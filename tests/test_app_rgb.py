@@ -16,7 +16,8 @@ def rgb_folder(tmp_path_factory, digits):
     """digits as 16×16 RGB PNGs: the digit in a random colour on a random dark background."""
     root = tmp_path_factory.mktemp("rgb_digits")
     rng = np.random.RandomState(0)
-    for split, ds in (("train", digits.train), ("test", digits.test)):
+    for split, ds in (("train", digits.train.concatenate(digits.validation)),
+                      ("test", digits.test)):
         for i, (image, label) in enumerate(ds.as_numpy_iterator()):
             gray = np.kron(image[..., 0], np.ones((2, 2))).astype(np.float32) / 255.0
             ink, paper = rng.uniform(0.5, 1.0, 3), rng.uniform(0.0, 0.3, 3)

@@ -139,3 +139,49 @@ def test_sample_pixels_draws_from_the_whole_split_at_the_model_size():
     assert len(set(pixels[:, 0, 0, 0] // 20)) >= 8  # every part of the class-ordered split
     np.testing.assert_array_equal(pixels, data.sample_pixels(dataset, (8, 8), 64, seed=0))
     assert len(data.sample_pixels(dataset, (4, 4), 5000)) == 1000  # capped at the split
+
+
+def test_validation_split_is_stratified_seeded_and_disjoint_from_train(digits):
+    from tftool.data import digits as digits_builder
+
+    assert digits.validation_split == {"source": "train", "fraction": 0.1,
+                                       "seed": data.VALIDATION_SEED, "stratified": True,
+                                       "count": digits.num_validation}
+    train = [(img.tobytes(), int(y)) for img, y in digits.train.as_numpy_iterator()]
+    validation = [(img.tobytes(), int(y)) for img, y in digits.validation.as_numpy_iterator()]
+    assert (len(train), len(validation)) == (digits.num_train, digits.num_validation)
+    assert len(validation) == 143  # 10% of each class of the 1,438 train digits, rounded
+    # every class keeps its share, and no image is in both (digits has no duplicate pixels
+    # across these splits: the sets of images are disjoint)
+    counts = np.bincount([y for _, y in validation], minlength=10)
+    totals = counts + np.bincount([y for _, y in train], minlength=10)
+    assert np.all(np.abs(counts - 0.1 * totals) <= 0.5 + 1e-9)
+    assert not {x for x, _ in train} & {x for x, _ in validation}
+    # the same labels give the same indices on every call; another fraction other indices
+    labels = np.array([y for _, y in train + validation])
+    a = data.validation_indices(labels, 0.1)
+    np.testing.assert_array_equal(a, data.validation_indices(labels, 0.1))
+    assert len(data.validation_indices(labels, 0.2)) == pytest.approx(0.2 * len(labels), abs=5)
+    assert digits_builder.TEST_FRACTION == 0.2  # the test split is untouched by any of this
+    # a class of one image stays in train; a split of 2 images still gives 1 validation image
+    assert list(data.validation_indices(np.array([0, 1]), 0.1)) in ([0], [1])
+    with pytest.raises(UserError, match="at least 2"):
+        data.validation_indices(np.array([0]), 0.1)
+
+
+def test_a_validation_folder_is_used_as_is(digits_folder, tmp_path):
+    import shutil
+
+    root = tmp_path / "with_validation"
+    shutil.copytree(digits_folder, root)
+    for class_dir in (root / "train").iterdir():  # move 5 images of each class
+        target = root / "validation" / class_dir.name
+        target.mkdir(parents=True)
+        for f in sorted(class_dir.iterdir())[:5]:
+            f.rename(target / f.name)
+    ds = data.load(f"folder:{root}")
+    assert ds.validation_split == {"source": "validation"}
+    assert ds.num_validation == 50 and len(list(ds.validation.as_numpy_iterator())) == 50
+    assert ds.num_train == 1438 - 50
+    with pytest.raises(UserError, match="validation_fraction=0.7"):
+        data.load(f"folder:{root}", validation_fraction=0.7)

@@ -4,7 +4,7 @@ from tftool.data import digits as digits_builder
 
 
 def test_digits_split_sizes_and_shapes(digits):
-    assert digits.num_train + digits.num_test == 1797
+    assert digits.num_train + digits.num_validation + digits.num_test == 1797
     assert 350 <= digits.num_test <= 370  # stratified 20%
     assert digits.class_names == [str(i) for i in range(10)]
     assert digits.image_shape == (8, 8, 1)

@@ -90,9 +90,9 @@ def refuse_export(workdir, dataset, allow):
     No metrics.json: nothing to check (export names the missing model itself)."""
     import sys
 
-    from tftool import UserError, stage_runner
+    from tftool import UserError, stages
 
-    metrics = stage_runner.read_metrics(workdir, "float") or {}
+    metrics = stages.read_metrics(workdir, "float") or {}
     if "test_accuracy" not in metrics:
         return
     train = (metrics.get("history", {}).get("accuracy") or [None])[-1]

@@ -33,7 +33,8 @@ from tftool import UserError, io, stages
 from absl import logging
 
 # Data flags the float stage records and every later stage inherits from WORKDIR/float.
-DATA_SETTINGS = ("dataset", "data_dir", "manual_dir", "channels", "image_size")
+DATA_SETTINGS = ("dataset", "data_dir", "manual_dir", "channels", "image_size",
+                 "validation_fraction")
 
 
 # ---- stage folder bookkeeping ----------------------------------------------------------------
@@ -106,19 +107,13 @@ def clear_training_state(directory):
         shutil.rmtree(os.path.join(directory, sub), ignore_errors=True)
 
 
-def read_metrics(workdir, stage):
-    """WORKDIR/<stage>/metrics.json as a dict, or None. Raises UserError when damaged."""
-    return io.read_json_object(os.path.join(stages.stage_dir(workdir, stage), "metrics.json"),
-                               fix=f"run `{stages.get(stage).command} --overwrite` again")
-
-
 def model_is_qat(workdir, stage):
     """Whether WORKDIR/<stage>'s model is QAT-wrapped: the registry's answer, or for stages
     where a flag decides (qat=None), what the run recorded in metrics.json."""
     row = stages.get(stage)
     if row.qat is not None:
         return row.qat
-    return bool((read_metrics(workdir, stage) or {}).get("qat"))
+    return bool((stages.read_metrics(workdir, stage) or {}).get("qat"))
 
 
 def load_stage_model(workdir, stage):
@@ -153,13 +148,15 @@ def is_complete(workdir, stage, inputs=(), overwrite=False):
     the run is sure to go ahead, so a refused run removes nothing.
     """
     out = stages.stage_dir(workdir, stage)
-    metrics = read_metrics(workdir, stage)
+    metrics = stages.read_metrics(workdir, stage)
     model = stages.model_path(workdir, stage)
     if metrics is not None and os.path.isfile(model):
         stale = [p for p in inputs if os.path.getmtime(p) > os.path.getmtime(model)]
         if not overwrite and not stale:
-            print(f"{out}: complete, skipped (test accuracy "
-                  f"{metrics.get('test_accuracy', 0):.4f}); pass --overwrite to run it again")
+            from tftool import evaluate
+
+            print(f"{out}: complete, skipped (test accuracy {evaluate.described(metrics)}); "
+                  f"pass --overwrite to run it again")
             return True, False
         logging.info("%s: %s; starting it again", out,
                      f"{stale[0]} is newer" if stale else "--overwrite")
@@ -315,7 +312,8 @@ def run(job, context):
                                      strategy.num_replicas_in_sync)
         global_batch = job.config.per_replica_batch_size * strategy.num_replicas_in_sync
         metrics = {
-            **evaluate.keras_test_metrics(model, context.dataset, context.image_size),
+            **evaluate.keras_metrics(model, context.dataset, context.image_size),
+            "validation_split": context.dataset.validation_split,
             "stage": job.stage, "epochs": job.config.epochs, "seed": job.config.seed,
             "epochs_this_run": len(history.get("loss", [])),
             "num_replicas": strategy.num_replicas_in_sync, "global_batch_size": global_batch,
@@ -326,8 +324,12 @@ def run(job, context):
             "weights_sha256": fit.weights_digest(model),
             "history": history,
         }
-        print(f"{strategy_lib.describe(strategy)}: trained {metrics['epochs_this_run']} "
-              f"epoch(s) this run, weights sha256 {metrics['weights_sha256']}", flush=True)
+        line = (f"{strategy_lib.describe(strategy)}: trained {metrics['epochs_this_run']} "
+                f"epoch(s) this run, weights sha256 {metrics['weights_sha256']}")
+        if strategy.num_replicas_in_sync > 1 or not chief:  # workers compare their digests
+            print(line, flush=True)
+        else:
+            logging.info("%s", line)
         guard_chance(out, model, metrics, context, (history.get("accuracy") or [None])[-1])
         write_stage(out, model, metrics, context.flags_text, chief)
     return metrics
@@ -382,5 +384,8 @@ def write_stage(out, model, metrics, flags_text, chief=True):
     finally:
         if not chief:
             shutil.rmtree(target, ignore_errors=True)
+    from tftool import evaluate
+
     where = out if chief else f"{out} (non-chief worker: written by the chief)"
-    print(f"{where}: test accuracy {metrics['test_accuracy']:.4f}")
+    print(f"{where}: test accuracy {evaluate.described(metrics)}, validation "
+          f"{evaluate.described(metrics, 'validation')}", flush=True)

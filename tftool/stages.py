@@ -79,6 +79,11 @@ MODEL_FILE = "model.h5"
 # Made by export, not from a stage's own row: when the accuracy gate refuses `int8`, export
 # keeps the worst layers in float (export/debug.py) and writes this variant instead.
 SELECTIVE_VARIANT = "int8_selective"
+# Variants trained as a comparison for another: the student against the same student trained
+# on the labels alone (tftool-distill --baseline). The benchmark and the report compare each
+# pair image by image ("distillation did not help here" when the interval says so).
+BASELINES = {"student_int8": "student_baseline_int8",
+             "student_qat_int8": "student_baseline_qat_int8"}
 # The QAT scheme a QAT stage was trained with, when its model can only be loaded by rebuilding
 # it from its input (optimize/qat.py `load`: cluster-preserving quantizers do not serialize).
 REBUILT_QAT = {"cqat": "cluster_preserve", "pcqat": "cluster_prune_preserve"}
@@ -103,6 +108,14 @@ def model_path(workdir, name):
 
 def has_model(workdir, name):
     return os.path.isfile(model_path(workdir, name))
+
+
+def read_metrics(workdir, name):
+    """WORKDIR/<name>/metrics.json as a dict, or None. Raises UserError when damaged."""
+    from tftool import io
+
+    return io.read_json_object(os.path.join(stage_dir(workdir, name), "metrics.json"),
+                               fix=f"run `{get(name).command} --overwrite` again")
 
 
 def missing_model_message(workdir, name, needed_by=None):

@@ -4,8 +4,12 @@ Three kinds of `--dataset`:
   digits          the UCI handwritten digits bundled with scikit-learn (tftool/data/digits.py)
   <catalog name>  any TFDS catalog data set with image/label supervised keys (mnist, cifar10, ...);
                   `data_dir` and `manual_dir` are passed to TFDS so prepared data works offline
-  folder:PATH     PATH/train/<class>/*.png|jpg and PATH/test/<class>/... (tfds.ImageFolder;
-                  every file is checked up front, see _load_folder)
+  folder:PATH     PATH/train/<class>/*.png|jpg and PATH/test/<class>/..., optionally
+                  PATH/validation/<class>/... (tfds.ImageFolder; every file is checked up
+                  front, see _load_folder)
+
+Every data set has train, validation and test splits: its own validation split where it has
+one, else a stratified, seeded share of train (--validation_fraction, split_validation).
 
 Every loader returns a `Dataset` of unbatched (uint8 image HxWxC, int64 label) pairs; the
 pipeline functions here resize, scale to [0, 1] float32, cache, shuffle, batch and augment.
@@ -35,7 +39,14 @@ HFLIP_SAFE = ("cifar10", "cifar100", "imagenette", "imagenet2012", "tf_flowers",
 
 @dataclasses.dataclass
 class Dataset:
-    """A loaded data set: unbatched (uint8 HxWxC, int64 label) splits plus what describes them."""
+    """A loaded data set: unbatched (uint8 HxWxC, int64 label) splits plus what describes them.
+
+    train / validation / test: the validation split *chooses* (selective int8's layers, the
+    sparsity ladder, distillation's grid, the model search); the test split only *reports*.
+    validation_split says where the validation images come from: {"source": "validation"}
+    (the data set's own split) or {"source": "train", "fraction", "seed", "stratified"} (a
+    stratified, seeded share of train, removed from train: split_validation).
+    """
     name: str
     train: tf.data.Dataset
     test: tf.data.Dataset
@@ -44,15 +55,37 @@ class Dataset:
     num_train: int
     num_test: int
     hflip_safe: bool
+    validation: tf.data.Dataset = None
+    num_validation: int = 0
+    validation_split: dict = dataclasses.field(default_factory=dict)
 
     @property
     def num_classes(self):
         return len(self.class_names)
 
+    def split(self, name):
+        """(unbatched split, number of images) of "train", "validation" or "test".
+        Raises ValueError for another name."""
+        if name not in SPLITS:
+            raise ValueError(f"unknown split {name!r}; allowed: {', '.join(SPLITS)}")
+        return getattr(self, name), getattr(self, f"num_{name}")
+
+
+SPLITS = ("train", "validation", "test")
+# The stratified validation split drawn from train (split_validation) uses this fixed seed, not
+# the training --seed: runs with different seeds are then scored on the same validation images.
+VALIDATION_SEED = 20261202
+DEFAULT_VALIDATION_FRACTION = 0.1
+# Above this many train images the validation share is the last `fraction` of the train
+# records (TFDS split slicing, "train[-k:]"): TFDS shuffles records when it prepares a data set,
+# so the slice is a random sample, and a label pass over ImageNet's 1.28 M train records would
+# read ~140 GB before every stage. Below it the split is stratified by class.
+LARGE_TRAIN = 200_000
+
 
 def load(dataset, data_dir=None, manual_dir=None, channels=None, download=True,
-         skip_corrupt=False):
-    """Loads `dataset` (see module docstring) as a `Dataset`.
+         skip_corrupt=False, validation_fraction=DEFAULT_VALIDATION_FRACTION):
+    """Loads `dataset` (see module docstring) as a `Dataset` with train/validation/test splits.
 
     Args:
       dataset: "digits", a TFDS catalog name, or "folder:PATH".
@@ -62,22 +95,48 @@ def load(dataset, data_dir=None, manual_dir=None, channels=None, download=True,
       download: whether a catalog data set that is not prepared may be downloaded.
       skip_corrupt: folder data sets: leave out images that cannot be decoded (logged with a
         count) instead of raising.
+      validation_fraction: share of train held out as the validation split (stratified by
+        class, seeded with VALIDATION_SEED) when the data set has no validation split of its
+        own (TFDS "validation" beside "test"; PATH/validation/<class>/), in (0, 0.5].
 
     Raises:
       UserError: unknown data set, missing/empty/one-class folder, a corrupt image in a folder
-        (named), data absent offline.
+        (named), data absent offline, a validation_fraction out of range or too small to hold
+        one image.
     """
     if channels not in (None, 1, 3):
         raise UserError(f"--channels={channels}: use 1 (grayscale) or 3 (RGB)")
+    if not 0.0 < validation_fraction <= 0.5:
+        raise UserError(f"--validation_fraction={validation_fraction}: must be in (0, 0.5], "
+                        f"e.g. 0.1")
     if dataset.startswith(FOLDER_PREFIX):
-        return _load_folder(dataset[len(FOLDER_PREFIX):], channels, skip_corrupt)
+        return _load_folder(dataset[len(FOLDER_PREFIX):], channels, skip_corrupt,
+                            validation_fraction)
     if dataset == "digits":
         from tftool.data import digits
         builder = digits.Digits(data_dir=data_dir)
-        builder.download_and_prepare()
+        if not builder.is_prepared():
+            _prepare_quietly(builder)
     else:
         builder = _catalog_builder(dataset, data_dir, manual_dir, download)
-    return _from_builder(dataset, builder, channels)
+    return _from_builder(dataset, builder, channels, validation_fraction)
+
+
+def _prepare_quietly(builder):
+    """Prepares a local builder (digits: nothing to download) without TFDS's "Downloading and
+    preparing dataset Unknown size" banner and progress bars; one line says where it went."""
+    import contextlib
+    import io as std_io
+
+    start = time.perf_counter()
+    with contextlib.redirect_stdout(std_io.StringIO()):
+        tfds.disable_progress_bar()
+        try:
+            builder.download_and_prepare()
+        finally:
+            tfds.enable_progress_bar()
+    print(f"prepared the {builder.name} data set in {builder.data_dir} "
+          f"({time.perf_counter() - start:.1f} s, once)", flush=True)
 
 
 def _catalog_builder(name, data_dir, manual_dir, download):
@@ -122,7 +181,7 @@ def _supervised_keys(builder):
     return keys
 
 
-def _from_builder(name, builder, channels):
+def _from_builder(name, builder, channels, validation_fraction):
     image_key, label_key = _supervised_keys(builder)
     features = builder.info.features
     image_shape = tuple(features[image_key].shape)
@@ -134,19 +193,99 @@ def _from_builder(name, builder, channels):
     if "train" not in splits or test_split is None:
         raise UserError(f"--dataset={name}: needs a train and a test (or validation) split; "
                         f"has {', '.join(splits)}")
-    train = builder.as_dataset("train", as_supervised=True, shuffle_files=False)
-    test = builder.as_dataset(test_split, as_supervised=True, shuffle_files=False)
     native_channels = image_shape[-1]
+
+    def raw(split):  # image bytes undecoded: a label pass reads no pixels
+        return builder.as_dataset(split, shuffle_files=False,
+                                  decoders={image_key: tfds.decode.SkipDecoding()})
+
+    def decoded(ds):
+        ds = ds.map(lambda ex: (features[image_key].decode_example(ex[image_key]),
+                                ex[label_key]), num_parallel_calls=AUTOTUNE)
+        return _set_channels(ds, native_channels, channels)
+
+    num_train = splits["train"].num_examples
+    if test_split == "test" and "validation" in splits:
+        train, validation = raw("train"), raw("validation")
+        num_validation = splits["validation"].num_examples
+        info = {"source": "validation"}
+    elif num_train > LARGE_TRAIN:
+        held = max(1, int(round(validation_fraction * num_train)))
+        train, validation = raw(f"train[:-{held}]"), raw(f"train[-{held}:]")
+        num_train, num_validation = num_train - held, held
+        info = {"source": "train", "fraction": validation_fraction, "stratified": False,
+                "slice": f"train[-{held}:]"}
+    else:
+        labels = _labels(raw("train"), label_key)
+        train, validation, info = split_validation(raw("train"), labels, validation_fraction)
+        num_train, num_validation = len(labels) - info["count"], info["count"]
     return Dataset(
         name=name,
-        train=_set_channels(train, native_channels, channels),
-        test=_set_channels(test, native_channels, channels),
+        train=decoded(train),
+        validation=decoded(validation),
+        test=decoded(raw(test_split)),
         class_names=list(features[label_key].names),
         image_shape=image_shape[:2] + (channels or native_channels,),
-        num_train=splits["train"].num_examples,
+        num_train=num_train,
+        num_validation=num_validation,
         num_test=splits[test_split].num_examples,
         hflip_safe=name in HFLIP_SAFE,
+        validation_split=info,
     )
+
+
+def _labels(ds, label_key):
+    """int64 [n]: the labels of an undecoded split, in its order (one pass, no pixels)."""
+    batches = ds.map(lambda ex: ex[label_key]).batch(65_536).as_numpy_iterator()
+    return np.concatenate(list(batches) or [np.zeros(0, np.int64)])
+
+
+def validation_indices(labels, fraction, seed=VALIDATION_SEED):
+    """Which train images form the validation split: stratified by class and seeded.
+
+    Each class gives round(fraction × its images) of its images (at least one image stays in
+    train), drawn at random with `seed`; if that rounds to none in every class, one image of
+    the largest class. Same labels, fraction and seed: same indices, on every machine.
+    Args:
+      labels: int [n] labels of the train split, in its order.
+      fraction: share to hold out, in (0, 0.5].
+    Returns:
+      sorted int64 indices into the train split.
+    Raises:
+      UserError: a train split of fewer than 2 images.
+    """
+    labels = np.asarray(labels)
+    if len(labels) < 2:
+        raise UserError(f"the train split has {len(labels)} image(s); a validation split "
+                        f"needs at least 2")
+    rng = np.random.RandomState(seed)
+    chosen = []
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        rng.shuffle(idx)
+        take = min(int(round(fraction * len(idx))), len(idx) - 1)
+        chosen.extend(idx[:take])
+    if not chosen:
+        classes, counts = np.unique(labels, return_counts=True)
+        chosen = [np.flatnonzero(labels == classes[np.argmax(counts)])[0]]
+    return np.sort(np.asarray(chosen, np.int64))
+
+
+def split_validation(ds, labels, fraction, seed=VALIDATION_SEED):
+    """Splits an unbatched train split into (train, validation, info) by validation_indices.
+
+    Both are `ds` filtered by index (tf.data enumerate + a lookup in an [n] bool mask), in
+    their original order; info = {"source": "train", "fraction", "seed", "stratified": True,
+    "count": validation images}.
+    """
+    chosen = validation_indices(labels, fraction, seed)
+    total = len(labels)
+    in_validation = _drawn(chosen, total)
+    validation = ds.enumerate().filter(in_validation).map(lambda i, x: x)
+    train = ds.enumerate().filter(lambda i, x: tf.logical_not(in_validation(i, x))).map(
+        lambda i, x: x)
+    return train, validation, {"source": "train", "fraction": fraction, "seed": seed,
+                               "stratified": True, "count": int(len(chosen))}
 
 
 def _set_channels(ds, native, wanted):
@@ -174,22 +313,29 @@ def _unreadable(path):
         return text.replace(f" '{path}'", "").replace(f" {path}", "")  # the caller names it
 
 
-def _load_folder(path, channels, skip_corrupt=False):
-    """PATH/{train,test}/<class>/*.png|jpg as a Dataset, read by tfds.ImageFolder.
+def _load_folder(path, channels, skip_corrupt=False,
+                 validation_fraction=DEFAULT_VALIDATION_FRACTION):
+    """PATH/{train,[validation,]test}/<class>/*.png|jpg as a Dataset, read by tfds.ImageFolder.
 
     Every image is decoded once with PIL before training, so a corrupt or truncated file stops
     the run at once with its name, not with a TensorFlow traceback in the middle of epoch 7
     (about 0.2 ms per small PNG). With `skip_corrupt` such files are left out and counted.
+    Without a validation/ folder, a stratified `validation_fraction` of train is held out
+    (split_validation).
     Raises:
       UserError: missing folder or split, no class folders with images, fewer than 2 train
-        classes, a test class absent from train, or a corrupt image (without skip_corrupt).
+        classes, a test or validation class absent from train, or a corrupt image (without
+        skip_corrupt).
     """
     root = os.path.abspath(os.path.expanduser(path))
     if not os.path.isdir(root):
         raise UserError(f"--dataset=folder:{path}: no such directory; give a folder with "
                         f"train/<class>/*.png and test/<class>/*.png")
+    names = ["train", "test"]
+    if os.path.isdir(os.path.join(root, "validation")):
+        names.insert(1, "validation")
     files = {}  # split -> {class: [paths]}
-    for split in ("train", "test"):
+    for split in names:
         split_dir = os.path.join(root, split)
         if not os.path.isdir(split_dir):
             raise UserError(f"--dataset=folder:{path}: missing {split}/ subfolder; expected "
@@ -225,36 +371,58 @@ def _load_folder(path, channels, skip_corrupt=False):
     if len(files["train"]) < 2:
         raise UserError(f"--dataset=folder:{path}: train/ has {len(files['train'])} class "
                         f"folder with images; a classifier needs at least 2")
-    missing = sorted(set(files["test"]) - set(files["train"]))
-    if missing:
-        raise UserError(f"--dataset=folder:{path}: test/ has classes with no train images "
-                        f"({', '.join(missing)}); add train/{missing[0]}/ or remove test/"
-                        f"{missing[0]}/")
+    for split in names[1:]:
+        missing = sorted(set(files[split]) - set(files["train"]))
+        if missing:
+            raise UserError(f"--dataset=folder:{path}: {split}/ has classes with no train "
+                            f"images ({', '.join(missing)}); add train/{missing[0]}/ or remove "
+                            f"{split}/{missing[0]}/")
     first_file = files["train"][sorted(files["train"])[0]][0]
     first = tf.io.decode_image(tf.io.read_file(first_file), expand_animations=False)
     native_channels = 1 if first.shape[-1] in (1, 2) else 3
     channels = channels or native_channels
-    # TFDS ImageFolder reads the files; its label index is the sorted class folder names.
+    # TFDS ImageFolder lists the files; its label index is the sorted class folder names.
     builder = tfds.ImageFolder(root, shape=(None, None, channels), dtype=tf.uint8)
+    image_feature = builder.info.features["image"]
+    skipped = tf.constant(bad or [""])
 
-    def split_dataset(split):
-        ds = builder.as_dataset(split, as_supervised=True, shuffle_files=False)
-        skipped = sum(f.startswith(os.path.join(root, split) + os.sep) for f in bad)
-        if skipped:  # --skip_corrupt: drop the files that failed to decode above
-            ds = ds.ignore_errors()
-        return ds, builder.info.splits[split].num_examples - skipped
+    def raw(split):
+        """The split's (undecoded image, label, file name) records, --skip_corrupt's files
+        left out by name before anything decodes them."""
+        ds = builder.as_dataset(split, shuffle_files=False,
+                                decoders={"image": tfds.decode.SkipDecoding()})
+        if bad:
+            ds = ds.filter(lambda ex: tf.logical_not(
+                tf.reduce_any(tf.equal(ex["image/filename"], skipped))))
+        return ds
 
-    train, num_train = split_dataset("train")
-    test, num_test = split_dataset("test")
+    def decoded(ds):
+        return ds.map(lambda ex: (image_feature.decode_example(ex["image"]), ex["label"]),
+                      num_parallel_calls=AUTOTUNE)
+
+    def count(split):
+        return sum(len(fs) for fs in files[split].values())
+
+    if "validation" in files:
+        train, validation = raw("train"), raw("validation")
+        info = {"source": "validation"}
+        num_train, num_validation = count("train"), count("validation")
+    else:
+        labels = _labels(raw("train"), "label")
+        train, validation, info = split_validation(raw("train"), labels, validation_fraction)
+        num_train, num_validation = len(labels) - info["count"], info["count"]
     return Dataset(
         name=os.path.basename(root.rstrip("/")),
-        train=train,
-        test=test,
+        train=decoded(train),
+        validation=decoded(validation),
+        test=decoded(raw("test")),
         class_names=list(builder.info.features["label"].names),
         image_shape=(int(first.shape[0]), int(first.shape[1]), channels),
         num_train=num_train,
-        num_test=num_test,
+        num_validation=num_validation,
+        num_test=count("test"),
         hflip_safe=False,
+        validation_split=info,
     )
 
 
@@ -432,14 +600,16 @@ def to_pixels(image, image_size):
     return tf.cast(tf.clip_by_value(tf.round(resized), 0.0, 255.0), tf.uint8)
 
 
-def test_batches(data, image_size, batch_size=64):
-    """The test split as a stream of (uint8 pixels [n, H, W, C], int64 labels [n]) numpy
-    batches, in a fixed order; one batch is decoded at a time (evaluate.py).
+def test_batches(data, image_size, batch_size=64, split="test"):
+    """The test split (or `split`: "validation", "train") as a stream of (uint8 pixels
+    [n, H, W, C], int64 labels [n]) numpy batches, in a fixed order; one batch is decoded at a
+    time (evaluate.py).
 
     Batch 64 by default: export and benchmark score every model on each batch, and the Keras
     float model's activations grow with the batch (at 160x160x3, 256 images took ~330 MB more
     peak RSS than 100: benchmarks/peak_memory.py); memory stays flat in the split size."""
-    ds = data.test.map(lambda x, y: (to_pixels(x, image_size), y), num_parallel_calls=AUTOTUNE)
+    ds = data.split(split)[0].map(lambda x, y: (to_pixels(x, image_size), y),
+                                  num_parallel_calls=AUTOTUNE)
     return ds.batch(batch_size).prefetch(2).as_numpy_iterator()
 
 
