@@ -27,10 +27,10 @@ FLAGS ?=
 TRAIN_FLAGS ?=
 QUANTIZE_FLAGS ?=
 EXPORT_FLAGS ?=
-# 0.3-second timing rows (the tool's own default is benchmark_model's 1 s): the default sweep
-# times 8 settings of each of ~10 models, and `make all` must stay under 5 minutes on 2 cores.
-# BENCHMARK_FLAGS= (empty) gives the tool's defaults.
-BENCHMARK_FLAGS ?= --min_seconds=0.3 --warmup_seconds=0.15
+# What a first look needs: batch 1, XNNPACK on, 1 and all threads, 0.3-second rows (the tool's
+# defaults are benchmark_model's 1 s and the full sweep: `make benchmark-full`, or
+# BENCHMARK_FLAGS= for the tool's defaults).
+BENCHMARK_FLAGS ?= --batch_sizes=1 --xnnpack=on --min_seconds=0.3 --warmup_seconds=0.15
 PRUNE_FLAGS ?=
 PQAT_FLAGS ?=
 DISTILL_FLAGS ?=
@@ -55,7 +55,8 @@ STAGE_MODEL = $(WORKDIR)/$(1)/model.h5
 COMMON := --workdir=$(WORKDIR) $(if $(DATASET),--dataset=$(DATASET))
 RUN := TFTOOL_SHARED_FLAGS=1 $(BIN)/
 
-.PHONY: install train quantize prune pqat distill export micro benchmark all test clean \
+.PHONY: install train quantize prune pqat distill export micro benchmark benchmark-full all \
+	test clean \
 	mediapipe predict cluster cqat pcqat prune-2by4 compress-all
 
 install: $(VENV)/.installed
@@ -90,6 +91,10 @@ micro: $(call STAGE_MODEL,float)
 
 benchmark: install
 	$(RUN)tftool-benchmark $(COMMON) --export_dir=$(EXPORT_DIR) $(FLAGS) $(BENCHMARK_FLAGS)
+
+# The full sweep: threads 1 and all × batch 1 and 32 × XNNPACK on and off, 1-second rows.
+benchmark-full: install
+	$(RUN)tftool-benchmark $(COMMON) --export_dir=$(EXPORT_DIR) $(FLAGS)
 
 prune: install
 	$(RUN)tftool-prune $(COMMON) $(FLAGS) $(PRUNE_FLAGS)
@@ -155,15 +160,16 @@ COMPRESS_MODELS := $(foreach s,clustered cqat pruned_clustered pcqat pruned_2by4
 compress-all: $(STAGE_MODELS) $(COMPRESS_MODELS)
 	$(RUN)tftool-export $(COMMON) --export_dir=$(EXPORT_DIR) $(FLAGS) $(EXPORT_FLAGS)
 	touch $(EXPORT_STAMP)
-	$(RUN)tftool-benchmark $(COMMON) --export_dir=$(EXPORT_DIR) $(FLAGS) $(BENCHMARK_FLAGS)
+	$(RUN)tftool-benchmark $(COMMON) --export_dir=$(EXPORT_DIR) $(FLAGS) $(BENCHMARK_FLAGS) >/dev/null
 	@cat $(EXPORT_DIR)/report.md
 
 $(EXPORT_STAMP): $(STAGE_MODELS)
 	$(RUN)tftool-export $(COMMON) --export_dir=$(EXPORT_DIR) $(FLAGS) $(EXPORT_FLAGS)
 	touch $@
 
+# stdout (the report) is dropped here: `all` prints report.md once, at the end.
 $(EXPORT_DIR)/benchmark.json: $(EXPORT_STAMP)
-	$(RUN)tftool-benchmark $(COMMON) --export_dir=$(EXPORT_DIR) $(FLAGS) $(BENCHMARK_FLAGS)
+	$(RUN)tftool-benchmark $(COMMON) --export_dir=$(EXPORT_DIR) $(FLAGS) $(BENCHMARK_FLAGS) >/dev/null
 
 all: $(EXPORT_DIR)/benchmark.json
 	@cat $(EXPORT_DIR)/report.md
@@ -194,7 +200,16 @@ clean:
 # real images for bench-train (python benchmarks/image_folder.py digits PATH --size=28
 # --copies=5 writes one: 7,190 train digits).
 BENCH_DATASET ?= folder:/tmp/tftool_bench_digits28
-.PHONY: bench-memory bench-train
+.PHONY: bench-memory bench-train seed-sweep
+# `make all` over SEEDS in separate workdirs: seed × variant accuracies with their intervals and
+# the gate's verdicts (issue 18; minutes per seed). SWEEP_ARGS: extra make arguments per run.
+SEEDS ?= 0,1,2,3,4
+SWEEP_TARGET ?= all
+SWEEP_ARGS ?=
+seed-sweep: install
+	PYTHONPATH=. $(BIN)/python benchmarks/seed_sweep.py --seeds=$(SEEDS) \
+	    --target=$(SWEEP_TARGET) --make_args="$(SWEEP_ARGS)"
+
 bench-memory: install
 	PYTHONPATH=. $(BIN)/python benchmarks/peak_memory.py
 

@@ -48,7 +48,7 @@ def main():
         train_s = time.perf_counter() - start
         weights = model.get_weights()
         shown = f"{label} = {momentum:.4f}" if momentum else label
-        acc = evaluate.keras_test_metrics(model, dataset, size)["test_accuracy"]
+        acc = evaluate.keras_metrics(model, dataset, size, splits=("test",))["test_accuracy"]
         rows.append((shown, "none (as trained)", history["accuracy"][-1], acc, train_s, 0.0))
         for n in [int(b) for b in args.batches.split(",")]:
             model.set_weights(weights)
@@ -58,7 +58,7 @@ def main():
                 dataset.train, size, 64, training=True, seed=0, num_examples=dataset.num_train),
                 n)
             seconds = time.perf_counter() - start
-            acc = evaluate.keras_test_metrics(model, dataset, size)["test_accuracy"]
+            acc = evaluate.keras_metrics(model, dataset, size, splits=("test",))["test_accuracy"]
             rows.append((shown, f"re-estimated, {n} batches of 64", history["accuracy"][-1],
                          acc, train_s, seconds))
     print(f"\nmobilenet_v2 alpha {args.alpha}, {args.image_size} px, {args.epochs} epochs = "

@@ -9,8 +9,8 @@ from absl import flags
 from conftest import REPO
 from tftool.cli import common
 
-ENTRY_POINTS = ("train", "quantize", "prune", "distill", "export", "benchmark", "check",
-                "predict")
+ENTRY_POINTS = ("train", "quantize", "prune", "distill", "cluster", "export", "benchmark",
+                "check", "predict")
 
 
 def defined_flags(name):
@@ -92,3 +92,37 @@ def test_quantize_refuses_pruned_without_preserve_sparsity(tmp_path):
     assert result.returncode == 2
     assert result.stderr.strip().endswith("drop --nopreserve_sparsity")
     assert not os.listdir(tmp_path)
+
+
+def test_help_lists_each_entry_points_own_flags():
+    """absl's --help prints the key flags of sys.argv[0]'s module: define() registers the
+    entry point's flags (and --verbosity) there, not TensorFlow's or absl's others."""
+    from absl import logging  # noqa: F401  (defines --verbosity in the global FLAGS)
+
+    for name in ENTRY_POINTS:
+        module = importlib.import_module(f"tftool.cli.{name}")
+        values = flags.FlagValues()
+        values["verbosity"] = flags.FLAGS["verbosity"]  # as in the real FLAGS
+        common.define(module.NAMES, getattr(module, "DEFAULTS", None), values,
+                      key_module=f"/bin/tftool-{name}")
+        text = values.module_help(f"/bin/tftool-{name}")
+        for flag_name in module.NAMES:
+            assert f"--{flag_name}" in text or f"--[no]{flag_name}" in text, (name, flag_name)
+        assert "--verbosity" in text and "--tpu" not in text and "--helpfull" not in text
+
+
+def test_the_console_script_help_lists_its_flags_and_stays_quiet():
+    import subprocess
+
+    script = os.path.join(REPO, ".venv", "bin", "tftool-prune")
+    command = [script] if os.path.exists(script) else [
+        __import__("sys").executable, "-m", "tftool.prune"]
+    result = subprocess.run([*command, "--help"], capture_output=True, text=True, timeout=300,
+                            cwd=REPO)
+    assert result.returncode in (0, 1)  # absl's --help exits 1
+    out = result.stdout + result.stderr
+    assert out.startswith("Magnitude pruning of the float model")  # the module's docstring
+    assert "  --target_sparsity: " in out
+    assert "(default: '0.8')" in out.split("  --target_sparsity: ")[1].split("  --")[0]
+    assert "Try --helpfull" in out or "--helpfull" not in out.split("flags:")[1]
+    assert "oneDNN" not in out and "cuda" not in out.lower()

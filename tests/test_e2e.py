@@ -41,6 +41,16 @@ def test_stages_write_their_folders(pipeline_run):
     assert "--epochs=12" in flags_txt and "--model=small_cnn" in flags_txt
     metrics = json.load(open(os.path.join(workdir, "float", "metrics.json")))
     assert metrics["test_accuracy"] >= 0.93
+    # validation and test, each with its 95% interval; the split is recorded for later stages
+    for split, n in (("test", 359), ("validation", 143)):
+        low, high = metrics[f"{split}_accuracy_interval"]
+        assert low <= metrics[f"{split}_accuracy"] <= high and metrics[f"{split}_examples"] == n
+    assert metrics["validation_split"]["source"] == "train"
+    config = json.load(open(os.path.join(workdir, "float", "config.json")))
+    assert config["validation_fraction"] == 0.1
+    qat = json.load(open(os.path.join(workdir, "qat", "metrics.json")))
+    assert qat["validation_examples"] == 143 and qat["validation_split"] == metrics[
+        "validation_split"]
     assert metrics["epochs"] == 12 and len(metrics["history"]["images_per_second"]) == 12
 
 
@@ -92,16 +102,32 @@ def test_benchmark_rows(pipeline_run):
     # probabilities against probabilities (the Keras logits through a softmax)
     assert by_variant["float32"]["mean_abs_dprob"] < 1e-4
     assert 0 < by_variant["int8"]["mean_abs_dprob"] < 0.02  # dequantized, not raw int8 steps
-    assert "| qat_int8 | tflite |" in results["benchmark"].stdout
-    assert os.path.isfile(os.path.join(export_dir, "benchmark.md"))
+    assert "## What to ship" in results["benchmark"].stdout  # the report, not every row
+    assert "| qat_int8 | tflite |" in open(os.path.join(export_dir, "benchmark.md")).read()
+    for row in rows:  # every accuracy carries its interval; every variant its paired change
+        assert row["accuracy_low"] <= row["accuracy"] <= row["accuracy_high"]
+        assert 0 <= row["validation_accuracy"] <= 1
+        assert row["paired_vs_float"]["n"] == row["examples"]
 
 
 def test_report_and_model_cards(pipeline_run):
     _, export_dir, _ = pipeline_run
     report_md = open(os.path.join(export_dir, "report.md")).read()
-    table = [l for l in report_md.splitlines() if l.startswith("| ")]
+    lines = report_md.splitlines()
+    every = lines[lines.index("## Every variant"):]
+    table = [l for l in every if l.startswith("| ")]
     assert len(table) == 2 + len(VARIANTS)  # header, Keras float, one line per variant
     assert "speed-up vs TFLite float32" in table[0] and "★" in report_md
+    # the recommendation block: one variant per target, the gate and its setting, the input
+    ship = lines[lines.index("## What to ship"):lines.index("## Every variant")]
+    picks = [l for l in ship if l.startswith("| phone") or l.startswith("| most accurate")]
+    assert len(picks) == 3
+    for line in picks:
+        variant = line.split("| ")[2].split(":")[0]
+        assert variant in VARIANTS and f"digits_small_cnn_{variant}.tflite" in line
+        assert " RGB |" in line  # the input it takes
+    assert "`--gate=paired --max_accuracy_drop=0.01`" in report_md
+    assert any("run `make micro`" in l for l in ship)
     assert open(os.path.join(export_dir, "report.png"), "rb").read(4) == b"\x89PNG"
     card = json.load(open(os.path.join(export_dir, "digits_small_cnn_int8.json")))
     assert card["converter_versions"]["tensorflow"] and card["accuracy_gate"]["float_accuracy"]
@@ -109,6 +135,12 @@ def test_report_and_model_cards(pipeline_run):
     assert bench["runtime_versions"]["ai-edge-litert"]
     assert bench["latency_ms_p50_1_thread"] > 0 and len(bench["latency"]) == 8
     assert bench["accuracy"] == card["test_accuracy"]
+    low, high = card["test_accuracy_interval"]
+    assert low < card["test_accuracy"] < high and card["test_examples"] == 359
+    assert card["validation_examples"] == 143 and 0.8 < card["validation_accuracy"] <= 1
+    gate = card["accuracy_gate"]
+    assert gate["rule"] == "paired" and gate["drop_interval"][0] <= gate["drop"]
+    assert bench["file_sha256"] == card["sha256"]
 
 
 def test_labels_follow_the_output_index(pipeline_run):
@@ -131,6 +163,7 @@ def test_gate_refuses_a_broken_int8_and_keeps_the_good_file(pipeline_run, tfds_d
     assert result.returncode == 2
     refusal = [l for l in error_lines(result.stderr) if "refused int8:" in l]
     assert len(refusal) == 1 and "below the float Keras model's" in refusal[0]
+    assert "95% interval of the drop" in refusal[0] and "--gate=paired" in refusal[0]
     assert "kept the existing" in refusal[0]
     assert "the accuracy gate refused int8" in error_lines(result.stderr)[-1]
     after = open(path, "rb").read(), open(path[:-len(".tflite")] + ".json").read()
@@ -192,3 +225,45 @@ def test_two_cpu_replicas_reach_the_band(tmp_path, tfds_dir):
     metrics = json.load(open(os.path.join(tmp_path, "float", "metrics.json")))
     assert metrics["num_replicas"] == 2 and metrics["global_batch_size"] == 64
     assert metrics["test_accuracy"] >= 0.93
+
+
+def _console(tool, *args):
+    """Runs the installed console script tftool-<tool> (python -m tftool.<tool> if absent)."""
+    import subprocess
+    import sys
+
+    from conftest import REPO
+
+    script = os.path.join(REPO, ".venv", "bin", f"tftool-{tool}")
+    command = [script] if os.path.exists(script) else [sys.executable, "-m", f"tftool.{tool}"]
+    return subprocess.run([*command, *args], capture_output=True, text=True, timeout=600,
+                          cwd=REPO)
+
+
+def test_the_terminal_stays_quiet_and_verbosity_brings_the_logs_back(tmp_path, tfds_dir):
+    """What a user reads: no TensorFlow start-up lines, no absl INFO lines, one line per kept
+    epoch, one line per exported file; `--verbosity=0` shows the INFO lines again."""
+    import re
+
+    from tftool import quiet
+
+    common = [f"--workdir={tmp_path}/w", f"--data_dir={tfds_dir}"]
+    runs = {"train": _console("train", *common, "--epochs=3", "--width=8",
+                              "--warmup_epochs=0"),
+            "export": _console("export", *common, f"--export_dir={tmp_path}/e",
+                               "--variants=int8,float16")}
+    for tool, result in runs.items():
+        assert result.returncode == 0, result.stderr[-2000:]
+        lines = [l for l in (result.stdout + result.stderr).splitlines()
+                 if not l.startswith("prepared the digits data set")]  # first use of tfds_dir
+        noise = [l for l in lines if quiet.is_noise(l) or l.startswith("WARNING:tensorflow")
+                 or re.match(r"[IW]\d{4} \d\d:\d\d", l) or "Warning:" in l]
+        assert not noise, (tool, noise)
+        assert len(lines) <= 4, (tool, lines)  # train: 2 epochs + result; export: 2 files
+    assert any(l.startswith("float: epoch 1/3, loss ") for l in runs["train"].stdout.splitlines())
+    assert all(l.startswith(f"{tmp_path}/e/digits_small_cnn_") for l in
+               runs["export"].stdout.splitlines())
+    verbose = _console("train", *common, "--epochs=3", "--width=8", "--warmup_epochs=0",
+                       "--verbosity=0")
+    assert verbose.returncode == 0 and "complete, skipped" in verbose.stdout
+    assert re.search(r"^I\d{4} .*strategy", verbose.stderr, re.M), verbose.stderr[-2000:]

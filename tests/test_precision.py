@@ -149,7 +149,7 @@ def test_train_under_mixed_bfloat16_learns_and_saves_float32(cpu_only, tmp_path,
     model = io.load_model(str(tmp_path / "w" / "float" / "model.h5"))
     assert precision.is_float32(model)
     dataset = data.load("digits", data_dir=tfds_dir)
-    saved = evaluate.keras_test_metrics(model, dataset, tuple(metrics["input_shape"][:2]))
+    saved = evaluate.keras_metrics(model, dataset, tuple(metrics["input_shape"][:2]))
     assert saved["test_accuracy"] == metrics["test_accuracy"]
 
 

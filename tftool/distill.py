@@ -1,5 +1,5 @@
 """`python -m tftool.distill`: the entry point is tftool/cli/distill.py (console script tftool-distill)."""
-from tftool.cli.distill import cli_main
+from tftool import launch
 
 if __name__ == "__main__":
-    cli_main()
+    launch.main("distill")

@@ -1,5 +1,5 @@
-"""`python -m tftool.predict`: the entry point is tftool/cli/predict.py (tftool-predict)."""
-from tftool.cli.predict import cli_main
+"""`python -m tftool.predict`: the entry point is tftool/cli/predict.py (console script tftool-predict)."""
+from tftool import launch
 
 if __name__ == "__main__":
-    cli_main()
+    launch.main("predict")

@@ -1,4 +1,4 @@
 """`python -m tftool.benchmark`: the entry point is tftool/cli/benchmark.py (console script tftool-benchmark)."""
-from tftool.cli.benchmark import cli_main
+from tftool import launch
 
-cli_main()
+launch.main("benchmark")

@@ -14,7 +14,7 @@ COLUMNS = (
     ("xnnpack", "XNNPACK", "{}"),
     ("num_threads", "threads", "{}"),
     ("batch_size", "batch", "{}"),
-    ("accuracy", "accuracy", "{:.4f}"),
+    ("accuracy", "accuracy [95% interval]", "{:.4f}"),
     ("agreement", "agreement", "{:.4f}"),
     ("size_bytes", "size KiB", "{:.1f}"),
     ("gzip_bytes", "gzip KiB", "{:.1f}"),
@@ -39,6 +39,8 @@ def _cell(key, fmt, row):
         return "on" if value else "off"
     if key == "noisy":
         return "noisy" if value else ""
+    if key == "accuracy" and row.get("accuracy_low") is not None:
+        return f"{value:.4f} [{row['accuracy_low']:.4f}, {row['accuracy_high']:.4f}]"
     return fmt.format(value)
 
 
@@ -86,6 +88,13 @@ def pareto_front(points, latency_tie=LATENCY_TIE):
     return [i for i in valid if not any(dominates(points[j], points[i]) for j in valid if j != i)]
 
 
+def _interval(row):
+    """[low, high] of a row's accuracy (evaluate's 95% Wilson interval), or None."""
+    if row.get("accuracy_low") is None:
+        return None
+    return [row["accuracy_low"], row["accuracy_high"]]
+
+
 def summarize(rows):
     """One entry per (variant, format), in the order rows first name them.
 
@@ -95,7 +104,9 @@ def summarize(rows):
     Keras float row and the TFLite float32 row. "delta_points" is (accuracy − Keras float
     accuracy) × 100, percentage points. "pareto": Pareto-optimal in (accuracy, p50_1, size)
     among the TFLite variants (pareto_front). "noisy": any of the picked rows was flagged noisy;
-    "noisy_1", "noisy_all", "noisy_throughput": that figure's row was.
+    "noisy_1", "noisy_all", "noisy_throughput": that figure's row was. "accuracy_interval",
+    "validation_accuracy(_interval)", "paired_vs_float" and "paired_vs_baseline"
+    (stats.Paired.as_dict) come from the rows when the benchmark measured them.
     """
     max_threads = max(r["num_threads"] for r in rows)
     max_batch = max(r["batch_size"] for r in rows)
@@ -114,6 +125,12 @@ def summarize(rows):
         picked = [r for r in (one, every, big) if r]
         entries.append({
             "variant": variant, "format": fmt, "accuracy": base["accuracy"],
+            "accuracy_interval": _interval(base), "examples": base.get("examples"),
+            "validation_accuracy": base.get("validation_accuracy"),
+            "validation_accuracy_interval": base.get("validation_accuracy_interval"),
+            "paired_vs_float": base.get("paired_vs_float"),
+            "paired_vs_baseline": base.get("paired_vs_baseline"),
+            "input_dtype": base.get("input_dtype"), "path": base.get("path"),
             "agreement": base["agreement"], "mean_abs_dprob": base.get("mean_abs_dprob"),
             "size_bytes": base["size_bytes"], "gzip_bytes": base["gzip_bytes"],
             "p50_1": one["latency_ms_p50"] if one else None,
@@ -176,9 +193,143 @@ def _structured(entries):
                for e in entries)
 
 
-def summary_markdown(entries, title, notes=(), num_classes=None, num_test=None):
-    """report.md: a title, one table (one line per variant), and notes (list of str lines).
+def _accuracy_cell(e, key="accuracy"):
+    """"0.9861 [0.9678, 0.9940]": an accuracy with its 95% interval ("–" when unknown)."""
+    value, interval = e.get(key), e.get(f"{key}_interval")
+    if value is None:
+        return "–"
+    if not interval:
+        return f"{value:.4f}"
+    return f"{value:.4f} [{interval[0]:.4f}, {interval[1]:.4f}]"
 
+
+def _delta_cell(paired, short=False):
+    """"−1.11 [−2.81, +0.11] ≈" from a stats.Paired dict: the change in points with its 95%
+    interval; ≈ marks a change within noise (the interval holds 0)."""
+    if not paired:
+        return "–"
+    change, low, high = (-paired["drop"] * 100 + 0.0, -paired["high"] * 100 + 0.0,
+                         -paired["low"] * 100 + 0.0)
+    mark = " ≈" if paired["within_noise"] else ""
+    if short:
+        return f"{change:+.2f}{mark}"
+    return f"{change:+.2f} [{low:+.2f}, {high:+.2f}]{mark}"
+
+
+def eligible(entries, gate=None):
+    """The deployable entries (TFLite) within the accuracy gate *against the float model*:
+    stats.gate_refuses with the export's rule and tolerance (gate = the cards'
+    "accuracy_gate" section; default paired, 0.01) does not refuse their paired_vs_float.
+    A student passes its own gate at export; here it must also hold against float."""
+    from tftool import stats
+
+    rule = (gate or {}).get("rule", "paired")
+    max_drop = (gate or {}).get("max_accuracy_drop", 0.01)
+    chosen = []
+    for e in entries:
+        if e["format"] != "tflite":
+            continue
+        paired = e.get("paired_vs_float")
+        if paired is None or not stats.gate_refuses(_as_paired(paired), max_drop, rule):
+            chosen.append(e)
+    return chosen
+
+
+def _as_paired(d):
+    from tftool import stats
+
+    return stats.Paired(**{k: d[k] for k in ("n", "both", "only_reference", "only_other",
+                                             "neither", "drop", "low", "high")})
+
+
+def recommend(entries, gate=None):
+    """What to ship, one pick per target, among the variants within the gate (`eligible`).
+
+    Returns: list of (target, entry or None, how: a line naming the file or command to use).
+      smallest  least file size; ties: faster p50 @1 thread, then more accurate;
+      fastest   least p50 @1 thread, latencies within LATENCY_TIE counting as equal; ties:
+                smaller file, then more accurate;
+      microcontroller  least flash among variants whose `micro` figures (tftool-export
+                --micro) fit their budget; ties: smaller arena. None when not measured;
+      most accurate    highest test accuracy; ties: smaller file.
+    """
+    pool = eligible(entries, gate)
+    picks = []
+    if not pool:
+        return [("any", None, "no variant is within the accuracy gate against float")]
+    smallest = min(pool, key=lambda e: (e["size_bytes"], e["p50_1"] or float("inf"),
+                                        -e["accuracy"]))
+    fastest_p50 = min(e["p50_1"] for e in pool if e["p50_1"] is not None) \
+        if any(e["p50_1"] is not None for e in pool) else None
+    fast = [e for e in pool if fastest_p50 is not None and e["p50_1"] is not None
+            and e["p50_1"] <= fastest_p50 * (1 + LATENCY_TIE)]
+    fastest = min(fast, key=lambda e: (e["size_bytes"], -e["accuracy"])) if fast else None
+    picks.append(("phone / edge (MediaPipe Tasks, LiteRT): smallest", smallest,
+                  _file_of(smallest)))
+    picks.append(("phone / edge: fastest at 1 thread", fastest, _file_of(fastest)))
+    fits = [e for e in pool if (e.get("micro") or {}).get("fits")]
+    if fits:
+        mcu = min(fits, key=lambda e: (e["micro"]["flash_bytes"], e["micro"]["arena_bytes"]))
+        picks.append(("microcontroller (TFLite Micro): least flash", mcu,
+                      f"micro/{_stem(mcu)}_model_data.cc (flash "
+                      f"{mcu['micro']['flash_bytes'] / 1024:.1f} KiB, tensor arena "
+                      f"{mcu['micro']['arena_bytes'] / 1024:.1f} KiB)"))
+    else:
+        picks.append(("microcontroller (TFLite Micro)", None,
+                      "not measured: run `make micro` (tftool-export --micro) for flash and "
+                      "tensor arena"))
+    best = max(pool, key=lambda e: (e["accuracy"], -e["size_bytes"]))
+    picks.append(("most accurate", best, _file_of(best)))
+    return picks
+
+
+def _stem(e):
+    """<name>_<variant> of an entry's file."""
+    import os
+
+    path = e.get("file") or e.get("path") or e["variant"]
+    return os.path.splitext(os.path.basename(path))[0]
+
+
+def _file_of(e):
+    return "–" if e is None else f"`{_stem(e)}.tflite`"
+
+
+def _input_cell(e):
+    return e.get("input") or e.get("input_dtype") or "–"
+
+
+def _findings(entries):
+    """Plain-language lines: what distillation and each compression did, by the intervals."""
+    lines = []
+    for e in entries:
+        paired = e.get("paired_vs_baseline")
+        if paired:
+            change = _delta_cell(paired).replace(" ≈", "")
+            verdict = ("distillation did not help here: the difference is within noise"
+                       if paired["within_noise"] else
+                       "distillation helped" if paired["drop"] < 0 else
+                       "distillation made the student worse")
+            lines.append(f"{e['variant']} vs its baseline (the same student trained on the "
+                         f"labels alone): {change} points; {verdict}.")
+    for e in entries:
+        paired = e.get("paired_vs_float")
+        if not paired or e["format"] != "tflite" or paired["within_noise"]:
+            continue
+        change = -paired["drop"] * 100
+        lines.append(f"{e['variant']}: {'cost' if change < 0 else 'gained'} "
+                     f"{abs(change):.2f} points against the float model "
+                     f"({_delta_cell(paired)}), beyond noise.")
+    return lines
+
+
+def summary_markdown(entries, title, notes=(), num_classes=None, num_test=None, gate=None):
+    """report.md: what to ship (recommend), what the intervals say (distillation, compression),
+    then one table line per variant and the notes (list of str lines).
+
+    Accuracies carry their 95% interval; "Δ vs float" is the paired change in points with its
+    95% interval, ≈ marking a change within noise (stats.paired_drop). `gate` is the export's
+    "accuracy_gate" card section (rule, max_accuracy_drop), named at the top.
     When a clustering or 2:4 variant is present, three columns give the distinct weight
     values per stored kernel (median over the conv/dense kernels, and the largest: the layers
     clustering skips, e.g. the first conv, keep theirs), the most any output channel of a
@@ -199,32 +350,62 @@ def summary_markdown(entries, title, notes=(), num_classes=None, num_test=None):
         notes = list(notes) + [
             f"≈chance: top-1 accuracy within a few points of chance (1/{num_classes}); that "
             f"model guesses. Do not ship it (tftool/chance.py)."]
+    lines = [f"# {title}", ""]
+    keras = next((e for e in entries if e["format"] == "keras"), None)
+    if keras:
+        lines.append(f"Reference: the float Keras model, test accuracy {_accuracy_cell(keras)}"
+                     f"{f' on {num_test} images' if num_test else ''}. Brackets are 95% "
+                     f"intervals; ≈ marks a change within noise.")
+    if gate:
+        points = gate.get("max_accuracy_drop", 0.01) * 100
+        lines.append(f"Accuracy gate: `--gate={gate.get('rule', 'paired')} "
+                     f"--max_accuracy_drop={gate.get('max_accuracy_drop', 0.01):g}` "
+                     f"({points:g} point{'' if points == 1 else 's'}); every file below "
+                     f"passed it against its reference at export. The picks below also hold "
+                     f"against the float model.")
+    lines += ["", "## What to ship", "",
+              "| target | file | test accuracy | vs float (points) | size KiB | p50 ms @1 "
+              "thread | input |",
+              "|---|---|---:|---:|---:|---:|---|"]
+    for target, e, how in recommend(entries, gate):
+        if e is None:
+            lines.append(f"| {target} | {how} | – | – | – | – | – |")
+            continue
+        lines.append(f"| {target} | {e['variant']}: {how} | {_accuracy_cell(e)} | "
+                     f"{_delta_cell(e.get('paired_vs_float'))} | {e['size_bytes'] / 1024:.1f} | "
+                     f"{_fmt(e['p50_1'], '{:.4f}')} | {_input_cell(e)} |")
+    findings = _findings(entries)
+    if findings:
+        lines += [""] + [f"- {f}" for f in findings]
     micro = any(e.get("micro") for e in entries)
     structured = _structured(entries)
-    header = ("| variant | accuracy | Δ vs float | agreement | size KiB | gzip KiB | sparsity | "
-              "p50 ms @1 thread | p50 ms @all threads | speed-up vs Keras float | "
-              "speed-up vs TFLite float32 | images/s @max batch | Pareto |")
-    rule = "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|"
+    header = ("| variant | input | test accuracy | validation | Δ vs float (points) | size KiB "
+              "| gzip KiB | sparsity | p50 ms @1 thread | p50 ms @all threads | speed-up vs "
+              "TFLite float32 | Pareto |")
+    rule = "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|:---:|"
     if structured:
         header += " values/kernel median (max) | values/channel max | 2:4 |"
         rule += "---:|---:|:---:|"
     if micro:
         header += " MCU flash KiB | MCU RAM KiB |"
         rule += "---:|---:|"
-    lines = [f"# {title}", "", header, rule]
+    lines += ["", "## Every variant", "", header, rule]
     for e in entries:
         name = e["variant"] + (" (Keras)" if e["format"] == "keras" else "")
+
         def mark(key):
             return "*" if e.get(key) else ""
+        delta = (_delta_cell(e.get("paired_vs_float")) if e["format"] == "tflite"
+                 else _fmt(e.get("delta_points"), "{:+.2f}"))
         cells = [
-            name, _fmt(e["accuracy"], "{:.4f}", " ≈chance" if at_chance(e) else ""),
-            _fmt(e["delta_points"], "{:+.2f} pp"),
-            _fmt(e["agreement"], "{:.4f}"), _fmt(e["size_bytes"] / 1024, "{:.1f}"),
+            name, _input_cell(e),
+            _accuracy_cell(e) + (" ≈chance" if at_chance(e) else ""),
+            _fmt(e.get("validation_accuracy"), "{:.4f}"), delta,
+            _fmt(e["size_bytes"] / 1024, "{:.1f}"),
             _fmt(e["gzip_bytes"] / 1024, "{:.1f}"), _fmt(e.get("sparsity"), "{:.2f}"),
             _fmt(e["p50_1"], "{:.4f}", mark("noisy_1")),
-            _fmt(e["p50_all"], "{:.4f}", mark("noisy_all")), _fmt(e["speedup_keras"], "{:.1f}×"),
+            _fmt(e["p50_all"], "{:.4f}", mark("noisy_all")),
             _fmt(e["speedup_float32"], "{:.2f}×"),
-            _fmt(e["throughput_ips"], "{:,.0f}", mark("noisy_throughput")),
             "★" if e["pareto"] else ""]
         if structured:
             m_by_n = e.get("m_by_n")
@@ -284,6 +465,11 @@ def plot_png(entries, title):
             area = 1400 * e["size_bytes"] / largest  # points², ∝ file size
             areas[id(e)] = area
             y = e["accuracy"] * 100
+            interval = e.get("accuracy_interval")
+            if interval:  # the 95% interval of the accuracy as a vertical bar
+                ax.errorbar(e["p50_1"], y, yerr=[[y - interval[0] * 100],
+                                                  [interval[1] * 100 - y]],
+                            fmt="none", ecolor="grey", elinewidth=0.8, capsize=2, zorder=1)
             if e["format"] == "keras":
                 ax.scatter(e["p50_1"], y, s=area, marker="s", facecolor="lightgrey",
                            edgecolor="dimgrey", linewidth=1.5, zorder=2)
@@ -305,7 +491,7 @@ def plot_png(entries, title):
         ax.set_ylim(min(ys) - pad, max(ys) + pad)
         _label_points(fig, ax, points, areas)
     ax.set_xlabel("p50 latency, batch 1, 1 thread (ms, log scale)")
-    ax.set_ylabel("top-1 test accuracy (%)")
+    ax.set_ylabel("top-1 test accuracy (%), bars: 95% interval")
     ax.set_title(title, fontsize=11)
     ax.grid(True, which="both", alpha=0.3)
     fig.text(0.01, 0.01, "marker area ∝ .tflite / .h5 file size", fontsize=8, color="dimgrey")

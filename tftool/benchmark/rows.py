@@ -33,7 +33,8 @@ def row(name, variant, fmt, accuracy, sizes, latency, num_threads, batch_size, *
               "num_threads": num_threads, "batch_size": batch_size}
     result.update(extra)
     result.update({k: v for k, v in latency.items() if k not in result})
-    result.update({k: v for k, v in accuracy.items() if k not in result})
+    result.update({k: v for k, v in accuracy.items()
+                   if k not in result and k != "correct"})  # per-image arrays are not JSON
     return result
 
 
@@ -57,6 +58,7 @@ def tflite_rows(path, name, variant, accuracy, threads=(1,), batch_sizes=(1,),
     for use_xnnpack in xnnpack:
         for num_threads in threads:
             runner = Runner(model_path=path, num_threads=num_threads, use_xnnpack=use_xnnpack)
+            weights["input_dtype"] = runner.input_dtype.__name__
             for batch_size in batch_sizes:
                 latency = tflite_latency(runner, batch_size, **timing)
                 rows.append(row(name, variant, "tflite", accuracy[use_xnnpack], sizes, latency,

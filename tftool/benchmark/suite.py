@@ -14,7 +14,7 @@ import os
 import platform
 
 import tftool  # noqa: F401  (Keras 2 before TensorFlow)
-from tftool import UserError, evaluate, io, stages
+from tftool import UserError, evaluate, io, progress, stages
 from tftool.benchmark import measure, report, rows as rows_lib, timing
 
 # Cores this process may run on (affinity / cgroup cpusets), not the machine's total.
@@ -37,9 +37,21 @@ def machine():
 
 
 def card_benchmark(variant_rows, entry, meta):
-    """The "benchmark" section of a model card: the variant's figures from this run."""
+    """The "benchmark" section of a model card: the variant's figures from this run, and the
+    sha256 of the file measured (export keeps the section, marked stale when the file
+    changes: export/card.py carry_over)."""
+    import hashlib
+
+    with open(entry["path"], "rb") as f:
+        digest = hashlib.sha256(f.read()).hexdigest()
     return {
-        "accuracy": entry["accuracy"], "agreement": entry["agreement"],
+        "file_sha256": digest,
+        "accuracy": entry["accuracy"], "accuracy_interval": entry.get("accuracy_interval"),
+        "validation_accuracy": entry.get("validation_accuracy"),
+        "validation_accuracy_interval": entry.get("validation_accuracy_interval"),
+        "paired_vs_float": entry.get("paired_vs_float"),
+        "paired_vs_baseline": entry.get("paired_vs_baseline"),
+        "agreement": entry["agreement"],
         "delta_points_vs_float": entry["delta_points"],
         "mean_abs_dprob": entry["mean_abs_dprob"],
         "latency_ms_p50_1_thread": entry["p50_1"],
@@ -69,6 +81,42 @@ def exported_files(export_dir, name):
         order.index(kv[0]) if kv[0] in order else len(order), kv[0])))
 
 
+def with_comparisons(results, files):
+    """Test results of every model with what the report needs beside its accuracy.
+
+    Args:
+      results: {"test": evaluate() results, "validation": ...}, keyed (variant, xnnpack),
+        the Keras float model as ("float", None).
+      files: {variant: path} of the exported files.
+    Returns: {"test": {key: JSON-able result + "validation_accuracy" and its interval,
+      "paired_vs_float" (stats.Paired.as_dict: the drop vs the Keras float model, image by
+      image, with its 95% interval) and, for a student whose baseline was exported,
+      "paired_vs_baseline" (the drop vs the baseline student: negative = the student is
+      better)}}.
+    """
+    from tftool import stats
+
+    test, validation = results["test"], results["validation"]
+    reference = test[("float", None)][evaluate.CORRECT]
+    out = {}
+    for key, result in test.items():
+        entry = evaluate.json_safe(result)
+        entry["validation_accuracy"] = validation[key]["accuracy"]
+        entry["validation_accuracy_interval"] = [validation[key]["accuracy_low"],
+                                                 validation[key]["accuracy_high"]]
+        entry["validation_examples"] = validation[key]["examples"]
+        entry["paired_vs_float"] = stats.paired_drop(reference,
+                                                     result[evaluate.CORRECT]).as_dict()
+        variant, xnnpack = key
+        baseline = stages.BASELINES.get(variant)
+        if baseline in files and (baseline, xnnpack) in test:
+            entry["paired_vs_baseline"] = stats.paired_drop(
+                test[(baseline, xnnpack)][evaluate.CORRECT],
+                result[evaluate.CORRECT]).as_dict()
+        out[key] = entry
+    return {"test": out}
+
+
 def measure_all(workdir, export_dir, name, dataset, image_size, threads, batch_sizes, xnnpack,
                 timing_settings, max_cv, memory=False):
     """Every benchmark row of the float Keras model and of each exported file.
@@ -89,17 +137,23 @@ def measure_all(workdir, export_dir, name, dataset, image_size, threads, batch_s
         for use_xnnpack in xnnpack:
             scorers[(variant, use_xnnpack)] = evaluate.tflite_scorer(
                 Runner(model_path=path, num_threads=max(threads), use_xnnpack=use_xnnpack))
-    results = evaluate.evaluate(scorers, data.test_batches(dataset, image_size),
-                                dataset.class_names, reference=("float", None))
+    results = {split: evaluate.evaluate(scorers, data.test_batches(dataset, image_size,
+                                                                   split=split),
+                                        dataset.class_names, reference=("float", None))
+               for split in ("test", "validation")}
     del scorers  # the interpreters of the accuracy pass
-    rows = rows_lib.keras_rows(float_path, name, results[("float", None)],
-                               tuple(image_size) + (dataset.image_shape[-1],), threads,
-                               batch_sizes, timing_settings)
-    for variant, path in files.items():
+    results = with_comparisons(results, files)["test"]
+    rows = []
+    work = [("float", None)] + list(files.items())
+    for variant, path in progress.steps(work, "benchmark", unit="model"):
+        if path is None:  # the Keras float model, timed in fresh processes
+            rows += rows_lib.keras_rows(float_path, name, results[("float", None)],
+                                        tuple(image_size) + (dataset.image_shape[-1],),
+                                        threads, batch_sizes, timing_settings)
+            continue
         accuracy = {x: results[(variant, x)] for x in xnnpack}
         rows += rows_lib.tflite_rows(path, name, variant, accuracy, threads, batch_sizes,
                                      xnnpack, timing_settings)
-        print(f"{path}: measured", flush=True)
     timing.flag_noisy(rows, max_cv)
     if memory:
         peaks = {}
@@ -127,12 +181,13 @@ def write_outputs(export_dir, name, rows, threads, batch_sizes, timing_settings,
                 timespec="seconds"),
             "machine": info, "runtime_versions": rows_lib.versions(), "test_examples": examples}
     entries = report.summarize(rows)
-    title = (f"{name}: {examples} test images; batch 1 unless noted; "
-             f"threads {','.join(map(str, threads))}")
+    title = f"{name}: which file to ship"
     notes = [
         f"Accuracy: top-1 on the whole test split ({examples} images), each model fed what an "
-        f"app feeds it (uint8 pixels). Δ vs float: percentage points vs the Keras float model. "
-        f"Agreement: share of images whose top-1 equals the Keras float model's.",
+        f"app feeds it (uint8 pixels), with its 95% Wilson interval; validation: the same on "
+        f"the validation split, which chose what was chosen. Δ vs float: the change in "
+        f"percentage points against the Keras float model, compared image by image, with its "
+        f"95% interval (Newcombe's paired interval; ≈: the interval holds 0, within noise).",
         f"Latency: p50 of ≥ {timing_settings['min_runs']} timed runs and ≥ "
         f"{timing_settings['min_seconds']:g} s after warm-up, TFLite with XNNPACK (default "
         f"delegates); 'all threads' = {max(threads)}. Speed-ups are p50 ratios at 1 thread, "
@@ -154,8 +209,15 @@ def write_outputs(export_dir, name, rows, threads, batch_sizes, timing_settings,
             path = os.path.join(export_dir, f"{name}_{entry['variant']}.json")
             cards[entry["variant"]] = (path, io.read_json_object(
                 path, fix="run tftool-export again"))
-            entry["micro"] = (cards[entry["variant"]][1] or {}).get("micro")
+            card = cards[entry["variant"]][1] or {}
+            entry["micro"] = None if (card.get("micro") or {}).get("stale") else card.get("micro")
+            entry["file"] = card.get("file")
+            if card.get("input"):
+                entry["input"] = f"{card['input']['dtype']} {card['input']['color']}"
     card_of = {v: c for v, (_, c) in cards.items() if c}
+    gate = next((c["accuracy_gate"] for c in card_of.values()
+                 if c.get("accuracy_gate", {}).get("reference") == "the float Keras model"),
+                None)
     worst = (card_of.get("int8") or {}).get("quantization_debugger_worst")
     if worst:
         notes.insert(2, "int8 quantization error by layer (QuantizationDebugger, worst first; "
@@ -178,12 +240,14 @@ def write_outputs(export_dir, name, rows, threads, batch_sizes, timing_settings,
                         "(the TFLM runtime's own code and the app's buffers not counted); "
                         "✗ = over the --micro_flash_kb/--micro_ram_kb budget given to export.")
     summary = report.summary_markdown(entries, title, notes, num_classes=num_classes,
-                                      num_test=examples)
+                                      num_test=examples, gate=gate)
     io.write_json(os.path.join(export_dir, "benchmark.json"), rows)
     io.write_text(os.path.join(export_dir, "benchmark.md"),
-                  f"# {title}\n\n{report.markdown_table(rows)}")
+                  f"# {name}: every benchmark row ({examples} test images)\n\n"
+                  f"{report.markdown_table(rows)}")
     io.write_text(os.path.join(export_dir, "report.md"), summary)
-    io.write_bytes(os.path.join(export_dir, "report.png"), report.plot_png(entries, title))
+    io.write_bytes(os.path.join(export_dir, "report.png"), report.plot_png(
+        entries, f"{name}: {examples} test images, batch 1"))
     for entry in entries:
         path, card = cards.get(entry["variant"], (None, None))
         if card is None:

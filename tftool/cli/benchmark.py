@@ -6,7 +6,7 @@ writes EXPORT_DIR/benchmark.{json,md}, report.{md,png} and the model cards' figu
 (benchmark/suite.py), and prints report.md.
 """
 import tftool  # noqa: F401  (Keras 2 before TensorFlow)
-from tftool.benchmark import report, suite, timing
+from tftool.benchmark import suite, timing
 from tftool.cli import common
 
 from absl import flags
@@ -36,7 +36,6 @@ def main(argv):
     summary = suite.write_outputs(FLAGS.export_dir, name, rows, threads, batch_sizes, settings,
                                   FLAGS.max_cv, load_before, rows[0]["examples"],
                                   num_classes=dataset.num_classes)
-    print(report.markdown_table(rows))
     print(summary)
 
 

@@ -63,6 +63,14 @@ FLAG_SPECS = {
     "image_size": Spec("integer", None, "Square input size in pixels (default: native).",
                        check=lambda v: v is None or v >= 4,
                        message="--image_size must be ≥ 4 pixels"),
+    "validation_fraction": Spec("float", 0.1, "Share of train held out as the validation split "
+                                "(stratified by class, fixed seed) when the data set has none "
+                                "of its own (TFDS validation beside test; folder:PATH/"
+                                "validation/). The validation split chooses (selective int8, "
+                                "--target_sparsity=auto, search); the test split reports. "
+                                "Recorded by tftool-train; later stages inherit it.",
+                                check=lambda v: v is None or 0.0 < v <= 0.5,
+                                message="--validation_fraction must be in (0, 0.5], e.g. 0.1"),
     "download": Spec("boolean", True, "Allow TFDS to download a catalog data set."),
     "skip_corrupt": Spec("boolean", False, "folder: data sets: skip images that cannot be "
                          "decoded (and say how many) instead of stopping at the first one. "
@@ -215,11 +223,18 @@ FLAG_SPECS = {
                              "(--calibration_steps train images) or blank (constant black "
                              "images; a deliberately broken int8 for testing the accuracy "
                              "gate, never for a real export).", enum_values=["train", "blank"]),
-    "max_accuracy_drop": Spec("float", 0.01, "Accuracy gate: refuse a variant whose top-1 test "
-                              "accuracy is more than this below its reference Keras model's "
-                              "(fractions: 0.01 = 1 percentage point; 1 = off).",
+    "max_accuracy_drop": Spec("float", 0.01, "Accuracy gate: the tolerated drop of a variant's "
+                              "top-1 test accuracy below its reference Keras model's "
+                              "(fractions: 0.01 = 1 percentage point; 1 = off); --gate says "
+                              "how noise is treated.",
                               check=lambda v: 0 <= v <= 1,
                               message="--max_accuracy_drop must be in [0, 1] (0.01 = 1 point)"),
+    "gate": Spec("enum", "paired", "Accuracy gate rule, comparing variant and reference image by "
+                 "image on the test split: paired = refuse a drop above --max_accuracy_drop "
+                 "whose 95% interval excludes zero (a real drop, not noise); confident = "
+                 "refuse only when the whole interval is above --max_accuracy_drop; point = "
+                 "refuse any point drop above it (no interval).",
+                 enum_values=["paired", "confident", "point"]),
     "inference_input_type": Spec("enum", None, "Input tensor type of the integer variants "
                                  "(the converter's term): uint8 (default: raw camera pixels, "
                                  "scale 1/255, zero point 0), int8, or float32.",
@@ -296,7 +311,7 @@ FLAG_SPECS = {
 }
 
 DATA_FLAGS = ("workdir", "dataset", "data_dir", "manual_dir", "channels", "image_size",
-              "download", "skip_corrupt")
+              "validation_fraction", "download", "skip_corrupt")
 TRAINING_FLAGS = ("epochs", "per_replica_batch_size", "learning_rate", "lr_schedule",
                   "warmup_epochs", "optimizer", "weight_decay", "augment", "hflip", "seed",
                   "strategy", "num_gpus", "cpu_replicas", "overwrite", "deterministic",
@@ -307,10 +322,14 @@ _DEFINERS = {"string": flags.DEFINE_string, "integer": flags.DEFINE_integer,
              "list": flags.DEFINE_list}
 
 
-def define(names, defaults=None, flag_values=None):
+def define(names, defaults=None, flag_values=None, key_module=None):
     """Defines the flags `names` (keys of FLAG_SPECS) in `flag_values`, with `defaults`
     ({name: value}) replacing the table's default where an entry point needs another.
 
+    key_module: the module name absl's `--help` lists the key flags of (it shows
+    `main_module_help()`, the key flags of sys.argv[0]); the entry point's flags and absl's
+    --verbosity are registered there, so `tftool-train --help` lists the command's own flags
+    and `--helpfull` everything (absl's, TensorFlow's) as before.
     Raises: KeyError for a name not in FLAG_SPECS (a new flag goes into the table).
     """
     defaults = defaults or {}
@@ -326,6 +345,10 @@ def define(names, defaults=None, flag_values=None):
         if spec.check is not None:
             flags.register_validator(name, spec.check, message=spec.message,
                                      flag_values=flag_values)
+        if key_module is not None:
+            flag_values.register_key_flag_for_module(key_module, flag_values[name])
+    if key_module is not None and "verbosity" in flag_values:
+        flag_values.register_key_flag_for_module(key_module, flag_values["verbosity"])
 
 
 # ---- flags -> library arguments --------------------------------------------------------------
@@ -341,9 +364,11 @@ def load_data(settings):
     """The data.Dataset of `settings` (data_settings)."""
     from tftool import data
 
+    fraction = settings.get("validation_fraction") or data.DEFAULT_VALIDATION_FRACTION
     return data.load(settings["dataset"], data_dir=settings["data_dir"],
                      manual_dir=settings["manual_dir"], channels=settings["channels"],
-                     download=FLAGS.download, skip_corrupt=bool(settings.get("skip_corrupt")))
+                     download=FLAGS.download, skip_corrupt=bool(settings.get("skip_corrupt")),
+                     validation_fraction=fraction)
 
 
 def image_size(dataset, settings):
@@ -490,11 +515,50 @@ def guarded(prog, main, positional=False):
 
 
 def run(prog, main, positional=False):
-    """absl `app.run` of guarded(prog, main), for entry point `prog` (e.g. "tftool-train")."""
+    """absl `app.run` of guarded(prog, main), for entry point `prog` (e.g. "tftool-train"),
+    with Python's log and warning noise hidden unless --verbosity was given (quiet_logs)."""
     argv = sys.argv
     if os.environ.get("TFTOOL_SHARED_FLAGS") == "1":
         argv = drop_foreign_flags(argv, prog)
-    app.run(guarded(prog, main, positional), argv=argv)
+    guarded_main = guarded(prog, main, positional)
+
+    def quiet_main(argv):
+        if not FLAGS["verbosity"].present:
+            quiet_logs()
+        return guarded_main(argv)
+    app.run(quiet_main, argv=argv)
+
+
+# Python-side messages that say nothing a user can act on: Keras's per-batch callback timing
+# on 10-ms batches, and the deprecation of tf.lite.Interpreter that TensorFlow's own
+# QuantizationDebugger triggers (tftool runs ai_edge_litert's interpreter everywhere else).
+# tf_keras's note that a model loaded for inference has no compiled metrics is the same, and so
+# is TFDS's note, while it prepares digits the first time, that the version folder it is
+# writing has no dataset_info.json yet.
+QUIET_LOG_MESSAGES = (r"Callback method `on_train_batch_(begin|end)` is slow",
+                      r"Compiled the loaded model, but the compiled metrics have yet to be built",
+                      r"Variant folder .* has no dataset_info\.json")
+QUIET_WARNINGS = (r"\s*Warning: tf\.lite\.Interpreter is deprecated",)
+
+
+def quiet_logs():
+    """absl and TensorFlow's Python loggers at WARNING (absl's app.run raises an unset
+    --verbosity to INFO), QUIET_LOG_MESSAGES and QUIET_WARNINGS dropped. `-v 0` keeps all."""
+    import logging as std_logging
+    import warnings
+
+    logging.set_verbosity(logging.WARNING)
+
+    class _Drop(std_logging.Filter):
+        def filter(self, record):
+            text = record.getMessage()
+            return not any(re.search(p, text) for p in QUIET_LOG_MESSAGES)
+    for name in ("tensorflow", "absl"):
+        logger = std_logging.getLogger(name)
+        logger.setLevel(std_logging.WARNING)
+        logger.addFilter(_Drop())
+    for pattern in QUIET_WARNINGS:
+        warnings.filterwarnings("ignore", message=pattern)
 
 
 def fail(prog, message):
@@ -503,6 +567,11 @@ def fail(prog, message):
 
 
 def entry_point(prog, names, main, defaults=None, positional=False):
-    """Defines the flags `names` (with `defaults`) and runs `main` as `prog` (see run)."""
-    define(names, defaults)
+    """Defines the flags `names` (with `defaults`) and runs `main` as `prog` (see run).
+    `--help` shows the docstring of `main`'s module and these flags (define's key_module)."""
+    define(names, defaults, key_module=sys.argv[0])
+    entry = sys.modules.get(main.__module__)
+    script = sys.modules.get("__main__")
+    if script is not None and entry is not None and entry.__doc__:
+        script.__doc__ = entry.__doc__  # what absl's usage() prints above the flags
     run(prog, main, positional)

@@ -17,7 +17,7 @@ from absl import flags
 
 FLAGS = flags.FLAGS
 NAMES = common.DATA_FLAGS + ("export_dir", "name", "variants", "calibration_steps",
-                             "calibration_seed", "calibration_data", "max_accuracy_drop",
+                             "calibration_seed", "calibration_data", "max_accuracy_drop", "gate",
                              "inference_input_type", "inference_output_type", "rgb_input",
                              "output_kind", "selective_int8", "micro", "micro_flash_kb",
                              "micro_ram_kb", "allow_chance_accuracy")
@@ -43,7 +43,7 @@ def main(argv):
                                                "inference_output_type")}
     _, refused = variants_lib.export(FLAGS.workdir, FLAGS.export_dir, name, dataset, size,
                                      variants, representative, FLAGS.max_accuracy_drop,
-                                     conversion, FLAGS.selective_int8)
+                                     conversion, FLAGS.selective_int8, FLAGS.gate)
     for _, reason in refused:
         print(f"tftool-export: {reason}", file=sys.stderr, flush=True)
     problems = []
@@ -60,8 +60,9 @@ def main(argv):
     if refused:
         raise UserError(f"the accuracy gate refused {', '.join(v for v, _ in refused)} (more "
                         f"than {FLAGS.max_accuracy_drop * 100:g} point(s) below its reference "
-                        f"model); the other variants were written. Fix the variant, "
-                        f"or pass --variants without it or a larger --max_accuracy_drop")
+                        f"model, beyond noise: --gate={FLAGS.gate}); the other variants were "
+                        f"written. Fix the variant, or pass --variants without it or a larger "
+                        f"--max_accuracy_drop")
 
 
 def cli_main():

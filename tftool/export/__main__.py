@@ -1,4 +1,4 @@
 """`python -m tftool.export`: the entry point is tftool/cli/export.py (console script tftool-export)."""
-from tftool.cli.export import cli_main
+from tftool import launch
 
-cli_main()
+launch.main("export")

@@ -1,9 +1,15 @@
 """The JSON model card written beside each .tflite: what an app needs to feed it and read
 its output, where it came from, and (after the benchmark) how it measured."""
 import datetime
+import hashlib
 
 import tftool
+from tftool import UserError, io
 from tftool.benchmark import rows
+
+# Sections other commands add to a card (tftool-benchmark, tftool-export --micro); a new export
+# keeps them (carry_over).
+MEASURED_SECTIONS = ("benchmark", "micro")
 
 
 def model_card(name, variant, stage, runner, dataset, image_size, accuracy, num_test,
@@ -46,6 +52,7 @@ def model_card(name, variant, stage, runner, dataset, image_size, accuracy, num_
         },
         "class_names": dataset.class_names, "labels_file": "labels.txt",
         "test_accuracy": accuracy, "test_examples": num_test,
+        "sha256": hashlib.sha256(content).hexdigest() if content is not None else None,
         "tensorflow_version": tf.__version__, "tftool_version": tftool.__version__,
         "converter_versions": rows.versions(),
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
@@ -62,4 +69,48 @@ def model_card(name, variant, stage, runner, dataset, image_size, accuracy, num_
             "output_kind": embedded["output"]["kind"]}
     else:
         card["metadata"] = {"embedded": False, "reason": metadata_note}
+    return card
+
+
+def accuracy_section(scores):
+    """The card's accuracy figures from evaluate results {"test": ..., "validation": ...}:
+    "<split>_accuracy" (fraction), "<split>_accuracy_interval" ([low, high], 95% Wilson) and
+    "<split>_examples" for each split given."""
+    section = {}
+    for split, result in scores.items():
+        section.update({f"{split}_accuracy": result["accuracy"],
+                        f"{split}_accuracy_interval": [result["accuracy_low"],
+                                                       result["accuracy_high"]],
+                        f"{split}_examples": result["examples"]})
+    return section
+
+
+def carry_over(card, path, content):
+    """`card` with the "benchmark" and "micro" sections of the card already at `path`.
+
+    Export rewrites every card; the figures tftool-benchmark and `tftool-export --micro` put
+    there must not vanish (a `make micro` after `make all` used to drop the benchmark's). Each
+    section records the sha256 of the .tflite it measured ("file_sha256"); when `content`
+    differs from it, the section is kept with "stale": a line saying to measure again. A
+    damaged old card carries nothing (it is being replaced).
+    """
+    try:
+        old = io.read_json_object(path) or {}
+    except UserError:
+        old = {}
+    digest = hashlib.sha256(content).hexdigest()
+    for key in MEASURED_SECTIONS:
+        section = old.get(key)
+        if not isinstance(section, dict):
+            continue
+        section = dict(section)
+        measured = section.get("file_sha256")
+        if measured != digest:
+            command = "tftool-benchmark" if key == "benchmark" else "tftool-export --micro"
+            section["stale"] = (f"measured on an earlier export of this variant (sha256 "
+                                f"{(measured or 'unknown')[:12]}, now {digest[:12]}); run "
+                                f"{command} again")
+        else:
+            section.pop("stale", None)
+        card[key] = section
     return card

@@ -9,7 +9,7 @@ written, so an earlier file of that name stays as it was.
 import os
 
 import tftool  # (Keras 2 before TensorFlow)
-from tftool import UserError, evaluate, io, stage_runner, stages
+from tftool import UserError, evaluate, io, stage_runner, stages, stats
 from tftool.export import card, convert, gate
 
 
@@ -96,31 +96,37 @@ def with_metadata(content, name, variant, stage, dataset, output_kind):
 
 
 def export(workdir, export_dir, name, dataset, image_size, variants, representative_dataset,
-           max_accuracy_drop, conversion=None, selective=True):
+           max_accuracy_drop, conversion=None, selective=True, gate_rule="paired"):
     """Converts, evaluates, gates and writes `variants` into `export_dir`.
 
     Args:
       dataset: data.Dataset; image_size: (height, width) of the model input.
       variants: names from stages.VARIANTS (resolve()).
       representative_dataset: int8 calibration (data.representative_dataset).
-      max_accuracy_drop: the gate (fraction; 0.01 = 1 point).
+      max_accuracy_drop: the gate's tolerance (fraction; 0.01 = 1 point).
       conversion: app_conversion's keyword arguments but `mode` (rgb_input, output_kind,
         inference_input_type, inference_output_type).
       selective: when the gate refuses int8, retry keeping its worst layers in float
-        (export/debug.py, at most SELECTIVE_BUDGET) and write int8_selective if that passes.
-    The int8 variant's card also gets the QuantizationDebugger's worst layers.
+        (export/debug.py, at most SELECTIVE_BUDGET, chosen on the validation split) and write
+        int8_selective if that passes the gate on the test split.
+      gate_rule: stats.GATE_RULES (export/gate.py).
+    Every variant and its gate reference (the float Keras model, or a student's own) score the
+    test and the validation split in one streamed pass each; the gate compares them image by
+    image on the test split. The int8 variant's card also gets the QuantizationDebugger's worst
+    layers. A card keeps the "benchmark" and "micro" figures other commands wrote into it,
+    marked stale when the file they measured changed (carry_over).
     Returns:
       (written: [path], refused: [(variant, one-line reason)]).
     Raises:
       UserError: a stage's model or metrics is damaged; a file cannot be written.
     """
-    from tftool import data
+    from tftool import data, progress
     from tftool.litert import Runner
 
     conversion = conversion or {}
     float_model = io.load_model(stages.model_path(workdir, "float"))
     models, contents, runners, notes = {"float": float_model}, {}, {}, {}
-    for variant in variants:
+    for variant in progress.steps(variants, "export: converting", unit="variant"):
         stage, mode = stages.VARIANTS[variant]
         if stage not in models:
             models[stage] = stage_runner.load_stage_model(workdir, stage)
@@ -129,17 +135,22 @@ def export(workdir, export_dir, name, dataset, image_size, variants, representat
         contents[variant], notes[variant] = with_metadata(
             raw, name, variant, stage, dataset, conversion.get("output_kind", "probabilities"))
         if notes[variant]:
-            print(f"{variant}: no app metadata embedded ({notes[variant]})")
+            progress.write(f"{variant}: no app metadata embedded ({notes[variant]})")
         runners[variant] = Runner(model_content=contents[variant])
-    scorers = {"float": evaluate.keras_scorer(float_model),
-               **{v: evaluate.tflite_scorer(r) for v, r in runners.items()}}
-    results = evaluate.evaluate(scorers, data.test_batches(dataset, image_size),
-                                dataset.class_names, reference="float")
-    float_accuracy = results["float"]["accuracy"]
+    references = {gate.reference_stage(stages.VARIANTS[v][0]) for v in variants}
+    for stage in sorted(references - set(models)):
+        gate.check_reference(workdir, stage)
+        models[stage] = stage_runner.load_stage_model(workdir, stage)
+    scorers = {_keras_key(stage): evaluate.keras_scorer(models[stage])
+               for stage in ["float", *sorted(references - {"float"})]}
+    scorers.update({v: evaluate.tflite_scorer(r) for v, r in runners.items()})
+    results = {split: evaluate.evaluate(scorers, data.test_batches(dataset, image_size,
+                                                                   split=split),
+                                        dataset.class_names, reference=_keras_key("float"))
+               for split in ("test", "validation")}
+    float_accuracy = results["test"][_keras_key("float")]["accuracy"]
     io.write_text(os.path.join(export_dir, "labels.txt"), "\n".join(dataset.class_names) + "\n")
     written, refused = [], []
-    outcomes = {v: (stages.VARIANTS[v][0], results[v]["accuracy"], results[v]["examples"])
-                for v in variants}
     debugged = {}
     if "int8" in variants:  # per-layer int8 error, for the card and the report
         from tftool.export import debug
@@ -151,76 +162,113 @@ def export(workdir, export_dir, name, dataset, image_size, variants, representat
                                 rgb_input=conversion.get("rgb_input", True),
                                 output=conversion.get("output_kind", "probabilities"))[:5]]
     for variant in variants:
-        stage, accuracy, examples = outcomes[variant]
+        stage = stages.VARIANTS[variant][0]
+        reference = gate.reference_stage(stage)
+        ref_key, ref_name = _keras_key(reference), gate.reference_name(reference)
         path = os.path.join(export_dir, f"{name}_{variant}.tflite")
-        ref_name, ref_accuracy = gate.reference(workdir, stages.get(stage).gate, float_accuracy)
-        reason = gate.refusal(variant, accuracy, ref_accuracy, max_accuracy_drop, path,
-                              ref_name)
+        scores = {split: results[split][variant] for split in results}
+        paired = stats.paired_drop(results["test"][ref_key][evaluate.CORRECT],
+                                   scores["test"][evaluate.CORRECT])
+        reason = gate.refusal(variant, paired, max_accuracy_drop, path, ref_name, gate_rule)
         if reason and variant == "int8" and selective:
-            print(f"tftool-export: {reason}; trying {stages.SELECTIVE_VARIANT}", flush=True)
+            progress.write(f"tftool-export: {reason}; trying {stages.SELECTIVE_VARIANT}, "
+                           f"choosing its float layers on the validation split")
             fixed = _selective(float_model, representative_dataset, dataset, image_size,
-                               ref_accuracy, max_accuracy_drop, name, conversion)
+                               results, max_accuracy_drop, gate_rule, name, conversion)
             if fixed is None:
                 refused.append((variant, reason))
                 continue
-            variant, (contents[variant], runners[variant], accuracy, kept) = fixed
+            variant, (contents[variant], runners[variant], scores, kept) = fixed
             path = os.path.join(export_dir, f"{name}_{variant}.tflite")
+            paired = stats.paired_drop(results["test"][ref_key][evaluate.CORRECT],
+                                       scores["test"][evaluate.CORRECT])
+            reason = gate.refusal(variant, paired, max_accuracy_drop, path, ref_name,
+                                  gate_rule)
+            if reason:
+                refused.append((variant, reason))
+                continue
             notes[variant] = None
             debugged[variant] = kept
         elif reason:
             refused.append((variant, reason))
             continue
         model_card = card.model_card(name, variant, stage, runners[variant], dataset,
-                                     image_size, accuracy, examples,
-                                     contents[variant], notes[variant])
+                                     image_size, scores["test"]["accuracy"],
+                                     scores["test"]["examples"], contents[variant],
+                                     notes[variant])
+        model_card.update(card.accuracy_section(scores))
         if variant in debugged:
             key = ("layers_kept_float" if variant == stages.SELECTIVE_VARIANT
                    else "quantization_debugger_worst")
             model_card[key] = debugged[variant]
-        model_card["accuracy_gate"] = {"reference": ref_name,
-                                       "reference_accuracy": ref_accuracy,
-                                       "float_accuracy": float_accuracy,
-                                       "max_accuracy_drop": max_accuracy_drop}
-        io.write_bytes(path, contents[variant])
-        io.write_json(os.path.splitext(path)[0] + ".json", model_card)
-        print(f"{path}: {len(contents[variant]) / 1024:.1f} KiB, test accuracy {accuracy:.4f} "
-              f"(float {float_accuracy:.4f})")
+        model_card["accuracy_gate"] = gate.section(paired, gate_rule, max_accuracy_drop,
+                                                   ref_name, float_accuracy)
+        card_path = os.path.splitext(path)[0] + ".json"
+        model_card = card.carry_over(model_card, card_path, contents[variant])
+        if not _same_bytes(path, contents[variant]):  # unchanged bytes keep their mtime
+            io.write_bytes(path, contents[variant])
+        io.write_json(card_path, model_card)
+        versus = "float" if reference == "float" else f"the Keras {reference} model"
+        progress.write(f"{path}: {len(contents[variant]) / 1024:.1f} KiB, test accuracy "
+                       f"{stats.format_accuracy(scores['test']['accuracy'], paired.n)}, vs {versus} "
+                       f"{paired.describe(counts=False)}")
         written.append(path)
     return written, refused
+
+
+def _keras_key(stage):
+    """The scorer name of the Keras model of `stage` in export's evaluation ("float" for the
+    float model: the reference of agreement)."""
+    return "float" if stage == "float" else f"keras:{stage}"
+
+
+def _same_bytes(path, content):
+    """Whether `path` already holds exactly `content` (then it is not rewritten)."""
+    try:
+        with open(path, "rb") as f:
+            return f.read() == content
+    except OSError:
+        return False
 
 
 SELECTIVE_BUDGET = 3  # layers kept in float at most (issue 11's bar: fixed with ≤ 3)
 
 
-def _selective(float_model, representative_dataset, dataset, image_size, reference_accuracy,
-               max_accuracy_drop, name, conversion):
-    """int8 with the fewest worst layers in float that passes the gate (debug.selective_int8),
-    as (variant, (bytes with metadata, runner, accuracy, kept layer rows)), or None when the
-    budget is spent."""
-    from tftool import data
+def _selective(float_model, representative_dataset, dataset, image_size, results,
+               max_accuracy_drop, gate_rule, name, conversion):
+    """int8 with the fewest worst layers in float that passes the gate on the *validation*
+    split (debug.selective_int8), as (variant, (bytes with metadata, runner, {split: evaluate
+    result}, kept layer rows)), or None when the budget is spent. The caller gates it again
+    on the test split."""
+    from tftool import data, progress
     from tftool.export import debug
     from tftool.litert import Runner
 
-    def accuracy_of(content):
+    def scores_of(content, split):
         return evaluate.evaluate({"m": evaluate.tflite_scorer(Runner(model_content=content))},
-                                 data.test_batches(dataset, image_size),
-                                 dataset.class_names)["m"]["accuracy"]
+                                 data.test_batches(dataset, image_size, split=split),
+                                 dataset.class_names)["m"]
+
+    def accept(content):
+        paired = stats.paired_drop(results["validation"]["float"][evaluate.CORRECT],
+                                   scores_of(content, "validation")[evaluate.CORRECT])
+        return not stats.gate_refuses(paired, max_accuracy_drop, gate_rule)
 
     try:
         content, kept = debug.selective_int8(
-            float_model, representative_dataset,
-            lambda c: reference_accuracy - accuracy_of(c) <= max_accuracy_drop + 1e-9,
-            budget=SELECTIVE_BUDGET, rgb_input=conversion.get("rgb_input", True),
+            float_model, representative_dataset, accept, budget=SELECTIVE_BUDGET,
+            rgb_input=conversion.get("rgb_input", True),
             output=conversion.get("output_kind", "probabilities"))
     except UserError as e:
-        print(f"tftool-export: {stages.SELECTIVE_VARIANT}: {e}", flush=True)
+        progress.write(f"tftool-export: {stages.SELECTIVE_VARIANT}: {e}")
         return None
     variant = stages.SELECTIVE_VARIANT
     content, _ = with_metadata(content, name, variant, "float", dataset,
                                conversion.get("output_kind", "probabilities"))
     rows = [{k: row[k] for k in ("layers", "op", "tensor", "rmse_scale", "range_ratio")}
             for row in kept]
-    return variant, (content, Runner(model_content=content), accuracy_of(content), rows)
+    scores = {split: scores_of(content, split) for split in ("test", "validation")}
+    return variant, (content, Runner(model_content=content), scores, rows)
 
 
 # Conversion modes whose models run on TensorFlow Lite Micro (integer kernels).
@@ -266,6 +314,8 @@ def export_micro(workdir, export_dir, name, dataset, image_size, variants,
         section = {k: v for k, v in footprint.items() if k != "message"}
         section["budget_kb"] = {"flash": micro_flash_kb, "ram": micro_ram_kb}
         section["input_shape"] = [1, *models[stage].input_shape[1:]]
+        # The app export's file this was measured beside (export/card.py carry_over).
+        section["file_sha256"] = (card or {}).get("sha256")
         if not footprint["fits"]:  # named, not written; the report still shows its figures
             problems.append(footprint["message"])
             if card is not None:

@@ -78,6 +78,9 @@ class Distiller(keras.Model):
         self.hard_tracker = keras.metrics.Mean(name="student_loss")
         self.soft_tracker = keras.metrics.Mean(name="distillation_loss")
         self.accuracy = keras.metrics.SparseCategoricalAccuracy(name="accuracy")
+        # Built now, not at the first batch: Keras's BackupAndRestore builds the optimizer of a
+        # built model before restoring it after a kill (tf_keras warns and defers otherwise).
+        self.build((None, *student.input_shape[1:]))
 
     @property
     def metrics(self):
@@ -239,8 +242,8 @@ def student_metrics(model, teacher, context, teacher_name, teacher_path, tempera
     if ratio < 4:
         logging.warning("teacher has only %.1f× the student's parameters", ratio)
     return {"teacher": teacher_name, "teacher_path": teacher_path,
-            "teacher_test_accuracy": evaluate.keras_test_metrics(
-                teacher, context.dataset, context.image_size)["test_accuracy"],
+            "teacher_test_accuracy": evaluate.keras_metrics(
+                teacher, context.dataset, context.image_size, splits=("test",))["test_accuracy"],
             "teacher_params": teacher_params, "teacher_to_student_params": ratio,
             "temperature": temperature, "hard_label_weight": hard_label_weight,
             **student_settings}

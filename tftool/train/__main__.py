@@ -1,4 +1,4 @@
 """`python -m tftool.train`: the entry point is tftool/cli/train.py (console script tftool-train)."""
-from tftool.cli.train import cli_main
+from tftool import launch
 
-cli_main()
+launch.main("train")
