@@ -50,15 +50,20 @@ def cards(export_dir):
 
 
 def cell(card, refused):
-    """"0.9861 [0.968, 0.994] −0.28≈ ok" for a variant of one seed."""
+    """"0.9861 [0.968, 0.994] −0.28≈ ok" for a variant of one seed: its test accuracy with
+    the 95% interval, its paired change against the float Keras model in points (the
+    benchmark's figure; without a benchmark, against its gate reference), ≈ within noise."""
     if refused:
         return "REFUSED"
     if card is None:
         return "–"
     interval = card.get("test_accuracy_interval") or [None, None]
+    paired = (card.get("benchmark") or {}).get("paired_vs_float") or {}
     gate = card.get("accuracy_gate") or {}
-    change = -gate.get("drop", 0.0) * 100 + 0.0
-    noise = "≈" if gate.get("within_noise") else ""
+    drop, noise = (paired.get("drop"), paired.get("within_noise")) if paired else (
+        gate.get("drop", 0.0), gate.get("within_noise"))
+    change = -drop * 100 + 0.0
+    noise = "≈" if noise else ""
     text = f"{card['test_accuracy']:.4f}"
     if interval[0] is not None:
         text += f" [{interval[0]:.3f}, {interval[1]:.3f}]"
@@ -83,20 +88,29 @@ def main():
                                                              "exported")), refused)
         print(f"seed {seed}: make {args.target} exit {status} in {seconds:.0f} s"
               + (f"; refused: {', '.join(sorted(refused))}" if refused else ""), flush=True)
-    variants = []
-    for _, _, found, refused in results.values():
-        for v in list(found) + sorted(refused):
-            if v not in variants:
-                variants.append(v)
+    from tftool import stages
+
+    order = list(stages.VARIANTS) + [stages.SELECTIVE_VARIANT]
+    variants = sorted({v for _, _, found, refused in results.values()
+                       for v in list(found) + sorted(refused)},
+                      key=lambda v: (order.index(v) if v in order else len(order), v))
     print()
     print(f"make {args.target} {args.make_args}: test accuracy [95% interval], change vs the "
-          f"gate's reference in points (≈ within noise), gate verdict")
+          f"float Keras model in points (≈ within noise), gate verdict")
     print()
     print("| variant | " + " | ".join(f"seed {s}" for s in seeds) + " |")
     print("|---|" + "---|" * len(seeds))
     for v in variants:
         print(f"| {v} | " + " | ".join(cell(results[s][2].get(v), v in results[s][3])
                                         for s in seeds) + " |")
+    for student, baseline in stages.BASELINES.items():
+        pairs = [(results[s][2].get(student) or {}).get("benchmark", {}).get(
+            "paired_vs_baseline") for s in seeds]
+        if any(pairs):
+            print(f"| {student} vs {baseline} | " + " | ".join(
+                "–" if not p else f"{-p['drop'] * 100 + 0.0:+.2f} [{-p['high'] * 100 + 0.0:+.2f}, "
+                f"{-p['low'] * 100 + 0.0:+.2f}]{'≈' if p['within_noise'] else ''}"
+                for p in pairs) + " |")
     print("| make exit status, time | " + " | ".join(
         f"{results[s][0]}, {results[s][1]:.0f} s" for s in seeds) + " |")
     return 1 if any(r[0] for r in results.values()) else 0

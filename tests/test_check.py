@@ -48,6 +48,11 @@ def test_unsupported_layers_are_named_with_a_fix(unsupported_model):
     assert [f["layer"] for f in prune] == ["prelu"]  # LayerNormalization is in PruneRegistry
     lines = check.describe(quantize, "quantize")
     assert lines[0] == "quantize: 2 layer(s) tfmot cannot quantize" and len(lines) == 3
+    # the command-line advice names flags and commands, the library advice the code change
+    assert "`tftool-export --variants=int8`" in lines[1] and "clone_model" not in lines[1]
+    assert "ReLU" in check.describe(quantize, "quantize", audience="library")[1]
+    warning = check.describe([dict(prune[0], blocking=False)], "prune")[1]
+    assert "nothing to do: tftool-prune wraps only" in warning and "clone_function" not in warning
 
 
 def test_lambda_and_nested_model_block():

@@ -267,3 +267,34 @@ def test_the_terminal_stays_quiet_and_verbosity_brings_the_logs_back(tmp_path, t
                        "--verbosity=0")
     assert verbose.returncode == 0 and "complete, skipped" in verbose.stdout
     assert re.search(r"^I\d{4} .*strategy", verbose.stderr, re.M), verbose.stderr[-2000:]
+
+
+def test_re_export_keeps_the_benchmark_figures_and_marks_them_stale_when_the_file_changes(
+        pipeline_run, tfds_dir, tmp_path):
+    """Issue 20: `make micro` after `make all` re-exported every variant and dropped the
+    benchmark figures from the cards. Now an unchanged file is not rewritten and its card
+    keeps them; a changed file's card keeps them marked stale."""
+    import shutil
+
+    workdir, export_dir, _ = pipeline_run
+    copy = str(tmp_path / "exported")
+    shutil.copytree(export_dir, copy)
+    path = os.path.join(copy, "digits_small_cnn_int8.tflite")
+    card_path = path[:-len(".tflite")] + ".json"
+    before = json.load(open(card_path))
+    mtime = os.path.getmtime(path)
+    common = [f"--workdir={workdir}", f"--data_dir={tfds_dir}", f"--export_dir={copy}",
+              "--variants=int8"]
+    result = run_main("export", *common, "--micro")
+    assert result.returncode == 0, result.stderr[-3000:]
+    card = json.load(open(card_path))
+    assert card["benchmark"] == before["benchmark"] and "stale" not in card["benchmark"]
+    assert card["micro"]["file_sha256"] == card["sha256"] and card["micro"]["fits"]
+    assert os.path.getmtime(path) == mtime  # the same bytes: not rewritten
+    result = run_main("export", *common, "--calibration_steps=7")  # other int8 ranges
+    assert result.returncode == 0, result.stderr[-3000:]
+    card = json.load(open(card_path))
+    assert card["sha256"] != before["sha256"]
+    assert card["benchmark"]["stale"].startswith("measured on an earlier export")
+    assert "run tftool-benchmark again" in card["benchmark"]["stale"]
+    assert "run tftool-export --micro again" in card["micro"]["stale"]

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from conftest import REPO, error_lines, run_cli
+from inprocess import run_main
 
 KILL_TIMEOUT_S = 240
 
@@ -324,6 +325,24 @@ def test_bad_flags_are_one_line(args, line, tmp_path):
     # absl's flag validators print "FATAL Flags parsing error: ..." then a --helpshort hint
     assert any(line in l for l in error_lines(result.stderr)), result.stderr[-2000:]
     assert not os.path.exists(f"{tmp_path}/w/float")
+
+
+def test_the_first_training_command_works_with_defaults_and_an_explicit_warmup_is_checked_first(
+        tmp_path, tfds_dir):
+    """Issue 20: `tftool-train --epochs=1` failed on the default --warmup_epochs=1 after
+    scanning the data and leaving an empty W/float/. The default warm-up now shrinks to the
+    run; a warm-up the user set is refused before any data is read or folder made."""
+    result = run_main("train", f"--workdir={tmp_path}/w", f"--data_dir={tfds_dir}",
+                      "--epochs=1", "--width=8", "--allow_chance_accuracy")
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert os.path.isfile(f"{tmp_path}/w/float/model.h5")
+    result = run_main("train", f"--workdir={tmp_path}/w2", "--dataset=folder:/no/such/folder",
+                      "--epochs=1", "--warmup_epochs=1")
+    assert result.returncode == 2
+    assert error_lines(result.stderr)[-1] == (
+        "tftool-train: error: --warmup_epochs=1 leaves no epoch after warm-up with --epochs=1; "
+        "pass a smaller --warmup_epochs (e.g. 0)")  # not the missing folder: flags first
+    assert not os.path.exists(f"{tmp_path}/w2")
 
 
 def test_warmup_as_long_as_the_run_is_one_line(tmp_path, digits):

@@ -86,6 +86,43 @@ def test_classify_refuses_bad_arguments(models, image_files):
         classify.classify(path, [])
 
 
+def test_predict_classifies_every_readable_image_and_names_each_bad_one(models, image_files,
+                                                                         tmp_path):
+    """good.png notes.txt folder/ -> the good image and the folder's images are classified,
+    notes.txt and a missing file each get one error line, exit 2; folders are searched
+    recursively for image files only."""
+    import shutil
+
+    folder = tmp_path / "folder"
+    (folder / "nested").mkdir(parents=True)
+    for i, path in enumerate(image_files["rgb8.png"][:3]):
+        shutil.copy(path, (folder if i else folder / "nested") / f"{i}.png")
+    (folder / "README.txt").write_text("not picked: not an image extension")
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not an image")
+    good = image_files["rgb8.jpg"][0]
+    model = models["rgb_uint8"][0]
+    results = classify.classify(model, [good, str(notes), str(folder),
+                                        str(tmp_path / "gone.png")])
+    assert [r["image"] for r in results] == [
+        good, str(notes), str(folder / "1.png"), str(folder / "2.png"),
+        str(folder / "nested" / "0.png"), str(tmp_path / "gone.png")]
+    assert [("error" in r) for r in results] == [False, True, False, False, False, True]
+    proc = run_cli("predict", f"--tflite={model}", good, str(notes), str(folder))
+    assert proc.returncode == 2
+    out = proc.stdout.splitlines()
+    assert len(out) == 4 and out[0].startswith(f"{good}: digit ")
+    lines = error_lines(proc.stderr)
+    assert lines == [l for l in lines if l.startswith("tftool-predict: error: ")]
+    assert len(lines) == 1 and f"{notes}: not an image" in lines[0]
+    assert "XNNPACK" not in proc.stderr  # LiteRT's INFO line stays off the terminal
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    proc = run_cli("predict", f"--tflite={model}", "--json", str(empty), good)
+    assert proc.returncode == 2
+    assert [("error" in r) for r in json.loads(proc.stdout)] == [True, False]
+
+
 def test_predict_cli_json(models, image_files):
     proc = run_cli("predict", f"--tflite={models['rgb_uint8'][0]}", "--top_k=2", "--json",
                    *image_files["rgba24.png"][:2])

@@ -75,29 +75,58 @@ def preprocess(image_path, info):
     return (pixels.astype(np.float32) - mean) / std
 
 
-def classify(tflite_path, image_paths, top_k=5, num_threads=None):
-    """Top-k classes of each image.
+# What a folder argument contributes: files with these extensions, found recursively.
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp")
+
+
+def image_paths(arguments):
+    """Expands the command line's image arguments, in order: a file stays itself (whatever
+    its extension: preprocess says if it is not an image), a folder becomes its image files
+    (IMAGE_EXTENSIONS, recursively, sorted).
+
+    Returns: list of (path, problem): problem is None, or a one-line reason for an argument
+      that gives no image (a missing path, a folder without images).
+    """
+    found = []
+    for argument in arguments:
+        path = os.fspath(argument)
+        if os.path.isdir(path):
+            files = sorted(os.path.join(root, name)
+                           for root, _, names in os.walk(path) for name in names
+                           if name.lower().endswith(IMAGE_EXTENSIONS))
+            if not files:
+                found.append((path, f"a folder with no {'/'.join(IMAGE_EXTENSIONS)} images"))
+            found += [(f, None) for f in files]
+        elif not os.path.exists(path):
+            found.append((path, "no such file; give paths of PNG or JPEG images or folders"))
+        else:
+            found.append((path, None))
+    return found
+
+
+def classify(tflite_path, image_paths_or_folders, top_k=5, num_threads=None):
+    """Top-k classes of each image; an image that cannot be read is reported, not fatal.
 
     Args:
       tflite_path: a .tflite written by tftool (metadata.populate).
-      image_paths: image files (see preprocess).
+      image_paths_or_folders: image files (see preprocess) and folders of them (image_paths).
       top_k: classes per image (clipped to the number of classes), ≥ 1.
       num_threads: LiteRT CPU threads (None: the runtime's default).
     Returns:
-      [{"image": path, "top_k": [{"index": int, "label": str, "probability": float}, ...]}]
-      in input order, classes best first; probabilities are the softmax output (a logits
-      model gets a softmax here), uint8 outputs dequantized.
+      [{"image": path, "top_k": [{"index": int, "label": str, "probability": float}, ...]}
+       or {"image": path, "error": one-line reason}] in input order (folders expanded),
+      classes best first; probabilities are the softmax output (a logits model gets a
+      softmax here), uint8 outputs dequantized.
     Raises:
-      UserError: bad model file, bad image file, top_k < 1, no images (each names the fix).
+      UserError: bad model file, top_k < 1, no arguments (each names the fix).
     """
     from ai_edge_litert.interpreter import Interpreter
 
     if top_k < 1:
         raise UserError(f"--top_k={top_k}: must be ≥ 1")
-    if not image_paths:
-        raise UserError("no images given; pass image paths after the flags")
+    if not image_paths_or_folders:
+        raise UserError("no images given; pass image paths or folders after the flags")
     model, info = load_model_info(tflite_path)
-    inputs = [preprocess(path, info) for path in image_paths]  # fail fast, before running
     try:
         interpreter = Interpreter(model_content=model, num_threads=num_threads)
         interpreter.allocate_tensors()
@@ -107,7 +136,15 @@ def classify(tflite_path, image_paths, top_k=5, num_threads=None):
     inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
     labels = info["labels"]
     results = []
-    for path, x in zip(image_paths, inputs):
+    for path, problem in image_paths(image_paths_or_folders):
+        if problem is None:
+            try:
+                x = preprocess(path, info)
+            except UserError as e:
+                problem = str(e)[len(f"{path}: "):] if str(e).startswith(f"{path}: ") else str(e)
+        if problem is not None:
+            results.append({"image": path, "error": problem})
+            continue
         interpreter.set_tensor(inp["index"], x)
         interpreter.invoke()
         scores = interpreter.get_tensor(out["index"])[0]
@@ -118,7 +155,7 @@ def classify(tflite_path, image_paths, top_k=5, num_threads=None):
             scores = np.exp(scores - scores.max())
             scores = scores / scores.sum()
         order = np.argsort(-scores, kind="stable")[:top_k]
-        results.append({"image": os.fspath(path), "top_k": [
+        results.append({"image": path, "top_k": [
             {"index": int(i), "label": labels[i], "probability": float(scores[i])}
             for i in order]})
     return results

@@ -41,11 +41,15 @@ def main(argv):
     # No --model given: the stage's saved model (the flag's default names a builder).
     model, what = load(FLAGS.model if FLAGS["model"].present else None, FLAGS.stage)
     print(f"{what}: {len(model.layers)} layers")
-    blocked = False
+    blocked = found = False
     for purpose in FLAGS.purpose:
         findings = unsupported_layers(model, purpose, FLAGS.scheme)
         print("\n".join(describe(findings, purpose)))
         blocked |= any(f["blocking"] for f in findings)
+        found |= bool(findings)
+    if found:
+        print("(Building your own model in Python? tftool.check.unsupported_layers(model) and "
+              "describe(..., audience=\"library\") give the code-level fix of each layer.)")
     if blocked:
         sys.exit(1)
 

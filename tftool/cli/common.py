@@ -394,7 +394,8 @@ def train_config(dataset):
     return fit.TrainConfig(
         epochs=FLAGS.epochs, per_replica_batch_size=FLAGS.per_replica_batch_size,
         learning_rate=FLAGS.learning_rate, lr_schedule=FLAGS.lr_schedule,
-        warmup_epochs=FLAGS.warmup_epochs, optimizer=FLAGS.optimizer,
+        warmup_epochs=FLAGS.warmup_epochs, warmup_explicit=FLAGS["warmup_epochs"].present,
+        optimizer=FLAGS.optimizer,
         weight_decay=FLAGS.weight_decay, augment=FLAGS.augment, hflip=hflip, seed=FLAGS.seed,
         deterministic=FLAGS.deterministic, scale_lr=FLAGS.scale_lr,
         reference_batch_size=FLAGS.reference_batch_size,
@@ -402,11 +403,30 @@ def train_config(dataset):
                                 if "freeze_backbone_epochs" in FLAGS else 0))
 
 
+def check_training_flags():
+    """Refuses training flags that contradict each other, before any data is read or folder
+    made: an explicit --warmup_epochs (with --lr_schedule=cosine_warmup) of at least --epochs,
+    and --freeze_backbone_epochs not below --epochs. A default warm-up is scaled to the run
+    instead (train/fit.py), so `--epochs=1` works with every default.
+    Raises: UserError naming the flags and the fix."""
+    if (FLAGS.lr_schedule == "cosine_warmup" and FLAGS["warmup_epochs"].present
+            and FLAGS.warmup_epochs >= FLAGS.epochs):
+        raise UserError(f"--warmup_epochs={FLAGS.warmup_epochs:g} leaves no epoch after warm-up "
+                        f"with --epochs={FLAGS.epochs}; pass a smaller --warmup_epochs (e.g. 0)")
+    freeze = FLAGS.freeze_backbone_epochs if "freeze_backbone_epochs" in FLAGS else 0
+    if freeze and freeze >= FLAGS.epochs:
+        raise UserError(f"--freeze_backbone_epochs={freeze} must be in [0, --epochs="
+                        f"{FLAGS.epochs}): at least one epoch fine-tunes the whole model")
+
+
 def stage_context(stage, strategy=None):
     """(stage_runner.Context, data settings) for a stage that trains, from the flags.
 
-    Builds the strategy first (before TensorFlow's first op) unless one is given.
+    Checks the training flags first (check_training_flags), then builds the strategy (before
+    TensorFlow's first op) unless one is given.
     """
+    if "epochs" in FLAGS:
+        check_training_flags()
     strategy = strategy or build_strategy()
     settings = data_settings(stage)
     dataset = load_data(settings)

@@ -20,6 +20,7 @@ def main(argv):
     del argv
     from tftool.train import precision
 
+    common.check_training_flags()  # before any data is read or folder made
     strategy = common.build_strategy()
     with precision.policy_for_training(FLAGS.mixed_precision, FLAGS.model) as policy:
         setting = {None: "auto", True: "on", False: "off"}[FLAGS.mixed_precision]

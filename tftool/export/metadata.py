@@ -255,11 +255,18 @@ def populate(tflite_bytes, *, name, description, version, labels, author="tftool
     out = io.BytesIO(model_bytes)
     out.seek(0, io.SEEK_END)
     # Append mode on a non-ZIP file appends a new archive after it (MetadataPopulator
-    # ._populate_associated_files); ZIP_STORED: MediaPipe reads the files in place.
+    # ._populate_associated_files); ZIP_STORED: MediaPipe reads the files in place. A fixed
+    # timestamp (the ZIP epoch) instead of the clock: the same model gives the same bytes, so
+    # a re-export does not rewrite an unchanged file or mark its benchmark figures stale.
     with zipfile.ZipFile(out, "a", compression=zipfile.ZIP_STORED) as zf:
-        zf.writestr(LABELS_FILE, "".join(label + "\n" for label in labels))
-        zf.writestr(PROVENANCE_FILE, provenance_text)
+        for name, text in ((LABELS_FILE, "".join(label + "\n" for label in labels)),
+                           (PROVENANCE_FILE, provenance_text)):
+            zf.writestr(zipfile.ZipInfo(name, date_time=ZIP_EPOCH), text,
+                        compress_type=zipfile.ZIP_STORED)
     return out.getvalue()
+
+
+ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
 _DTYPES = {0: "float32", 3: "uint8", 9: "int8"}  # schema.fbs TensorType: FLOAT32, UINT8, INT8

@@ -31,6 +31,25 @@ def _finding(layer, reason, fix, blocking=True):
             "blocking": blocking}
 
 
+# What a command-line user can do about a finding: flags and commands, not code. The "fix" of
+# a finding is for library users who build their own model.
+CLI_FIXES = {
+    ("quantize", True): "tftool-quantize cannot train it with QAT; ship the post-training int8 "
+                        "variant instead (`tftool-export --variants=int8`, also part of `make "
+                        "export`), or train another --model",
+    ("prune", True): "tftool-prune cannot prune this model; ship the unpruned int8 variant "
+                     "(`tftool-export --variants=int8`), or train another --model",
+    ("prune", False): "nothing to do: tftool-prune wraps only the Conv2D, DepthwiseConv2D and "
+                      "Dense layers it prunes and leaves this one as it is",
+}
+
+
+def cli_fix(finding, purpose):
+    """What a tftool command-line user does about `finding` (CLI_FIXES; a non-blocking
+    quantize finding has no CLI step)."""
+    return CLI_FIXES.get((purpose, finding["blocking"]), "nothing to do")
+
+
 def _has_weights(layer):
     return bool(layer.weights)
 
@@ -201,8 +220,12 @@ def unsupported_layers(model, purpose="quantize", scheme="default"):
     raise ValueError(f"unknown purpose {purpose!r}; allowed: {', '.join(PURPOSES)}")
 
 
-def describe(findings, purpose):
-    """Human-readable lines: a verdict, then one line per finding."""
+def describe(findings, purpose, audience="cli"):
+    """Human-readable lines: a verdict, then one line per finding with what to do: the flag or
+    command for audience "cli" (cli_fix), the code change for "library" (the finding's fix).
+    Raises: ValueError: another audience."""
+    if audience not in ("cli", "library"):
+        raise ValueError(f"audience={audience!r}; allowed: cli, library")
     verb = {"quantize": "quantize", "prune": "prune"}[purpose]
     blocking = [f for f in findings if f["blocking"]]
     if not findings:
@@ -213,7 +236,8 @@ def describe(findings, purpose):
         lines = [f"{purpose}: {len(blocking)} layer(s) tfmot cannot {verb}"]
     for f in findings:
         kind = "unsupported" if f["blocking"] else "warning"
-        lines.append(f"  {kind}: {f['layer']} ({f['class']}): {f['reason']}. Fix: {f['fix']}.")
+        fix = cli_fix(f, purpose) if audience == "cli" else f["fix"]
+        lines.append(f"  {kind}: {f['layer']} ({f['class']}): {f['reason']}. Fix: {fix}.")
     return lines
 
 

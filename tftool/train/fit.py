@@ -28,6 +28,9 @@ import tf_keras as keras
 OPTIMIZERS = ("adam", "sgd")
 # The global batch the default learning rates were tuned at (per-replica 64 × 1 replica).
 REFERENCE_BATCH_SIZE = 64
+# A default warm-up takes at most this share of the run's steps (tftool-train's 1 epoch of 30
+# is 3%: unchanged; with --epochs=1 it becomes a tenth of the one epoch).
+WARMUP_MAX_FRACTION = 0.1
 
 
 @dataclasses.dataclass
@@ -38,6 +41,10 @@ class TrainConfig:
     learning_rate: float = 1e-3
     lr_schedule: str = "cosine"
     warmup_epochs: float = 0.0
+    # Whether the user set warmup_epochs. A default warm-up is scaled down to short runs
+    # (at most WARMUP_MAX_FRACTION of the steps: `--epochs=1` works with the defaults); one the
+    # user set is kept, and refused when it leaves no step after it.
+    warmup_explicit: bool = True
     optimizer: str = "adam"
     weight_decay: float = 0.0
     augment: bool = True
@@ -321,6 +328,9 @@ def train(strategy, model_fn, dataset, image_size, config, stage_dir, extra_call
     steps_per_epoch = steps_per_epoch_of(dataset.num_train, config, replicas)
     total_steps = steps_per_epoch * config.epochs
     warmup_steps = int(round(config.warmup_epochs * steps_per_epoch))
+    first_phase_steps = steps_per_epoch * (config.freeze_backbone_epochs or config.epochs)
+    if not config.warmup_explicit:  # a default scaled to the run, never a refusal
+        warmup_steps = min(warmup_steps, int(WARMUP_MAX_FRACTION * first_phase_steps))
     if config.lr_schedule == "cosine_warmup" and warmup_steps >= total_steps:
         raise UserError(f"--warmup_epochs={config.warmup_epochs:g} leaves no epoch after warm-up "
                         f"with --epochs={config.epochs}; pass a smaller --warmup_epochs (e.g. 0)")
