@@ -212,6 +212,12 @@ ENOSPC_EXPORT = textwrap.dedent("""
 
 def test_disk_full_during_export_keeps_previous_file(trained):
     workdir, export_dir, common = trained
+    # Other bytes than the export's (an unchanged file would not be written at all); the
+    # real file is put back at the end for the module's other tests.
+    path = f"{export_dir}/digits_small_cnn_float32.tflite"
+    real = open(path, "rb").read()
+    with open(path, "wb") as f:
+        f.write(b"old complete file")
     before = snapshot(export_dir)
     result = subprocess.run([sys.executable, "-c", ENOSPC_EXPORT, *common,
                              f"--export_dir={export_dir}", "--variants=float32"], cwd=REPO,
@@ -222,6 +228,8 @@ def test_disk_full_during_export_keeps_previous_file(trained):
         f"digits_small_cnn_float32.tflite (the previous file is kept); free some space and run "
         f"again")
     assert snapshot(export_dir) == before  # same files, same bytes, no temporary left
+    with open(path, "wb") as f:
+        f.write(real)
 
 
 # ---- benchmark given a bad .tflite -----------------------------------------------------------

@@ -317,6 +317,8 @@ def run(job, context):
             "stage": job.stage, "epochs": job.config.epochs, "seed": job.config.seed,
             "epochs_this_run": len(history.get("loss", [])),
             "num_replicas": strategy.num_replicas_in_sync, "global_batch_size": global_batch,
+            "steps_per_epoch": fit.steps_per_epoch_of(context.dataset.num_train, job.config,
+                                                      strategy.num_replicas_in_sync),
             "params": int(model.count_params()),
             **job.metrics(model),
             # Reading BN moving statistics is a collective under multi-worker: every worker
