@@ -8,9 +8,9 @@ collaborative optimization) -> WORKDIR/pruned_clustered, the input of PCQAT
 (`tftool-quantize --from=pruned_clustered`).
 """
 import tftool  # noqa: F401  (Keras 2 before TensorFlow)
-from tftool import UserError, io, stage_runner, stages
+from tftool import UserError, jobs, stage_runner, stages
 from tftool.cli import common
-from tftool.optimize import check, cluster
+from tftool.optimize import cluster
 
 from absl import flags
 
@@ -18,34 +18,22 @@ FLAGS = flags.FLAGS
 NAMES = common.DATA_FLAGS + common.TRAINING_FLAGS + (
     "from", "number_of_clusters", "cluster_centroids_init", "cluster_per_channel",
     "skip_layers")
-# Fine-tuning at ~1/10 of the float run's rate, as tfmot's clustering guide does.
-DEFAULTS = {"epochs": 5, "learning_rate": 3e-4, "lr_schedule": "cosine",
-            "skip_layers": list(cluster.DEFAULT_SKIP)}
-OUTPUTS = {"float": "clustered", "pruned": "pruned_clustered"}
+DEFAULTS = {**jobs.DEFAULTS["cluster"], "skip_layers": list(cluster.DEFAULT_SKIP)}
 
 
 def main(argv):
     del argv
     source = getattr(FLAGS, "from")
-    if source not in OUTPUTS:
+    if source not in jobs.CLUSTER_OUTPUTS:
         raise UserError(f"--from={source}: tftool-cluster starts from float or pruned")
-    stage, preserve = OUTPUTS[source], source == "pruned"
-    cluster.validate(FLAGS.number_of_clusters, FLAGS.cluster_centroids_init, preserve)
-    path = stages.model_path(FLAGS.workdir, source)
+    cluster.validate(FLAGS.number_of_clusters, FLAGS.cluster_centroids_init, source == "pruned")
     if not stages.has_model(FLAGS.workdir, source):
         raise UserError(stages.missing_model_message(FLAGS.workdir, source, "tftool-cluster"))
-    context, _ = common.stage_context(stage)
-    options = dict(number_of_clusters=FLAGS.number_of_clusters,
-                   cluster_centroids_init=FLAGS.cluster_centroids_init,
-                   per_channel=FLAGS.cluster_per_channel, preserve_sparsity=preserve)
-    stage_runner.run(stage_runner.Job(
-        stage=stage, config=common.train_config(context.dataset), inputs=[path],
-        settings={"from": source, **options, "skip_layers": list(FLAGS.skip_layers)},
-        preflight=lambda: cluster.select_layers(io.load_model(path), FLAGS.skip_layers),
-        build=lambda: cluster.apply(io.load_model(path), skip=FLAGS.skip_layers, **options),
-        finish=cluster.strip,
-        metrics=lambda model: {"from": source, **options, "unique_values": cluster.unique_values(
-            model, FLAGS.cluster_per_channel)}), context)
+    context, _ = common.stage_context(jobs.CLUSTER_OUTPUTS[source])
+    job, _ = jobs.cluster_job(FLAGS.workdir, common.train_config(context.dataset),
+                              FLAGS.skip_layers, source, FLAGS.number_of_clusters,
+                              FLAGS.cluster_centroids_init, FLAGS.cluster_per_channel)
+    stage_runner.run(job, context)
 
 
 def cli_main():

@@ -9,7 +9,7 @@ WORKDIR/teacher (--teacher_width). --student_qat distills into a QAT-wrapped stu
 labels alone -> WORKDIR/student_baseline, so the benchmark shows what distillation bought.
 """
 import tftool  # noqa: F401  (Keras 2 before TensorFlow)
-from tftool import io, stage_runner, stages
+from tftool import choose, io, stage_runner, stages
 from tftool.cli import common
 from tftool.optimize import distill
 
@@ -18,7 +18,7 @@ from absl import flags
 FLAGS = flags.FLAGS
 NAMES = common.DATA_FLAGS + common.TRAINING_FLAGS + (
     "teacher", "teacher_width", "student_model", "student_width", "student_alpha",
-    "temperature", "hard_label_weight", "student_qat", "baseline")
+    "temperature", "hard_label_weight", "mixup_alpha", "student_qat", "baseline")
 # 60 epochs, twice the float model's: matching a teacher takes longer than fitting labels
 # (measurements in optimize/distill.py).
 DEFAULTS = {"epochs": 60, "learning_rate": 3e-3, "lr_schedule": "cosine_warmup",
@@ -44,24 +44,72 @@ def main(argv):
                    student_alpha=FLAGS.student_alpha, qat=FLAGS.student_qat)
     recorded = {"student_model": FLAGS.student_model, "student_width": FLAGS.student_width,
                 "student_qat": FLAGS.student_qat, "epochs": FLAGS.epochs, "seed": FLAGS.seed}
-    stage_runner.run(stage_runner.Job(
-        stage="student", config=config, inputs=[source],
-        settings={"teacher": FLAGS.teacher, **recorded, "temperature": FLAGS.temperature,
-                  "hard_label_weight": FLAGS.hard_label_weight},
-        build=lambda: distill.Distiller(distill.student(shape, classes, **student),
-                                        io.load_model(source), FLAGS.temperature,
-                                        FLAGS.hard_label_weight),
-        compile=lambda model, optimizer: model.compile(optimizer=optimizer),
-        finish=lambda distiller: distiller.student,
-        metrics=lambda model: distill.student_metrics(
-            model, teacher, context, teacher_name=FLAGS.teacher, teacher_path=source,
-            temperature=FLAGS.temperature, hard_label_weight=FLAGS.hard_label_weight,
-            **student)), context)
+    temperature = common.number_or_auto("temperature")
+    weight = common.number_or_auto("hard_label_weight")
+    settings = {"teacher": FLAGS.teacher, **recorded, "temperature": temperature,
+                "hard_label_weight": weight, "mixup_alpha": FLAGS.mixup_alpha}
+
+    def job(t, w, job_config, auto=None):
+        return stage_runner.Job(
+            stage="student", config=job_config, inputs=[source],
+            settings={**settings, "temperature": t, "hard_label_weight": w},
+            build=lambda: distill.Distiller(distill.student(shape, classes, **student),
+                                            io.load_model(source), t, w, FLAGS.mixup_alpha),
+            compile=lambda model, optimizer: model.compile(optimizer=optimizer),
+            finish=lambda distiller: distiller.student,
+            metrics=lambda model: {**distill.student_metrics(
+                model, teacher, context, teacher_name=FLAGS.teacher, teacher_path=source,
+                temperature=t, hard_label_weight=w, mixup_alpha=FLAGS.mixup_alpha, **student),
+                **({"auto": auto} if auto else {})})
+
+    auto = None
+    if "auto" in (temperature, weight):
+        if choose.skip_if_complete("student", settings, context, inputs=[source]):
+            auto = "done"
+        else:
+            temperature, weight, auto = choose_distillation(temperature, weight, job, config,
+                                                           context, source)
+    if auto != "done":
+        final = job(temperature, weight, config, auto)
+        if auto:  # record "auto" (what the user asked), not the values it chose
+            final.settings = settings
+        stage_runner.run(final, context)
     if FLAGS.baseline:
         stage_runner.run(stage_runner.Job(
             stage="student_baseline", config=config, settings={"teacher": None, **recorded},
             build=lambda: distill.student(shape, classes, **student),
             metrics=lambda model: {**student}), context)
+
+
+def choose_distillation(temperature, weight, job, config, context, source):
+    """--temperature=auto / --hard_label_weight=auto: short runs (a quarter of the epochs) of
+    every grid point in scratch workdirs (tftool/choose.py); the best validation accuracy
+    wins (ties: the earlier grid point). Returns (T, w, the record for metrics.json)."""
+    import dataclasses
+
+    temperatures = distill.TEMPERATURE_GRID if temperature == "auto" else (temperature,)
+    weights = distill.WEIGHT_GRID if weight == "auto" else (weight,)
+    short = dataclasses.replace(config, epochs=max(1, config.epochs // 4))
+    records = []
+    for t in temperatures:
+        for w in weights:
+            scratch = choose.scratch_context(context, "student", f"T{t:g}_w{w:g}", ["float"])
+            stage_runner.run(job(t, w, short), scratch)
+            metrics = stages.read_metrics(scratch.workdir, "student")
+            records.append({"temperature": t, "hard_label_weight": w,
+                            "validation_accuracy": metrics["validation_accuracy"],
+                            "validation_accuracy_interval":
+                                metrics["validation_accuracy_interval"]})
+    best = max(records, key=lambda r: r["validation_accuracy"])  # max keeps the first of ties
+    print(f"distillation auto: chose --temperature={best['temperature']:g} "
+          f"--hard_label_weight={best['hard_label_weight']:g} (validation accuracy "
+          f"{best['validation_accuracy']:.4f} after {short.epochs} of {config.epochs} epochs; "
+          f"{len(records)} grid points)", flush=True)
+    return best["temperature"], best["hard_label_weight"], {
+        "parameters": ["temperature", "hard_label_weight"], "split": "validation",
+        "chosen": {"temperature": best["temperature"],
+                   "hard_label_weight": best["hard_label_weight"]},
+        "short_run_epochs": short.epochs, "candidates": records}
 
 
 def cli_main():

@@ -10,7 +10,7 @@ to the structured 2:4 pattern instead -> WORKDIR/pruned_2by4.
 import os
 
 import tftool  # noqa: F401  (Keras 2 before TensorFlow)
-from tftool import UserError, io, stage_runner, stages
+from tftool import UserError, choose, io, jobs, stage_runner, stages
 from tftool.cli import common
 from tftool.optimize import check, prune
 from tftool.train import fit
@@ -20,17 +20,18 @@ from absl import flags
 FLAGS = flags.FLAGS
 NAMES = common.DATA_FLAGS + common.TRAINING_FLAGS + (
     "target_sparsity", "initial_sparsity", "pruning_frequency", "pruning_begin_step",
-    "pruning_end_step", "skip_layers", "sparsity_m_by_n")
-# Fine-tuning at 1e-4: with BN statistics re-estimated the float model reached 0.9944 on
-# digits, and 80%-pruned models fine-tuned 10 epochs scored 0.9833 at 1e-3 (also at 15 and
-# 20 epochs: 1.1 points, refused by the gate), 0.9861 at 3e-4, 0.9889 at 1e-4.
-DEFAULTS = {"epochs": 10, "learning_rate": 1e-4, "lr_schedule": "cosine"}
+    "pruning_end_step", "skip_layers", "sparsity_m_by_n", "max_accuracy_drop")
+DEFAULTS = jobs.DEFAULTS["prune"]
 
 
 def main(argv):
     del argv
     m_by_n = prune.parse_m_by_n(FLAGS.sparsity_m_by_n)
     stage = "pruned_2by4" if m_by_n else "pruned"
+    target_sparsity = common.number_or_auto("target_sparsity")
+    if m_by_n and target_sparsity == "auto":
+        raise UserError("--target_sparsity=auto chooses an unstructured sparsity; "
+                        "--sparsity_m_by_n fixes it at m/n: pass one of them")
     path = stages.model_path(FLAGS.workdir, "float")
     if not os.path.isfile(path):
         raise UserError(stages.missing_model_message(FLAGS.workdir, "float", "tftool-prune"))
@@ -38,25 +39,45 @@ def main(argv):
     config = common.train_config(context.dataset)
     total_steps = config.epochs * fit.steps_per_epoch_of(
         context.dataset.num_train, config, context.strategy.num_replicas_in_sync)
-    schedule = None if m_by_n else prune.schedule_steps(
-        total_steps, FLAGS.initial_sparsity, FLAGS.target_sparsity, FLAGS.pruning_begin_step,
-        FLAGS.pruning_end_step, FLAGS.pruning_frequency)
+
+    def job(sparsity):
+        """The pruning Job at `sparsity` (a fraction; ignored with m:n pruning)."""
+        return jobs.prune_job(FLAGS.workdir, config, total_steps, sparsity, FLAGS.skip_layers,
+                              FLAGS.initial_sparsity, FLAGS.pruning_begin_step,
+                              FLAGS.pruning_end_step, FLAGS.pruning_frequency, m_by_n)[0]
+
+    if target_sparsity != "auto":
+        stage_runner.run(job(target_sparsity), context)
+        return
+    # --target_sparsity=auto: the ladder, mildest first, on the validation split (choose.py)
+    settings = {**job(prune.SPARSITY_LADDER[0]).settings, "target_sparsity": "auto",
+                "max_accuracy_drop": FLAGS.max_accuracy_drop}
+    if choose.skip_if_complete(stage, settings, context, inputs=[path]):
+        return
     source = io.load_model(path)
-    selected = prune.select_layers(source, FLAGS.skip_layers)
-    target = {"sparsity_m_by_n": list(m_by_n)} if m_by_n else {
-        "target_sparsity": FLAGS.target_sparsity, "initial_sparsity": FLAGS.initial_sparsity}
-    stage_runner.run(stage_runner.Job(
-        stage=stage, config=config, inputs=[path],
-        settings={"from": "float", **target, "skip_layers": list(FLAGS.skip_layers)},
-        preflight=lambda: check.require_supported(source, "prune", path),
-        build=lambda: prune.apply(io.load_model(path), schedule, FLAGS.skip_layers, m_by_n),
-        callbacks=lambda out: prune.callbacks(os.path.join(out, "logs", "pruning")),
-        finish=prune.strip,
-        metrics=lambda model: {
-            "from": "float", "sparsity": prune.overall_sparsity(model, selected),
-            "layer_sparsity": prune.layer_sparsity(model), "pruned_layers": selected,
-            "schedule": {**(schedule.as_dict() if schedule else target),
-                         "total_steps": total_steps}}), context)
+    check.require_supported(source, "prune", path)
+    _, reference = choose.validation_correctness(source, context)
+
+    def run(sparsity):
+        scratch = choose.scratch_context(context, stage, f"sparsity_{sparsity:g}", ["float"])
+        stage_runner.run(job(sparsity), scratch)
+        return io.load_model(stages.model_path(scratch.workdir, stage))
+
+    chosen, records = choose.ladder(prune.SPARSITY_LADDER, run, reference, context,
+                                    FLAGS.max_accuracy_drop)
+    chosen = choose.require(chosen, "--target_sparsity", records,
+                            "pass a --target_sparsity below the ladder's first rung, or a "
+                            "larger --max_accuracy_drop")
+    print(f"--target_sparsity=auto: chose {chosen:g}, the highest sparsity whose validation "
+          f"accuracy stays within --max_accuracy_drop={FLAGS.max_accuracy_drop:g} of the float "
+          f"model's ({len(records)} rung(s) run)", flush=True)
+    source_dir = stages.stage_dir(os.path.join(context.workdir, f"{stage}_choices",
+                                               f"sparsity_{chosen:g}"), stage)
+    choose.adopt(stage, source_dir, settings, context, {"auto": {
+        "parameter": "target_sparsity", "chosen": chosen, "split": "validation",
+        "rule": "validation drop ≤ --max_accuracy_drop (point estimate)",
+        "max_accuracy_drop": FLAGS.max_accuracy_drop,
+        "candidates": records}})
 
 
 def cli_main():

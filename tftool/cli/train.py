@@ -4,16 +4,16 @@ Example: python -m tftool.train --dataset=digits --workdir=workdir
 Writes WORKDIR/float/ (stage_runner.py): a re-run resumes a killed run or skips a complete one.
 """
 import tftool  # noqa: F401  (Keras 2 before TensorFlow)
-from tftool import models, stage_runner
+from tftool import jobs, stage_runner
 from tftool.cli import common
 
 from absl import flags, logging
 
 FLAGS = flags.FLAGS
-NAMES = common.DATA_FLAGS + common.TRAINING_FLAGS + ("model", "width", "alpha", "weights",
-                                                     "freeze_backbone_epochs", "mixed_precision")
-DEFAULTS = {"epochs": 30, "learning_rate": 3e-3, "lr_schedule": "cosine_warmup",
-            "warmup_epochs": 1.0}
+NAMES = common.DATA_FLAGS + common.TRAINING_FLAGS + ("model", "width", "stages", "alpha",
+                                                     "weights", "freeze_backbone_epochs",
+                                                     "mixed_precision")
+DEFAULTS = jobs.DEFAULTS["float"]
 
 
 def main(argv):
@@ -26,21 +26,12 @@ def main(argv):
         setting = {None: "auto", True: "on", False: "off"}[FLAGS.mixed_precision]
         logging.info("dtype policy %s (--mixed_precision: %s)", policy, setting)
         context, settings = common.stage_context("float", strategy)
-        shape = context.input_shape
-        stage_runner.run(stage_runner.Job(
-            stage="float", config=common.train_config(context.dataset),
-            build=lambda: models.build(FLAGS.model, shape, context.dataset.num_classes,
-                                       width=FLAGS.width, alpha=FLAGS.alpha,
-                                       weights=FLAGS.weights),
-            settings={**settings, "model": FLAGS.model, "width": FLAGS.width,
-                      "alpha": FLAGS.alpha, "weights": FLAGS.weights,
-                      "freeze_backbone_epochs": FLAGS.freeze_backbone_epochs},
-            free=("skip_corrupt",),
-            metrics=lambda model: {"model": FLAGS.model, "dataset": context.dataset.name,
-                                   "input_shape": list(shape),
-                                   "class_names": context.dataset.class_names,
-                                   "mixed_precision": setting,
-                                   "dtype_policy": policy}), context)
+        stage_runner.run(jobs.float_job(
+            common.train_config(context.dataset), context.dataset, context.input_shape,
+            settings, model=FLAGS.model, width=FLAGS.width, alpha=FLAGS.alpha,
+            weights=FLAGS.weights, stages=FLAGS.stages,
+            freeze_backbone_epochs=FLAGS.freeze_backbone_epochs,
+            metrics_extra={"mixed_precision": setting, "dtype_policy": policy}), context)
 
 
 def cli_main():

@@ -49,20 +49,34 @@ class Distiller(keras.Model):
     compile with an optimizer only (the loss is built in). Under a distribution strategy the
     per-replica loss is averaged over the global batch (tf.nn.compute_average_loss).
 
+    With mixup_alpha > 0 every training batch is mixed before both models see it (mixup,
+    Zhang et al. 2018, "mixup: Beyond Empirical Risk Minimization"): image i becomes
+    λ_i·x_i + (1 − λ_i)·x_π(i) with λ_i ~ Beta(α, α) and π a random permutation of the batch;
+    the teacher labels the mixed image itself and the hard-label term mixes the two labels'
+    cross-entropies with the same λ_i. Teacher and student see the same augmented image: the
+    "consistent teaching" of Beyer et al. 2022 ("Knowledge distillation: A good teacher is
+    patient and consistent"), whose function matching is mixup, w = 0 and a long schedule.
+
     Args:
       student, teacher: tf_keras models with the same input shape and number of logits.
       temperature: T > 0 (default 4).
       hard_label_weight: weight of the hard-label cross-entropy, in [0, 1] (default 0.1).
+      mixup_alpha: α of mixup's Beta(α, α), ≥ 0; 0 (default): no mixup.
     Raises:
-      ValueError: temperature ≤ 0, hard_label_weight outside [0, 1], or mismatched input/output shapes.
+      ValueError: temperature ≤ 0, hard_label_weight outside [0, 1], mixup_alpha < 0, or
+        mismatched input/output shapes.
     """
 
-    def __init__(self, student, teacher, temperature=4.0, hard_label_weight=0.1, **kwargs):
+    def __init__(self, student, teacher, temperature=4.0, hard_label_weight=0.1,
+                 mixup_alpha=0.0, **kwargs):
         super().__init__(**kwargs)
         if not temperature > 0:
             raise ValueError(f"temperature={temperature}: must be > 0")
         if not 0.0 <= hard_label_weight <= 1.0:
             raise ValueError(f"hard_label_weight={hard_label_weight}: must be in [0, 1]")
+        if not mixup_alpha >= 0:
+            raise ValueError(f"mixup_alpha={mixup_alpha}: must be ≥ 0")
+        self.mixup_alpha = float(mixup_alpha)
         if tuple(student.input_shape[1:]) != tuple(teacher.input_shape[1:]):
             raise ValueError(f"student input {student.input_shape[1:]} differs from teacher "
                              f"input {teacher.input_shape[1:]}")
@@ -90,12 +104,30 @@ class Distiller(keras.Model):
     def call(self, images, training=False):
         return self.student(images, training=training)
 
-    def _distill_losses(self, images, labels, training):
+    def _distill_losses(self, images, labels, training, mixed=None):
         teacher_logits = self.teacher(images, training=False)
         student_logits = self(images, training=training)
         total, hard, soft = distillation_loss(labels, student_logits, teacher_logits,
                                               self.temperature, self.hard_label_weight)
+        if mixed is not None:  # mixup: the hard term of the second label, weighted 1 − λ
+            lam, other_labels = mixed
+            other = keras.losses.sparse_categorical_crossentropy(other_labels, student_logits,
+                                                                 from_logits=True)
+            hard = lam * hard + (1.0 - lam) * other
+            total = (self.hard_label_weight * hard
+                     + (1.0 - self.hard_label_weight) * self.temperature ** 2 * soft)
         return student_logits, total, hard, soft
+
+    def _mixup(self, images, labels):
+        """(mixed images, (λ [N], the partner labels [N])) of one batch (class docstring)."""
+        batch = tf.shape(images)[0]
+        a = tf.random.gamma([batch], self.mixup_alpha)
+        b = tf.random.gamma([batch], self.mixup_alpha)
+        lam = a / (a + b)  # Beta(α, α) from two Gammas
+        order = tf.random.shuffle(tf.range(batch))
+        lam_images = tf.reshape(tf.cast(lam, images.dtype), [-1, 1, 1, 1])
+        mixed = lam_images * images + (1.0 - lam_images) * tf.gather(images, order)
+        return mixed, (lam, tf.gather(labels, order))
 
     def _update_metrics(self, labels, logits, total, hard, soft):
         self.loss_tracker.update_state(total)
@@ -106,8 +138,12 @@ class Distiller(keras.Model):
 
     def train_step(self, data):
         images, labels = data
+        mixed = None
+        if self.mixup_alpha > 0:
+            images, mixed = self._mixup(images, labels)
         with tf.GradientTape() as tape:
-            logits, total, hard, soft = self._distill_losses(images, labels, training=True)
+            logits, total, hard, soft = self._distill_losses(images, labels, training=True,
+                                                             mixed=mixed)
             # Mean over the global batch: gradients summed across replicas then match the
             # single-device mean.
             loss = tf.nn.compute_average_loss(total)
@@ -125,7 +161,8 @@ class Distiller(keras.Model):
     def get_config(self):
         return {"student": keras.saving.serialize_keras_object(self.student),
                 "teacher": keras.saving.serialize_keras_object(self.teacher),
-                "temperature": self.temperature, "hard_label_weight": self.hard_label_weight, "name": self.name}
+                "temperature": self.temperature, "hard_label_weight": self.hard_label_weight,
+                "mixup_alpha": self.mixup_alpha, "name": self.name}
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
@@ -184,6 +221,12 @@ def named(model_name, input_shape, num_classes, name, **kwargs):
                                   name)
 
 
+# --temperature=auto / --hard_label_weight=auto try these (tftool-distill: short runs on the
+# validation split, then a full run of the best).
+TEMPERATURE_GRID = (1.0, 2.0, 4.0)
+WEIGHT_GRID = (0.1, 0.5, 0.9)
+
+
 # tftool-distill's defaults: a width-12 student for 60 epochs, twice the float model's 30:
 # matching a teacher's function takes longer than fitting labels (Beyer et al. 2022, "Knowledge
 # distillation: A good teacher is patient and consistent"). On digits the gain is a few test
@@ -230,7 +273,7 @@ def load_teacher(path, teacher, input_shape, num_classes):
 
 
 def student_metrics(model, teacher, context, teacher_name, teacher_path, temperature,
-                    hard_label_weight, **student_settings):
+                    hard_label_weight, mixup_alpha=0.0, **student_settings):
     """metrics.json figures of a distilled student: its settings, the teacher's test accuracy
     and the teacher-to-student parameter ratio (warned about below 4×)."""
     from absl import logging
@@ -246,4 +289,4 @@ def student_metrics(model, teacher, context, teacher_name, teacher_path, tempera
                 teacher, context.dataset, context.image_size, splits=("test",))["test_accuracy"],
             "teacher_params": teacher_params, "teacher_to_student_params": ratio,
             "temperature": temperature, "hard_label_weight": hard_label_weight,
-            **student_settings}
+            "mixup_alpha": mixup_alpha, **student_settings}

@@ -24,6 +24,9 @@ import numpy as np
 import tensorflow_model_optimization as tfmot
 import tf_keras as keras
 
+# --target_sparsity=auto tries these, mildest first, and keeps the highest whose validation
+# accuracy stays within the accuracy gate (tftool/choose.py).
+SPARSITY_LADDER = (0.5, 0.6, 0.7, 0.8, 0.9)
 # Kinds of layer that --skip_layers can name besides layer names.
 #   first_conv  the first convolution sees raw pixels: few weights, much accuracy per weight.
 #   last_dense  the logits layer: few weights, each class depends on all of them.
