@@ -67,7 +67,7 @@ install: $(VENV)/.installed
 $(VENV)/.installed: setup.cfg pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install -q --upgrade pip
-	$(BIN)/python -m pip install -q -e .
+	$(BIN)/python -m pip install -q -e '.[onnx]'
 	$(BIN)/python -m pip install -q --no-deps tflite-support==$(TFLITE_SUPPORT_VERSION)
 	touch $@
 
@@ -185,6 +185,22 @@ $(MEDIAPIPE_VENV)/.installed:
 predict: install
 	@test -n "$(MODEL)" -a -n "$(IMAGES)" || { echo 'usage: make predict MODEL=x.tflite IMAGES="a.png b.jpg"' >&2; exit 2; }
 	$(BIN)/tftool-predict --tflite=$(MODEL) --top_k=$(TOP_K) $(IMAGES)
+
+# The most accurate model within a budget (tftool-search): SEARCH_FLAGS holds the budgets and
+# the space, e.g. make search SEARCH_FLAGS="--max_latency_ms=0.004 --trials=30". Uses the data
+# settings `make train` recorded in WORKDIR/float (or DATASET).
+SEARCH_FLAGS ?=
+DASHBOARD_PORT ?= 8080
+STORAGE ?= $(WORKDIR)/search/journal.log
+.PHONY: search search-dashboard
+search: install
+	$(RUN)tftool-search $(COMMON) $(FLAGS) $(SEARCH_FLAGS)
+
+# Optuna's own web UI on the study's storage (a journal file, or a postgresql:// URL):
+# http://127.0.0.1:$(DASHBOARD_PORT)/
+search-dashboard: install
+	$(BIN)/optuna-dashboard $(if $(filter %.log,$(STORAGE)),--storage-class JournalFileStorage) \
+	    --port $(DASHBOARD_PORT) $(STORAGE)
 
 # Two workers, one test file each (--dist loadfile keeps a file's module fixtures in one
 # process): the suite is mostly single-threaded Python and process start-up.

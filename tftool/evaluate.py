@@ -156,6 +156,8 @@ def keras_metrics(model, dataset, image_size, batch_size=256, splits=("test", "v
 def described(metrics, split="test"):
     """"0.9861 [0.9678, 0.9940] on 359 images" from keras_metrics' figures of `split`, or the
     bare accuracy for metrics written before intervals were recorded."""
+    if f"{split}_accuracy" not in metrics and "validation_accuracy" in metrics:
+        split = "validation"  # a search trial's stage: scored on validation only
     accuracy = metrics.get(f"{split}_accuracy")
     interval = metrics.get(f"{split}_accuracy_interval")
     if accuracy is None:

@@ -138,3 +138,34 @@ def tfmot_cluster_preserve_registry():
     from tensorflow_model_optimization.python.core.quantization.keras.collab_opts.cluster_preserve import (  # noqa: E501
         cluster_preserve_quantize_registry)
     return cluster_preserve_quantize_registry
+
+
+# ---- Optuna (tftool-search) -----------------------------------------------------------------
+def optuna_storage(study):
+    """The storage object of an Optuna Study.
+
+    Private `Study._storage`: failing a stale trial of a journal storage (which has no
+    heartbeat of its own) means setting its state through the storage, and the Study exposes
+    no public handle to it.
+    """
+    return study._storage  # noqa: SLF001
+
+
+def optuna_trial_id(trial):
+    """The storage id of an Optuna Trial or FrozenTrial (private `_trial_id`: the storage's
+    set_trial_state_values and the heartbeat take it; only the study-local number is public)."""
+    return trial._trial_id  # noqa: SLF001
+
+
+def optuna_heartbeat(trial):
+    """A context manager recording Optuna's heartbeat for an asked trial while it runs (RDB
+    storages created with heartbeat_interval; a no-op for others).
+
+    Private `optuna.storages._heartbeat.get_heartbeat_thread`: Study.optimize starts it for the
+    trials it runs, but tftool-search asks for its trials itself (ask-and-tell, so that
+    "count the trials, then ask for one" is atomic between processes) and Optuna has no public
+    way to start the heartbeat of an asked trial.
+    """
+    from optuna.storages._heartbeat import get_heartbeat_thread
+
+    return get_heartbeat_thread(optuna_trial_id(trial), trial.study._storage)  # noqa: SLF001

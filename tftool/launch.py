@@ -12,7 +12,7 @@ import re
 import sys
 
 TOOLS = ("train", "quantize", "prune", "distill", "cluster", "export", "benchmark", "check",
-         "predict")
+         "predict", "search")
 
 
 def verbose(argv):
@@ -55,5 +55,5 @@ def _entry(tool):
     return run
 
 
-train, quantize, prune, distill, cluster, export, benchmark, check, predict = (
+train, quantize, prune, distill, cluster, export, benchmark, check, predict, search = (
     _entry(t) for t in TOOLS)

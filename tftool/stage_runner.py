@@ -215,6 +215,12 @@ class Context:
     # --allow_chance_accuracy: write a model whose test accuracy is near chance (chance.py),
     # marked in metrics.json, instead of stopping.
     allow_chance_accuracy: bool = False
+    # The splits a stage scores its model on; the first is what the chance guard reads. A
+    # search trial scores validation only: the test split is read once, at the search's end.
+    splits: tuple = ("test", "validation")
+    # Whether a model near chance written under allow_chance_accuracy is warned about: not for
+    # the candidates of a choice or a search, where a weak candidate is an ordinary result.
+    warn_chance: bool = True
 
     @property
     def chief(self):
@@ -312,7 +318,8 @@ def run(job, context):
                                      strategy.num_replicas_in_sync)
         global_batch = job.config.per_replica_batch_size * strategy.num_replicas_in_sync
         metrics = {
-            **evaluate.keras_metrics(model, context.dataset, context.image_size),
+            **evaluate.keras_metrics(model, context.dataset, context.image_size,
+                                     splits=context.splits),
             "validation_split": context.dataset.validation_split,
             "stage": job.stage, "epochs": job.config.epochs, "seed": job.config.seed,
             "epochs_this_run": len(history.get("loss", [])),
@@ -355,13 +362,16 @@ def guard_chance(out, model, metrics, context, train_accuracy):
     from tftool import chance
 
     dataset = context.dataset
-    verdict = chance.near_chance(metrics["test_accuracy"], dataset.num_classes,
-                                 dataset.num_test, train_accuracy)
+    split = context.splits[0]
+    verdict = chance.near_chance(metrics[f"{split}_accuracy"], dataset.num_classes,
+                                 metrics[f"{split}_examples"], train_accuracy)
     if verdict is None:
         return
     if context.allow_chance_accuracy:
         metrics["near_chance"] = dc.asdict(verdict)
-        logging.warning("--allow_chance_accuracy: writing it anyway: %s", verdict.message(out))
+        if context.warn_chance:
+            logging.warning("--allow_chance_accuracy: writing it anyway: %s",
+                            verdict.message(out))
         return
     path = os.path.join(out, NEAR_CHANCE_MODEL)
     if context.chief:
@@ -389,5 +399,6 @@ def write_stage(out, model, metrics, flags_text, chief=True):
     from tftool import evaluate
 
     where = out if chief else f"{out} (non-chief worker: written by the chief)"
-    print(f"{where}: test accuracy {evaluate.described(metrics)}, validation "
-          f"{evaluate.described(metrics, 'validation')}", flush=True)
+    scored = [s for s in ("test", "validation") if f"{s}_accuracy" in metrics]
+    print(f"{where}: " + ", ".join(f"{s} accuracy {evaluate.described(metrics, s)}"
+                                   for s in scored), flush=True)

@@ -36,6 +36,22 @@ class Spec:
     message: str = ""
 
 
+def _auto_or(value, test):
+    """A validator for a flag that takes "auto" or a number passing `test`."""
+    if value == "auto":
+        return True
+    try:
+        return test(float(value))
+    except (TypeError, ValueError):
+        return False
+
+
+def number_or_auto(name):
+    """--name's value: "auto", or the number it gives (float)."""
+    value = FLAGS[name].value
+    return value if value == "auto" else float(value)
+
+
 def _positive_ints(values):
     try:
         return bool(values) and all(int(v) >= 1 for v in values)
@@ -118,6 +134,10 @@ FLAG_SPECS = {
                   f"tftool-check also takes a saved model file (.h5)."),
     "width": Spec("integer", 32, "small_cnn: channels of the first stage.",
                   check=lambda v: v >= 1, message="--width must be ≥ 1"),
+    "stages": Spec("integer", None, "small_cnn: stages of two conv blocks, each but the last "
+                   "followed by a 2x2 max-pool (default: as many as keep ≥ 2 px, at most 3).",
+                   check=lambda v: v is None or 1 <= v <= 3,
+                   message="--stages must be 1, 2 or 3"),
     "alpha": Spec("float", 1.0, "mobilenet_v2: width multiplier (MobileNet's alpha).",
                   check=lambda v: v > 0, message="--alpha must be > 0"),
     "weights": Spec("string", None, "mobilenet_v2: backbone weights: imagenet (downloads "
@@ -146,9 +166,13 @@ FLAG_SPECS = {
                               "(tfmot's prune-preserving QAT); default: on for --from=pruned "
                               "and --from=pruned_clustered."),
     # ---- prune ----
-    "target_sparsity": Spec("float", 0.8, "Fraction of zero weights in each pruned kernel at "
-                            "the end of the ramp, in (0, 1).", check=lambda v: 0.0 < v < 1.0,
-                            message="--target_sparsity must be in (0, 1), e.g. 0.8"),
+    "target_sparsity": Spec("string", "0.8", "Fraction of zero weights in each pruned kernel at "
+                            "the end of the ramp, in (0, 1); auto: the highest of "
+                            "0.5/0.6/0.7/0.8/0.9 whose validation accuracy stays within "
+                            "--max_accuracy_drop of the float model's, each pruned in full, "
+                            "in order, until one drops more.",
+                            check=lambda v: _auto_or(v, lambda x: 0.0 < x < 1.0),
+                            message="--target_sparsity must be in (0, 1), e.g. 0.8, or auto"),
     "initial_sparsity": Spec("float", 0.0, "Sparsity at the start of the ramp, in "
                              "[0, target_sparsity].", check=lambda v: 0.0 <= v < 1.0,
                              message="--initial_sparsity must be in [0, 1)"),
@@ -196,14 +220,21 @@ FLAG_SPECS = {
                           message="--student_width must be ≥ 1"),
     "student_alpha": Spec("float", 0.35, "mobilenet_v2 student: width multiplier.",
                           check=lambda v: v > 0, message="--student_alpha must be > 0"),
-    "temperature": Spec("float", 4.0, "Distillation softmax temperature T of the soft targets "
-                        "(> 0).", check=lambda v: v > 0,
-                        message="--temperature must be > 0 (e.g. 4)"),
-    "hard_label_weight": Spec("float", 0.1, "Distillation: weight of the hard-label "
+    "temperature": Spec("string", "4", "Distillation softmax temperature T of the soft targets "
+                        "(> 0); auto: the best of a small grid on the validation split (short "
+                        "runs, then a full one; with --hard_label_weight=auto both).",
+                        check=lambda v: _auto_or(v, lambda x: x > 0),
+                        message="--temperature must be > 0 (e.g. 4) or auto"),
+    "hard_label_weight": Spec("string", "0.1", "Distillation: weight of the hard-label "
                               "cross-entropy; 1 − it weights the T²-scaled soft-target loss "
-                              "(Hinton et al. 2015). In [0, 1].",
-                              check=lambda v: 0.0 <= v <= 1.0,
-                              message="--hard_label_weight must be in [0, 1]"),
+                              "(Hinton et al. 2015). In [0, 1]; auto: chosen on the validation "
+                              "split as --temperature=auto.",
+                              check=lambda v: _auto_or(v, lambda x: 0.0 <= x <= 1.0),
+                              message="--hard_label_weight must be in [0, 1] or auto"),
+    "mixup_alpha": Spec("float", 0.0, "Distillation: mix every training batch (mixup, Zhang et "
+                        "al. 2018) with λ ~ Beta(α, α) before teacher and student see it "
+                        "(Beyer et al. 2022's consistent teaching); 0: off.",
+                        check=lambda v: v >= 0, message="--mixup_alpha must be ≥ 0"),
     "student_qat": Spec("boolean", False, "Distill into a QAT-wrapped student (export: "
                         "student_qat_int8)."),
     "baseline": Spec("boolean", False, "Also train the student from scratch (same epochs, "
@@ -289,6 +320,61 @@ FLAG_SPECS = {
                    check=lambda v: v > 0, message="--max_cv must be > 0"),
     "memory": Spec("boolean", False, "Also measure the peak RSS of a fresh process that loads "
                    "each model and runs it once (one process per model)."),
+    # ---- search ----
+    "max_latency_ms": Spec("float", None, "Search budget: LiteRT p50 latency (ms), batch 1, at "
+                           "the first --threads count, on this CPU.",
+                           check=lambda v: v is None or v > 0,
+                           message="--max_latency_ms must be > 0"),
+    "max_size_kb": Spec("float", None, "Search budget: the exported .tflite file (KiB).",
+                        check=lambda v: v is None or v > 0,
+                        message="--max_size_kb must be > 0"),
+    "max_flash_kb": Spec("float", None, "Search budget: TFLite Micro flash, the model array "
+                         "as `make micro` writes it (KiB).", check=lambda v: v is None or v > 0,
+                         message="--max_flash_kb must be > 0"),
+    "max_arena_kb": Spec("float", None, "Search budget: TFLite Micro RAM, the measured tensor "
+                         "arena as `make micro` measures it (KiB).",
+                         check=lambda v: v is None or v > 0,
+                         message="--max_arena_kb must be > 0"),
+    "min_accuracy": Spec("float", None, "Search budget: validation accuracy of the exported "
+                         "file, a fraction (0.95 = 95%).",
+                         check=lambda v: v is None or 0 < v <= 1,
+                         message="--min_accuracy must be in (0, 1], e.g. 0.95"),
+    "trials": Spec("integer", 20, "Search: complete trials to reach (across every process "
+                   "sharing the study; a resumed search counts the earlier ones).",
+                   check=lambda v: v >= 1, message="--trials must be ≥ 1"),
+    "timeout": Spec("float", None, "Search: stop starting trials after this many seconds.",
+                    check=lambda v: v is None or v > 0, message="--timeout must be > 0 s"),
+    "search_epochs": Spec("integer", 10, "Search: epochs of each trial's float model (the "
+                          "variants' stages keep their own defaults).",
+                          check=lambda v: v >= 1, message="--search_epochs must be ≥ 1"),
+    "storage": Spec("string", None, "Search: the Optuna storage (default: the journal file "
+                    "WORKDIR/search/journal.log); postgresql://... or mysql://... to share one "
+                    "study between processes on several machines."),
+    "study_name": Spec("string", "tftool", "Search: the Optuna study's name in --storage."),
+    "sampler": Spec("enum", "tpe", "Search: Optuna sampler (tpe: multi-objective TPE, Optuna "
+                    "5's default; nsga2; random).", enum_values=["tpe", "nsga2", "random"]),
+    "search_objectives": Spec("list", ["accuracy", "latency"], "Search objectives: accuracy "
+                              "(maximised), latency and size (minimised).",
+                              check=lambda v: bool(v) and "accuracy" in v
+                              and set(v) <= {"accuracy", "latency", "size"},
+                              message="--search_objectives: accuracy plus latency and/or "
+                                      "size"),
+    "search_models": Spec("list", None, "Search space: model builders (default: small_cnn, and "
+                          "mobilenet_v2 for inputs of ≥ 32 px)."),
+    "search_widths": Spec("list", None, "Search space: small_cnn widths (default "
+                          "4,8,12,16,24,32,48).", check=lambda v: v is None or _positive_ints(v),
+                          message="--search_widths: integers ≥ 1"),
+    "search_alphas": Spec("list", None, "Search space: mobilenet_v2 alphas (default "
+                          "0.35,0.5,0.75,1.0)."),
+    "search_image_sizes": Spec("list", None, "Search space: input sizes in px (default: the "
+                               "data set's, 3/4 and 1/2 of it).",
+                               check=lambda v: v is None or _positive_ints(v),
+                               message="--search_image_sizes: integers ≥ 1"),
+    "search_variants": Spec("list", None, "Search space: export variants (default int8, "
+                            "qat_int8, pqat_int8, clustered_int8, float16; float16 is left "
+                            "out under a flash or arena budget: TFLite Micro runs integers)."),
+    "search_sparsities": Spec("list", None, "Search space: pqat_int8's target sparsities "
+                              "(default 0.5,0.8)."),
     # ---- predict ----
     "tflite": Spec("string", None, "A .tflite file exported by tftool (labels and "
                    "preprocessing are read from the metadata inside it)."),

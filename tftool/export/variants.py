@@ -96,7 +96,8 @@ def with_metadata(content, name, variant, stage, dataset, output_kind):
 
 
 def export(workdir, export_dir, name, dataset, image_size, variants, representative_dataset,
-           max_accuracy_drop, conversion=None, selective=True, gate_rule="paired"):
+           max_accuracy_drop, conversion=None, selective=True, gate_rule="paired",
+           splits=("test", "validation")):
     """Converts, evaluates, gates and writes `variants` into `export_dir`.
 
     Args:
@@ -110,6 +111,9 @@ def export(workdir, export_dir, name, dataset, image_size, variants, representat
         (export/debug.py, at most SELECTIVE_BUDGET, chosen on the validation split) and write
         int8_selective if that passes the gate on the test split.
       gate_rule: stats.GATE_RULES (export/gate.py).
+      splits: the splits every variant is scored on; the gate reads the first. tftool-export:
+        test (the gate) and validation; a search trial: validation only (the test split is
+        read once, for the chosen model, at the end of the search).
     Every variant and its gate reference (the float Keras model, or a student's own) score the
     test and the validation split in one streamed pass each; the gate compares them image by
     image on the test split. The int8 variant's card also gets the QuantizationDebugger's worst
@@ -147,8 +151,9 @@ def export(workdir, export_dir, name, dataset, image_size, variants, representat
     results = {split: evaluate.evaluate(scorers, data.test_batches(dataset, image_size,
                                                                    split=split),
                                         dataset.class_names, reference=_keras_key("float"))
-               for split in ("test", "validation")}
-    float_accuracy = results["test"][_keras_key("float")]["accuracy"]
+               for split in splits}
+    gated = splits[0]
+    float_accuracy = results[gated][_keras_key("float")]["accuracy"]
     io.write_text(os.path.join(export_dir, "labels.txt"), "\n".join(dataset.class_names) + "\n")
     written, refused = [], []
     debugged = {}
@@ -167,10 +172,10 @@ def export(workdir, export_dir, name, dataset, image_size, variants, representat
         ref_key, ref_name = _keras_key(reference), gate.reference_name(reference)
         path = os.path.join(export_dir, f"{name}_{variant}.tflite")
         scores = {split: results[split][variant] for split in results}
-        paired = stats.paired_drop(results["test"][ref_key][evaluate.CORRECT],
-                                   scores["test"][evaluate.CORRECT])
+        paired = stats.paired_drop(results[gated][ref_key][evaluate.CORRECT],
+                                   scores[gated][evaluate.CORRECT])
         reason = gate.refusal(variant, paired, max_accuracy_drop, path, ref_name, gate_rule)
-        if reason and variant == "int8" and selective:
+        if reason and variant == "int8" and selective and "validation" in results:
             progress.write(f"tftool-export: {reason}; trying {stages.SELECTIVE_VARIANT}, "
                            f"choosing its float layers on the validation split")
             fixed = _selective(float_model, representative_dataset, dataset, image_size,
@@ -180,8 +185,8 @@ def export(workdir, export_dir, name, dataset, image_size, variants, representat
                 continue
             variant, (contents[variant], runners[variant], scores, kept) = fixed
             path = os.path.join(export_dir, f"{name}_{variant}.tflite")
-            paired = stats.paired_drop(results["test"][ref_key][evaluate.CORRECT],
-                                       scores["test"][evaluate.CORRECT])
+            paired = stats.paired_drop(results[gated][ref_key][evaluate.CORRECT],
+                                       scores[gated][evaluate.CORRECT])
             reason = gate.refusal(variant, paired, max_accuracy_drop, path, ref_name,
                                   gate_rule)
             if reason:
@@ -193,9 +198,11 @@ def export(workdir, export_dir, name, dataset, image_size, variants, representat
             refused.append((variant, reason))
             continue
         model_card = card.model_card(name, variant, stage, runners[variant], dataset,
-                                     image_size, scores["test"]["accuracy"],
-                                     scores["test"]["examples"], contents[variant],
+                                     image_size, scores[gated]["accuracy"],
+                                     scores[gated]["examples"], contents[variant],
                                      notes[variant])
+        if gated != "test":  # a search trial: only the splits it was scored on
+            model_card.pop("test_accuracy"), model_card.pop("test_examples")
         model_card.update(card.accuracy_section(scores))
         if variant in debugged:
             key = ("layers_kept_float" if variant == stages.SELECTIVE_VARIANT
@@ -203,15 +210,18 @@ def export(workdir, export_dir, name, dataset, image_size, variants, representat
             model_card[key] = debugged[variant]
         model_card["accuracy_gate"] = gate.section(paired, gate_rule, max_accuracy_drop,
                                                    ref_name, float_accuracy)
+        chosen = (stages.read_metrics(workdir, stage) or {}).get("auto")
+        if chosen:  # --target_sparsity=auto, --temperature=auto: what the validation chose
+            model_card["chosen_on_validation"] = chosen
         card_path = os.path.splitext(path)[0] + ".json"
         model_card = card.carry_over(model_card, card_path, contents[variant])
         if not _same_bytes(path, contents[variant]):  # unchanged bytes keep their mtime
             io.write_bytes(path, contents[variant])
         io.write_json(card_path, model_card)
         versus = "float" if reference == "float" else f"the Keras {reference} model"
-        progress.write(f"{path}: {len(contents[variant]) / 1024:.1f} KiB, test accuracy "
-                       f"{stats.format_accuracy(scores['test']['accuracy'], paired.n)}, vs {versus} "
-                       f"{paired.describe(counts=False)}")
+        progress.write(f"{path}: {len(contents[variant]) / 1024:.1f} KiB, {gated} accuracy "
+                       f"{stats.format_accuracy(scores[gated]['accuracy'], paired.n)}, "
+                       f"vs {versus} {paired.describe(counts=False)}")
         written.append(path)
     return written, refused
 
