@@ -135,11 +135,12 @@ def correctness(workdir, stage, dataset, image_size):
 
 
 def baseline_config(config):
-    """The distill reference of `config`: the same epochs and flags, labels only (w=1, no
-    mixup, temperature irrelevant)."""
+    """The distill reference of `config`: the same student, epochs and flags, labels only
+    (w=1, no mixup; the teacher and temperature are then unused)."""
     flags = parse(config)
     keep = {k: v for k, v in flags.items()
-            if k not in ("temperature", "hard_label_weight", "mixup_alpha")}
+            if k not in ("temperature", "hard_label_weight", "mixup_alpha", "teacher",
+                         "teacher_width")}
     return " ".join(["w=1"] + [f"{k}={v}" for k, v in keep.items()])
 
 

@@ -298,3 +298,30 @@ def test_re_export_keeps_the_benchmark_figures_and_marks_them_stale_when_the_fil
     assert card["benchmark"]["stale"].startswith("measured on an earlier export")
     assert "run tftool-benchmark again" in card["benchmark"]["stale"]
     assert "run tftool-export --micro again" in card["micro"]["stale"]
+
+
+def test_onnx_exports_are_benchmarked_beside_litert(pipeline_run, tfds_dir, tmp_path):
+    """tftool-export --onnx writes <name>_float32.onnx and _int8.onnx with cards; the
+    benchmark times ONNX Runtime with the same loop and scores it on the same test images;
+    float32 ONNX agrees with Keras on ≥ 99% of them; report.md compares the runtimes."""
+    workdir, _, _ = pipeline_run
+    export_dir = str(tmp_path / "e")
+    common = [f"--workdir={workdir}", f"--data_dir={tfds_dir}", f"--export_dir={export_dir}"]
+    result = run_main("export", *common, "--variants=float32,int8", "--onnx")
+    assert result.returncode == 0, result.stderr[-3000:]
+    card = json.load(open(os.path.join(export_dir, "digits_small_cnn_int8.onnx.json")))
+    assert card["runtime"] == "onnxruntime" and card["input"]["dtype"] == "float32"
+    assert card["test_accuracy_interval"][0] <= card["test_accuracy"]
+    result = run_main("benchmark", *common, "--threads=1,2", "--batch_sizes=1",
+                      "--xnnpack=on", "--min_runs=10", "--min_seconds=0.02",
+                      "--warmup_seconds=0")
+    assert result.returncode == 0, result.stderr[-3000:]
+    rows = json.load(open(os.path.join(export_dir, "benchmark.json")))
+    onnx = {(r["variant"], r["num_threads"]): r for r in rows if r["format"] == "onnx"}
+    assert set(onnx) == {(v, t) for v in ("float32", "int8") for t in (1, 2)}
+    assert onnx[("float32", 1)]["agreement"] >= 0.99 and onnx[("int8", 1)]["agreement"] >= 0.95
+    assert all(r["runtime"] == "onnxruntime" and r["latency_ms_p50"] > 0 for r in onnx.values())
+    report_md = open(os.path.join(export_dir, "report.md")).read()
+    assert "## Fastest runtime on this CPU" in report_md and "| float32 (ONNX) |" in report_md
+    card = json.load(open(os.path.join(export_dir, "digits_small_cnn_float32.onnx.json")))
+    assert card["benchmark"]["latency_ms_p50_1_thread"] > 0

@@ -39,8 +39,9 @@ def train_config(stage_kind, **overrides):
     return fit.TrainConfig(**values)
 
 
-def float_job(config, dataset, input_shape, settings, model="small_cnn", width=32, alpha=1.0,
-              weights=None, stages=None, freeze_backbone_epochs=0, metrics_extra=None):
+def float_job(config, dataset, input_shape, settings, model="small_cnn", width=None, alpha=1.0,
+              weights=None, stages=None, minimalistic=False, freeze_backbone_epochs=0,
+              metrics_extra=None):
     """The float stage: models.build(model, input_shape, classes, ...) trained on the labels.
 
     Args:
@@ -50,13 +51,16 @@ def float_job(config, dataset, input_shape, settings, model="small_cnn", width=3
     """
     from tftool import models
 
-    build_kwargs = {"width": width, "alpha": alpha, "weights": weights, "stages": stages}
+    width = models.resolved(model, width=width)["width"]  # the builder's default when None
+    build_kwargs = {"width": width, "alpha": alpha, "weights": weights, "stages": stages,
+                    "minimalistic": minimalistic}
     return stage_runner.Job(
         stage="float", config=config,
         build=lambda: models.build(model, input_shape, dataset.num_classes, **build_kwargs),
         settings={**settings, "model": model, "width": width, "alpha": alpha,
                   "weights": weights, "freeze_backbone_epochs": freeze_backbone_epochs,
-                  **({"stages": stages} if stages is not None else {})},
+                  **({"stages": stages} if stages is not None else {}),
+                  **({"minimalistic": True} if minimalistic else {})},
         free=("skip_corrupt",),
         metrics=lambda m: {"model": model, "dataset": dataset.name,
                            "input_shape": list(input_shape), "class_names": dataset.class_names,

@@ -55,6 +55,19 @@ def available():
     return True
 
 
+def versions():
+    """{distribution: version or None} of the ONNX packages (for model cards and rows)."""
+    from importlib import metadata
+
+    found = {}
+    for dist in ("tf2onnx", "onnx", "onnxruntime"):
+        try:
+            found[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            found[dist] = None
+    return found
+
+
 def require():
     """Raises UserError(REQUIRE_MESSAGE) unless tf2onnx and onnxruntime import."""
     if not available():

@@ -323,7 +323,49 @@ def _findings(entries):
     return lines
 
 
-def summary_markdown(entries, title, notes=(), num_classes=None, num_test=None, gate=None):
+FORMAT_SUFFIX = {"keras": " (Keras)", "onnx": " (ONNX)"}
+RUNTIME_NAMES = {"tflite": "LiteRT", "onnx": "ONNX Runtime"}
+
+
+def runtime_table(rows):
+    """Which runtime and variant is fastest on this CPU, per thread count (batch 1, LiteRT
+    with XNNPACK): lines of a Markdown section, or [] when no ONNX row was measured.
+
+    Compares the float32 and int8 files of both runtimes (the same float model, the same
+    calibration images); says where int8 is slower than float32 in a runtime, as it can be
+    for a small model at 1 thread."""
+    if not any(r["format"] == "onnx" for r in rows):
+        return []
+    picked = {}
+    for r in rows:
+        if (r["batch_size"] == 1 and r["variant"] in ("float32", "int8")
+                and r["format"] in RUNTIME_NAMES and r.get("xnnpack") in (True, None)):
+            picked[(r["num_threads"], r["format"], r["variant"])] = r["latency_ms_p50"]
+    threads = sorted({t for t, _, _ in picked})
+    columns = [(fmt, v) for fmt in RUNTIME_NAMES for v in ("float32", "int8")]
+    lines = ["## Fastest runtime on this CPU", "",
+             "| threads | fastest | " + " | ".join(
+                 f"{RUNTIME_NAMES[f]} {v} p50 ms" for f, v in columns) + " |",
+             "|---:|---|" + "---:|" * len(columns)]
+    slower = []
+    for t in threads:
+        times = {c: picked.get((t, *c)) for c in columns}
+        known = {c: v for c, v in times.items() if v is not None}
+        best = min(known, key=known.get) if known else None
+        lines.append(f"| {t} | " + (f"{RUNTIME_NAMES[best[0]]} {best[1]}" if best else "–")
+                     + " | " + " | ".join(_fmt(times[c], "{:.4f}") for c in columns) + " |")
+        for fmt in RUNTIME_NAMES:
+            f32, i8 = times.get((fmt, "float32")), times.get((fmt, "int8"))
+            if f32 and i8 and i8 > f32:
+                slower.append(f"{RUNTIME_NAMES[fmt]} int8 is slower than its float32 at {t} "
+                              f"thread(s) ({i8:.4f} vs {f32:.4f} ms)")
+    if slower:
+        lines += [""] + [f"- {s}: on this model, quantization does not pay here." for s in slower]
+    return lines + [""]
+
+
+def summary_markdown(entries, title, notes=(), num_classes=None, num_test=None, gate=None,
+                     runtimes=()):
     """report.md: what to ship (recommend), what the intervals say (distillation, compression),
     then one table line per variant and the notes (list of str lines).
 
@@ -377,6 +419,8 @@ def summary_markdown(entries, title, notes=(), num_classes=None, num_test=None, 
     findings = _findings(entries)
     if findings:
         lines += [""] + [f"- {f}" for f in findings]
+    if runtimes:
+        lines += [""] + list(runtimes)
     micro = any(e.get("micro") for e in entries)
     structured = _structured(entries)
     header = ("| variant | input | test accuracy | validation | Δ vs float (points) | size KiB "
@@ -391,11 +435,11 @@ def summary_markdown(entries, title, notes=(), num_classes=None, num_test=None, 
         rule += "---:|---:|"
     lines += ["", "## Every variant", "", header, rule]
     for e in entries:
-        name = e["variant"] + (" (Keras)" if e["format"] == "keras" else "")
+        name = e["variant"] + FORMAT_SUFFIX.get(e["format"], "")
 
         def mark(key):
             return "*" if e.get(key) else ""
-        delta = (_delta_cell(e.get("paired_vs_float")) if e["format"] == "tflite"
+        delta = (_delta_cell(e.get("paired_vs_float")) if e["format"] != "keras"
                  else _fmt(e.get("delta_points"), "{:+.2f}"))
         cells = [
             name, _input_cell(e),
@@ -427,7 +471,7 @@ def _label_points(fig, ax, points, areas):
     order = sorted(points, key=lambda e: (-e["accuracy"], e["p50_1"]))
     for e in order:
         x, y = ax.transData.transform((e["p50_1"], e["accuracy"] * 100))
-        label = e["variant"] + (" (Keras)" if e["format"] == "keras" else "")
+        label = e["variant"] + FORMAT_SUFFIX.get(e["format"], "")
         label += f" · {e['size_bytes'] / 1024:.0f} KiB"
         width = 6.2 * len(label) * fig.dpi / 100
         radius_pt = areas[id(e)] ** 0.5 / 2  # scatter's s is the marker area in points²

@@ -59,11 +59,32 @@ def tflite_rows(path, name, variant, accuracy, threads=(1,), batch_sizes=(1,),
         for num_threads in threads:
             runner = Runner(model_path=path, num_threads=num_threads, use_xnnpack=use_xnnpack)
             weights["input_dtype"] = runner.input_dtype.__name__
+            weights["runtime"] = "litert"
             for batch_size in batch_sizes:
                 latency = tflite_latency(runner, batch_size, **timing)
                 rows.append(row(name, variant, "tflite", accuracy[use_xnnpack], sizes, latency,
                                 num_threads, batch_size, xnnpack=use_xnnpack,
                                 path=os.path.abspath(path), **weights))
+    return rows
+
+
+def onnx_rows(path, name, variant, accuracy, threads=(1,), batch_sizes=(1,), timing=None):
+    """Benchmark rows of one .onnx file in ONNX Runtime (CPU execution provider): one per
+    (num_threads, batch_size), timed with the same loop as the .tflite rows
+    (onnx_runtime.onnx_latency: intra_op_num_threads = num_threads). Rows carry
+    "format": "onnx", "xnnpack": None and "runtime": "onnxruntime"."""
+    from tftool import onnx_runtime
+
+    timing = timing or {}
+    sizes = file_sizes(path)
+    rows = []
+    for num_threads in threads:
+        runner = onnx_runtime.Runner(model_path=path, num_threads=num_threads)
+        for batch_size in batch_sizes:
+            latency = onnx_runtime.onnx_latency(runner, batch_size, **timing)
+            rows.append(row(name, variant, "onnx", accuracy, sizes, latency, num_threads,
+                            batch_size, xnnpack=None, runtime="onnxruntime",
+                            path=os.path.abspath(path), input_dtype="float32"))
     return rows
 
 

@@ -117,6 +117,12 @@ def with_comparisons(results, files):
     return {"test": out}
 
 
+def onnx_files(export_dir, name):
+    """{variant: path} of EXPORT_DIR/<name>_<variant>.onnx (tftool-export --onnx)."""
+    paths = glob.glob(os.path.join(export_dir, f"{glob.escape(name)}_*.onnx"))
+    return {os.path.basename(p)[len(name) + 1:-len(".onnx")]: p for p in sorted(paths)}
+
+
 def measure_all(workdir, export_dir, name, dataset, image_size, threads, batch_sizes, xnnpack,
                 timing_settings, max_cv, memory=False):
     """Every benchmark row of the float Keras model and of each exported file.
@@ -137,6 +143,14 @@ def measure_all(workdir, export_dir, name, dataset, image_size, threads, batch_s
         for use_xnnpack in xnnpack:
             scorers[(variant, use_xnnpack)] = evaluate.tflite_scorer(
                 Runner(model_path=path, num_threads=max(threads), use_xnnpack=use_xnnpack))
+    onnx = onnx_files(export_dir, name)
+    if onnx:  # ONNX Runtime beside LiteRT (tftool-export --onnx)
+        from tftool import onnx_runtime
+
+        onnx_runtime.require()
+        for variant, path in onnx.items():
+            scorers[(variant, "onnx")] = evaluate.tflite_scorer(
+                onnx_runtime.Runner(model_path=path, num_threads=max(threads)))
     results = {split: evaluate.evaluate(scorers, data.test_batches(dataset, image_size,
                                                                    split=split),
                                         dataset.class_names, reference=("float", None))
@@ -144,12 +158,17 @@ def measure_all(workdir, export_dir, name, dataset, image_size, threads, batch_s
     del scorers  # the interpreters of the accuracy pass
     results = with_comparisons(results, files)["test"]
     rows = []
-    work = [("float", None)] + list(files.items())
-    for variant, path in progress.steps(work, "benchmark", unit="model"):
+    work = ([("float", None, "keras")] + [(v, p, "tflite") for v, p in files.items()]
+            + [(v, p, "onnx") for v, p in onnx.items()])
+    for variant, path, fmt in progress.steps(work, "benchmark", unit="model"):
         if path is None:  # the Keras float model, timed in fresh processes
             rows += rows_lib.keras_rows(float_path, name, results[("float", None)],
                                         tuple(image_size) + (dataset.image_shape[-1],),
                                         threads, batch_sizes, timing_settings)
+            continue
+        if fmt == "onnx":
+            rows += rows_lib.onnx_rows(path, name, variant, results[(variant, "onnx")],
+                                       threads, batch_sizes, timing_settings)
             continue
         accuracy = {x: results[(variant, x)] for x in xnnpack}
         rows += rows_lib.tflite_rows(path, name, variant, accuracy, threads, batch_sizes,
@@ -205,16 +224,19 @@ def write_outputs(export_dir, name, rows, threads, batch_sizes, timing_settings,
     # one line and leaves the previous benchmark files as they were.
     cards = {}
     for entry in entries:
-        if entry["format"] == "tflite":
-            path = os.path.join(export_dir, f"{name}_{entry['variant']}.json")
-            cards[entry["variant"]] = (path, io.read_json_object(
-                path, fix="run tftool-export again"))
-            card = cards[entry["variant"]][1] or {}
+        if entry["format"] in ("tflite", "onnx"):
+            path = os.path.join(export_dir, f"{name}_{entry['variant']}"
+                                + (".onnx.json" if entry["format"] == "onnx" else ".json"))
+            key = (entry["variant"], entry["format"])
+            cards[key] = (path, io.read_json_object(path, fix="run tftool-export again"))
+            card = cards[key][1] or {}
             entry["micro"] = None if (card.get("micro") or {}).get("stale") else card.get("micro")
             entry["file"] = card.get("file")
             if card.get("input"):
-                entry["input"] = f"{card['input']['dtype']} {card['input']['color']}"
-    card_of = {v: c for v, (_, c) in cards.items() if c}
+                color = card["input"].get("color") or (
+                    "RGB" if card["input"]["shape"][-1] == 3 else "grayscale")
+                entry["input"] = f"{card['input']['dtype']} {color}"
+    card_of = {v: c for (v, fmt), (_, c) in cards.items() if c and fmt == "tflite"}
     gate = next((c["accuracy_gate"] for c in card_of.values()
                  if c.get("accuracy_gate", {}).get("reference") == "the float Keras model"),
                 None)
@@ -240,7 +262,8 @@ def write_outputs(export_dir, name, rows, threads, batch_sizes, timing_settings,
                         "(the TFLM runtime's own code and the app's buffers not counted); "
                         "✗ = over the --micro_flash_kb/--micro_ram_kb budget given to export.")
     summary = report.summary_markdown(entries, title, notes, num_classes=num_classes,
-                                      num_test=examples, gate=gate)
+                                      num_test=examples, gate=gate,
+                                      runtimes=report.runtime_table(rows))
     io.write_json(os.path.join(export_dir, "benchmark.json"), rows)
     io.write_text(os.path.join(export_dir, "benchmark.md"),
                   f"# {name}: every benchmark row ({examples} test images)\n\n"
@@ -249,11 +272,11 @@ def write_outputs(export_dir, name, rows, threads, batch_sizes, timing_settings,
     io.write_bytes(os.path.join(export_dir, "report.png"), report.plot_png(
         entries, f"{name}: {examples} test images, batch 1"))
     for entry in entries:
-        path, card = cards.get(entry["variant"], (None, None))
+        path, card = cards.get((entry["variant"], entry["format"]), (None, None))
         if card is None:
             continue
         variant_rows = [r for r in rows
-                        if r["variant"] == entry["variant"] and r["format"] == "tflite"]
+                        if r["variant"] == entry["variant"] and r["format"] == entry["format"]]
         card["benchmark"] = card_benchmark(variant_rows, entry, meta)
         io.write_json(path, card)
     return summary

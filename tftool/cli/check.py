@@ -19,7 +19,7 @@ from absl import flags
 
 FLAGS = flags.FLAGS
 NAMES = ("workdir", "image_size", "channels", "model", "stage", "purpose", "scheme",
-         "num_classes", "width", "alpha")
+         "num_classes", "width", "stages", "alpha", "minimalistic")
 
 
 def load(model_flag, stage):
@@ -27,7 +27,8 @@ def load(model_flag, stage):
     if model_flag in models.MODELS:
         size = FLAGS.image_size or 32  # mobilenet_v2 needs ≥ 32 px; layers do not depend on it
         return models.build(model_flag, (size, size, FLAGS.channels or 3), FLAGS.num_classes,
-                            width=FLAGS.width, alpha=FLAGS.alpha), model_flag
+                            width=FLAGS.width, alpha=FLAGS.alpha, stages=FLAGS.stages,
+                            minimalistic=FLAGS.minimalistic), model_flag
     path = model_flag or stages.model_path(FLAGS.workdir, stage)
     if not os.path.isfile(path):
         raise UserError(f"--model={model_flag}: neither a model name ({', '.join(models.MODELS)})"

@@ -61,7 +61,8 @@ def _positive_ints(values):
 
 # The models and schedules are named here rather than imported, so that `--help` needs no
 # TensorFlow; tests/test_cli.py checks these tuples against the libraries' own.
-MODEL_NAMES = ("small_cnn", "mobilenet_v2")
+MODEL_NAMES = ("small_cnn", "mobilenet_v2", "resnet8", "mobilenet_v3_small",
+               "mobilenet_v3_large", "efficientnet_lite0")
 SCHEDULES = ("constant", "cosine", "cosine_warmup", "exponential", "piecewise")
 STRATEGIES = ("auto", "mirrored", "one_device", "multi_worker")
 OPTIMIZERS = ("adam", "sgd")
@@ -132,18 +133,25 @@ FLAG_SPECS = {
     # ---- models ----
     "model": Spec("string", "small_cnn", f"Model: a builder name ({', '.join(MODEL_NAMES)}); "
                   f"tftool-check also takes a saved model file (.h5)."),
-    "width": Spec("integer", 32, "small_cnn: channels of the first stage.",
-                  check=lambda v: v >= 1, message="--width must be ≥ 1"),
+    "width": Spec("integer", None, "small_cnn: channels of the first stage (default 32); "
+                  "resnet8: filters of the first stack (default 16, MLPerf Tiny's).",
+                  check=lambda v: v is None or v >= 1, message="--width must be ≥ 1"),
     "stages": Spec("integer", None, "small_cnn: stages of two conv blocks, each but the last "
                    "followed by a 2x2 max-pool (default: as many as keep ≥ 2 px, at most 3).",
                    check=lambda v: v is None or 1 <= v <= 3,
                    message="--stages must be 1, 2 or 3"),
-    "alpha": Spec("float", 1.0, "mobilenet_v2: width multiplier (MobileNet's alpha).",
+    "minimalistic": Spec("boolean", False, "mobilenet_v3_small/large: the minimalistic "
+                         "variant (no hard-swish, no squeeze-excite, 3x3 kernels), which "
+                         "tfmot's QAT can wrap; the default variant converts to int8 after "
+                         "training but cannot be trained with QAT (tftool-check says why)."),
+    "alpha": Spec("float", 1.0, "mobilenet_v2, mobilenet_v3_small/large: width multiplier "
+                  "(MobileNet's alpha).",
                   check=lambda v: v > 0, message="--alpha must be > 0"),
-    "weights": Spec("string", None, "mobilenet_v2: backbone weights: imagenet (downloads "
-                    "them) or the path of a local Keras weights file of "
-                    "keras.applications.MobileNetV2(include_top=False) with the same --alpha "
-                    "and channels (offline transfer learning). Default: random init."),
+    "weights": Spec("string", None, "mobilenet_v2/v3, efficientnet_lite0: pretrained weights: "
+                    "imagenet (mobilenet: downloads them) or the path of a local Keras weights "
+                    "file (mobilenet: of keras.applications' backbone, include_top=False, with "
+                    "the same --alpha and channels; efficientnet_lite0: of tftool's builder) "
+                    "for offline transfer learning. Default: random init."),
     "freeze_backbone_epochs": Spec("integer", 0, "Transfer learning: train only the logits "
                                    "head for the first N epochs with the backbone frozen, then "
                                    "fine-tune every layer at 0.1 × --learning_rate for the "
@@ -282,6 +290,10 @@ FLAG_SPECS = {
     "selective_int8": Spec("boolean", True, "When the accuracy gate refuses int8, retry keeping "
                            "its worst layers (QuantizationDebugger) in float, up to 3, and write "
                            "int8_selective if that passes."),
+    "onnx": Spec("boolean", False, "Also write EXPORT_DIR/<name>_float32.onnx (tf2onnx) and "
+                  "<name>_int8.onnx (ONNX Runtime QDQ, calibrated on the int8 variant's "
+                  "images), gated like the .tflite files; the benchmark then times ONNX "
+                  "Runtime beside LiteRT. Needs the onnx extra (make install has it)."),
     "micro": Spec("boolean", False, "Also write EXPORT_DIR/micro/: each integer variant as a "
                   "C array, its MicroMutableOpResolver and its measured tensor arena, for "
                   "TensorFlow Lite Micro firmware (trained channel count kept)."),
@@ -523,6 +535,21 @@ def stage_context(stage, strategy=None):
                                        "allow_chance_accuracy" in FLAGS
                                        and FLAGS.allow_chance_accuracy))
     return context, settings
+
+
+def run_or_skip(prog, run):
+    """Calls run(); under make (TFTOOL_SHARED_FLAGS=1, the pipeline of `make all`), a stage
+    tfmot cannot apply to this model (check.Unsupported) is skipped with one line naming why
+    and exit status 0, so the pipeline goes on with what it can make (export then has no
+    variant of that stage). Run directly, it is the usual one-line error."""
+    from tftool.optimize import check
+
+    try:
+        run()
+    except check.Unsupported as e:
+        if os.environ.get("TFTOOL_SHARED_FLAGS") != "1":
+            raise
+        print(f"{prog}: skipped: {e}", flush=True)
 
 
 def default_name(workdir):

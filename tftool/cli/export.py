@@ -19,13 +19,17 @@ FLAGS = flags.FLAGS
 NAMES = common.DATA_FLAGS + ("export_dir", "name", "variants", "calibration_steps",
                              "calibration_seed", "calibration_data", "max_accuracy_drop", "gate",
                              "inference_input_type", "inference_output_type", "rgb_input",
-                             "output_kind", "selective_int8", "micro", "micro_flash_kb",
+                             "output_kind", "selective_int8", "onnx", "micro", "micro_flash_kb",
                              "micro_ram_kb", "allow_chance_accuracy")
 
 
 def main(argv):
     del argv
     settings = common.data_settings("export")
+    if FLAGS.onnx:  # before any conversion: the extra may be missing
+        from tftool import onnx_runtime
+
+        onnx_runtime.require()
     if not stages.has_model(FLAGS.workdir, "float"):  # the accuracy gate compares with it
         raise UserError(stages.missing_model_message(FLAGS.workdir, "float", "tftool-export"))
     variants = variants_lib.resolve(FLAGS.workdir, FLAGS.variants)
@@ -44,6 +48,11 @@ def main(argv):
     _, refused = variants_lib.export(FLAGS.workdir, FLAGS.export_dir, name, dataset, size,
                                      variants, representative, FLAGS.max_accuracy_drop,
                                      conversion, FLAGS.selective_int8, FLAGS.gate)
+    if FLAGS.onnx:
+        _, onnx_refused = variants_lib.export_onnx(
+            FLAGS.workdir, FLAGS.export_dir, name, dataset, size, representative,
+            FLAGS.max_accuracy_drop, FLAGS.gate)
+        refused += onnx_refused
     for _, reason in refused:
         print(f"tftool-export: {reason}", file=sys.stderr, flush=True)
     problems = []

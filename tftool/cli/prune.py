@@ -47,7 +47,8 @@ def main(argv):
                               FLAGS.pruning_end_step, FLAGS.pruning_frequency, m_by_n)[0]
 
     if target_sparsity != "auto":
-        stage_runner.run(job(target_sparsity), context)
+        common.run_or_skip("tftool-prune", lambda: stage_runner.run(job(target_sparsity),
+                                                                   context))
         return
     # --target_sparsity=auto: the ladder, mildest first, on the validation split (choose.py)
     settings = {**job(prune.SPARSITY_LADDER[0]).settings, "target_sparsity": "auto",

@@ -7,6 +7,8 @@ scheme (keeps the zeros) -> WORKDIR/pqat; --from=clustered: cluster-preserving Q
 WORKDIR/cqat; --from=pruned_clustered: sparsity- and cluster-preserving QAT (PCQAT) ->
 WORKDIR/pcqat (tfmot's collaborative optimization).
 """
+import os
+
 import tftool  # noqa: F401  (Keras 2 before TensorFlow)
 from tftool import UserError, jobs, stage_runner, stages
 from tftool.cli import common
@@ -29,11 +31,16 @@ def main(argv):
                         f"--preserve_sparsity needs --from=pruned or --from=pruned_clustered "
                         f"(--from={source} has no zeros to preserve)")
     if not stages.has_model(FLAGS.workdir, source):
-        raise UserError(stages.missing_model_message(FLAGS.workdir, source, f"--from={source}"))
+        message = stages.missing_model_message(FLAGS.workdir, source, f"--from={source}")
+        if source != "float" and os.environ.get("TFTOOL_SHARED_FLAGS") == "1":
+            # under make its input stage ran just before and skipped (common.run_or_skip)
+            print(f"tftool-quantize: skipped: {message}", flush=True)
+            return
+        raise UserError(message)
     stage, _ = jobs.QAT_OUTPUTS[(source, preserve)]
     context, _ = common.stage_context(stage)
     job, _ = jobs.qat_job(FLAGS.workdir, common.train_config(context.dataset), source, preserve)
-    stage_runner.run(job, context)
+    common.run_or_skip("tftool-quantize", lambda: stage_runner.run(job, context))
 
 
 def cli_main():

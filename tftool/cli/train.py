@@ -10,9 +10,9 @@ from tftool.cli import common
 from absl import flags, logging
 
 FLAGS = flags.FLAGS
-NAMES = common.DATA_FLAGS + common.TRAINING_FLAGS + ("model", "width", "stages", "alpha",
-                                                     "weights", "freeze_backbone_epochs",
-                                                     "mixed_precision")
+NAMES = common.DATA_FLAGS + common.TRAINING_FLAGS + (
+    "model", "width", "stages", "alpha", "minimalistic", "weights", "freeze_backbone_epochs",
+    "mixed_precision")
 DEFAULTS = jobs.DEFAULTS["float"]
 
 
@@ -29,7 +29,7 @@ def main(argv):
         stage_runner.run(jobs.float_job(
             common.train_config(context.dataset), context.dataset, context.input_shape,
             settings, model=FLAGS.model, width=FLAGS.width, alpha=FLAGS.alpha,
-            weights=FLAGS.weights, stages=FLAGS.stages,
+            weights=FLAGS.weights, stages=FLAGS.stages, minimalistic=FLAGS.minimalistic,
             freeze_backbone_epochs=FLAGS.freeze_backbone_epochs,
             metrics_extra={"mixed_precision": setting, "dtype_policy": policy}), context)
 

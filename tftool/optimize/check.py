@@ -120,8 +120,11 @@ def _quantize_findings(model, scheme):
         def get_quantize_registry(self):
             return RecordingRegistry()
 
-    with tfmot.quantization.keras.quantize_scope():
-        tfmot.quantization.keras.quantize_apply(qat.annotate(model), RecordingScheme())
+    try:
+        with tfmot.quantization.keras.quantize_scope():
+            tfmot.quantization.keras.quantize_apply(qat.annotate(model), RecordingScheme())
+    except Exception as e:  # tfmot's own failure while cloning: name the layers it trips on
+        return findings + _apply_failure(model, e)
     seen = set()
     for layer in missing:
         if layer.name in seen:
@@ -129,6 +132,25 @@ def _quantize_findings(model, scheme):
         seen.add(layer.name)
         findings.append(_finding(layer, *_quantize_advice(layer)))
     return findings
+
+
+def _apply_failure(model, error):
+    """Findings when tfmot's quantize_apply itself raises (rather than refusing a layer).
+
+    Measured (tfmot 0.8.1): keras.applications' MobileNetV3 builds hard-swish and hard-sigmoid
+    from TF ops on Keras tensors (`x + 3.0`, `x * (1 / 6)`), which become TFOpLambda layers;
+    quantize_apply raises AttributeError ("'list' object has no attribute 'dtype'") on them.
+    Each TFOpLambda layer is named; without any, the error itself is the one finding.
+    """
+    ops = [layer for layer in model.layers if type(layer).__name__ == "TFOpLambda"]
+    reason = f"tfmot's quantize_apply fails on it ({type(error).__name__}: " \
+             f"{str(error).splitlines()[0][:120] if str(error) else ''})"
+    fix = ("rebuild it from Keras layers (e.g. hard-swish as ReLU(max_value=6), Rescaling and "
+           "Multiply; or mobilenet_v3 with minimalistic=True, which has no hard-swish)")
+    if ops:
+        return [_finding(layer, f"a TF op applied to Keras tensors (TFOpLambda "
+                                f"{layer.name}): {reason}", fix) for layer in ops]
+    return [_finding(model, reason, "report it with the model; try a simpler architecture")]
 
 
 # Advice only: which supported layer usually stands in for an unsupported one. The verdicts
@@ -241,8 +263,13 @@ def describe(findings, purpose, audience="cli"):
     return lines
 
 
+class Unsupported(UserError):
+    """tfmot cannot quantize or prune a layer of the model (require_supported)."""
+
+
 def require_supported(model, purpose, what, scheme="default"):
-    """Raises UserError (one line) if `model` has a blocking finding for `purpose`.
+    """Raises Unsupported, a UserError (one line), if `model` has a blocking finding for
+    `purpose`.
 
     `what` names the model in the message (e.g. its path). Warnings are printed to stderr.
     """
@@ -254,7 +281,7 @@ def require_supported(model, purpose, what, scheme="default"):
     blocking = [f for f in findings if f["blocking"]]
     if blocking:
         names = ", ".join(f"{f['layer']} ({f['class']})" for f in blocking)
-        raise UserError(f"tfmot cannot {purpose} {len(blocking)} layer(s) of {what}: {names}; "
+        raise Unsupported(f"tfmot cannot {purpose} {len(blocking)} layer(s) of {what}: {names}; "
                         f"`tftool-check --model={what} --purpose={purpose}` says what to do "
                         f"about each")
     return findings
