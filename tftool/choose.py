@@ -115,3 +115,43 @@ def require(chosen, what, records, fix):
         raise UserError(f"{what}=auto: no candidate kept the validation accuracy within the "
                         f"accuracy gate ({tried}); {fix}")
     return chosen
+
+
+def distillation_grid(temperature, weight, job, config, context):
+    """--temperature=auto / --hard_label_weight=auto: a short run (a quarter of the epochs) of
+    every grid point (optimize/distill.py TEMPERATURE_GRID × WEIGHT_GRID; a given value stays
+    fixed) in scratch workdirs; the best validation accuracy wins (ties: the earlier point).
+
+    Args:
+      temperature, weight: a number or "auto".
+      job: (T, w, TrainConfig) -> the student's stage_runner.Job.
+      config: the full run's TrainConfig; context: the stage runner's Context.
+    Returns: (T, w, the record for metrics.json's "auto").
+    """
+    import dataclasses
+
+    from tftool.optimize import distill
+
+    temperatures = distill.TEMPERATURE_GRID if temperature == "auto" else (temperature,)
+    weights = distill.WEIGHT_GRID if weight == "auto" else (weight,)
+    short = dataclasses.replace(config, epochs=max(1, config.epochs // 4))
+    records = []
+    for t in temperatures:
+        for w in weights:
+            scratch = scratch_context(context, "student", f"T{t:g}_w{w:g}", ["float"])
+            stage_runner.run(job(t, w, short), scratch)
+            metrics = stages.read_metrics(scratch.workdir, "student")
+            records.append({"temperature": t, "hard_label_weight": w,
+                            "validation_accuracy": metrics["validation_accuracy"],
+                            "validation_accuracy_interval":
+                                metrics["validation_accuracy_interval"]})
+    best = max(records, key=lambda r: r["validation_accuracy"])  # max keeps the first of ties
+    print(f"distillation auto: chose --temperature={best['temperature']:g} "
+          f"--hard_label_weight={best['hard_label_weight']:g} (validation accuracy "
+          f"{best['validation_accuracy']:.4f} after {short.epochs} of {config.epochs} epochs; "
+          f"{len(records)} grid points)", flush=True)
+    return best["temperature"], best["hard_label_weight"], {
+        "parameters": ["temperature", "hard_label_weight"], "split": "validation",
+        "chosen": {"temperature": best["temperature"],
+                   "hard_label_weight": best["hard_label_weight"]},
+        "short_run_epochs": short.epochs, "candidates": records}

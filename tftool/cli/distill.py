@@ -67,8 +67,8 @@ def main(argv):
         if choose.skip_if_complete("student", settings, context, inputs=[source]):
             auto = "done"
         else:
-            temperature, weight, auto = choose_distillation(temperature, weight, job, config,
-                                                           context, source)
+            temperature, weight, auto = choose.distillation_grid(temperature, weight, job,
+                                                                config, context)
     if auto != "done":
         final = job(temperature, weight, config, auto)
         if auto:  # record "auto" (what the user asked), not the values it chose
@@ -79,37 +79,6 @@ def main(argv):
             stage="student_baseline", config=config, settings={"teacher": None, **recorded},
             build=lambda: distill.student(shape, classes, **student),
             metrics=lambda model: {**student}), context)
-
-
-def choose_distillation(temperature, weight, job, config, context, source):
-    """--temperature=auto / --hard_label_weight=auto: short runs (a quarter of the epochs) of
-    every grid point in scratch workdirs (tftool/choose.py); the best validation accuracy
-    wins (ties: the earlier grid point). Returns (T, w, the record for metrics.json)."""
-    import dataclasses
-
-    temperatures = distill.TEMPERATURE_GRID if temperature == "auto" else (temperature,)
-    weights = distill.WEIGHT_GRID if weight == "auto" else (weight,)
-    short = dataclasses.replace(config, epochs=max(1, config.epochs // 4))
-    records = []
-    for t in temperatures:
-        for w in weights:
-            scratch = choose.scratch_context(context, "student", f"T{t:g}_w{w:g}", ["float"])
-            stage_runner.run(job(t, w, short), scratch)
-            metrics = stages.read_metrics(scratch.workdir, "student")
-            records.append({"temperature": t, "hard_label_weight": w,
-                            "validation_accuracy": metrics["validation_accuracy"],
-                            "validation_accuracy_interval":
-                                metrics["validation_accuracy_interval"]})
-    best = max(records, key=lambda r: r["validation_accuracy"])  # max keeps the first of ties
-    print(f"distillation auto: chose --temperature={best['temperature']:g} "
-          f"--hard_label_weight={best['hard_label_weight']:g} (validation accuracy "
-          f"{best['validation_accuracy']:.4f} after {short.epochs} of {config.epochs} epochs; "
-          f"{len(records)} grid points)", flush=True)
-    return best["temperature"], best["hard_label_weight"], {
-        "parameters": ["temperature", "hard_label_weight"], "split": "validation",
-        "chosen": {"temperature": best["temperature"],
-                   "hard_label_weight": best["hard_label_weight"]},
-        "short_run_epochs": short.epochs, "candidates": records}
 
 
 def cli_main():
