@@ -55,11 +55,23 @@ STAGE_MODEL = $(WORKDIR)/$(1)/model.h5
 COMMON := --workdir=$(WORKDIR) $(if $(DATASET),--dataset=$(DATASET))
 RUN := TFTOOL_SHARED_FLAGS=1 $(BIN)/
 
-.PHONY: install train quantize prune pqat distill export micro benchmark benchmark-full all \
+.PHONY: help install train quantize prune pqat distill export micro benchmark benchmark-full all \
 	test clean \
 	mediapipe predict cluster cqat pcqat prune-2by4 compress-all
 
-install: $(VENV)/.installed
+# `make help`: the targets (their ## notes) and the main variables.
+help: ## this list
+	@echo "make TARGET [VARIABLE=value ...]   e.g. make all DATASET=folder:/data/pets EPOCHS=20"
+	@echo
+	@grep -E '^[a-z][a-z0-9-]*:.*## ' $(firstword $(MAKEFILE_LIST)) | \
+	    sed -E 's/^([a-z0-9-]+):.*## (.*)/  \1\t\2/' | expand -t 20
+	@echo
+	@echo "Variables: DATASET (digits | folder:PATH | a TFDS name)  WORKDIR ($(WORKDIR))"
+	@echo "  EXPORT_DIR ($(EXPORT_DIR))  EPOCHS (train)  QAT_EPOCHS  FLAGS (every stage)"
+	@echo "  TRAIN_FLAGS QUANTIZE_FLAGS PRUNE_FLAGS PQAT_FLAGS DISTILL_FLAGS EXPORT_FLAGS"
+	@echo "  BENCHMARK_FLAGS SEARCH_FLAGS (one stage each)  MODEL IMAGES (predict)  SEEDS (seed-sweep)"
+
+install: $(VENV)/.installed ## create .venv/ with tftool and its pinned stack (once; the tftool-* commands land in .venv/bin/)
 
 # tflite-support brings the TFLite metadata schema (flatc-generated Python) that
 # tftool/export/metadata.py imports. --no-deps: it declares protobuf<4, which TensorFlow 2.21
@@ -75,48 +87,48 @@ $(VENV)/.installed-test: $(VENV)/.installed
 	$(BIN)/python -m pip install -q -e '.[test]'
 	touch $@
 
-train: install
+train: install ## train the float model into WORKDIR/float (tftool-train)
 	$(RUN)tftool-train $(COMMON) $(if $(EPOCHS),--epochs=$(EPOCHS)) $(FLAGS) $(TRAIN_FLAGS)
 
-quantize: install
+quantize: install ## quantization-aware training of the float model -> WORKDIR/qat
 	$(RUN)tftool-quantize $(COMMON) $(if $(QAT_EPOCHS),--epochs=$(QAT_EPOCHS)) $(FLAGS) $(QUANTIZE_FLAGS)
 
-export: install
+export: install ## convert every stage's model to EXPORT_DIR/*.tflite with model cards
 	$(RUN)tftool-export $(COMMON) --export_dir=$(EXPORT_DIR) $(FLAGS) $(EXPORT_FLAGS)
 
 # Firmware sources for TensorFlow Lite Micro: EXPORT_DIR/micro/ for every integer variant
 # WORKDIR has (on a fresh clone: trains the float model first; after `make all`: all of them).
-micro: $(call STAGE_MODEL,float)
+micro: $(call STAGE_MODEL,float) ## firmware sources for TensorFlow Lite Micro: EXPORT_DIR/micro/
 	$(RUN)tftool-export $(COMMON) --export_dir=$(EXPORT_DIR) --micro $(FLAGS) $(EXPORT_FLAGS)
 
-benchmark: install
+benchmark: install ## accuracy, size and latency of every export -> EXPORT_DIR/report.md (first-look sweep)
 	$(RUN)tftool-benchmark $(COMMON) --export_dir=$(EXPORT_DIR) $(FLAGS) $(BENCHMARK_FLAGS)
 
 # The full sweep: threads 1 and all × batch 1 and 32 × XNNPACK on and off, 1-second rows.
-benchmark-full: install
+benchmark-full: install ## the full benchmark sweep: threads x batch 1,32 x XNNPACK on/off, 1-s rows
 	$(RUN)tftool-benchmark $(COMMON) --export_dir=$(EXPORT_DIR) $(FLAGS)
 
-prune: install
+prune: install ## magnitude pruning of the float model -> WORKDIR/pruned
 	$(RUN)tftool-prune $(COMMON) $(FLAGS) $(PRUNE_FLAGS)
 
-pqat: install
+pqat: install ## sparsity-preserving QAT of the pruned model -> WORKDIR/pqat
 	$(RUN)tftool-quantize $(COMMON) --from=pruned $(if $(QAT_EPOCHS),--epochs=$(QAT_EPOCHS)) $(FLAGS) $(PQAT_FLAGS)
 
-distill: install
+distill: install ## teacher-student distillation (+ its labels-only baseline) -> WORKDIR/student
 	$(RUN)tftool-distill $(COMMON) --baseline $(FLAGS) $(DISTILL_FLAGS)
 
 # The slower compression stages (issue 11), outside `make all`: `make compress-all`.
-cluster: install
+cluster: install ## weight clustering of the float model -> WORKDIR/clustered
 	$(RUN)tftool-cluster $(COMMON) $(FLAGS) $(CLUSTER_FLAGS)
 
-cqat: install
+cqat: install ## cluster-preserving QAT -> WORKDIR/cqat
 	$(RUN)tftool-quantize $(COMMON) --from=clustered $(if $(QAT_EPOCHS),--epochs=$(QAT_EPOCHS)) $(FLAGS) $(CQAT_FLAGS)
 
-pcqat: install
+pcqat: install ## sparsity- and cluster-preserving QAT -> WORKDIR/pcqat
 	$(RUN)tftool-cluster $(COMMON) --from=pruned $(FLAGS) $(CLUSTER_FLAGS)
 	$(RUN)tftool-quantize $(COMMON) --from=pruned_clustered $(if $(QAT_EPOCHS),--epochs=$(QAT_EPOCHS)) $(FLAGS) $(PCQAT_FLAGS)
 
-prune-2by4: install
+prune-2by4: install ## 2:4 structured pruning -> WORKDIR/pruned_2by4
 	$(RUN)tftool-prune $(COMMON) --sparsity_m_by_n=2,4 $(FLAGS) $(PRUNE_2BY4_FLAGS)
 
 # The whole graph as file targets: a stage runs only when its model is missing or older than
@@ -157,7 +169,7 @@ $(call STAGE_MODEL,pruned_2by4): $(call STAGE_MODEL,float)
 # Every stage, the slower compression ones too, then export and benchmark (not a file target:
 # it always exports and benchmarks what is there).
 COMPRESS_MODELS := $(foreach s,clustered cqat pruned_clustered pcqat pruned_2by4,$(call STAGE_MODEL,$(s)))
-compress-all: $(STAGE_MODELS) $(COMPRESS_MODELS)
+compress-all: $(STAGE_MODELS) $(COMPRESS_MODELS) ## everything `all` makes plus clustering, CQAT, PCQAT and 2:4 pruning
 	$(RUN)tftool-export $(COMMON) --export_dir=$(EXPORT_DIR) $(FLAGS) $(EXPORT_FLAGS)
 	touch $(EXPORT_STAMP)
 	$(RUN)tftool-benchmark $(COMMON) --export_dir=$(EXPORT_DIR) $(FLAGS) $(BENCHMARK_FLAGS) >/dev/null
@@ -171,10 +183,10 @@ $(EXPORT_STAMP): $(STAGE_MODELS)
 $(EXPORT_DIR)/benchmark.json: $(EXPORT_STAMP)
 	$(RUN)tftool-benchmark $(COMMON) --export_dir=$(EXPORT_DIR) $(FLAGS) $(BENCHMARK_FLAGS) >/dev/null
 
-all: $(EXPORT_DIR)/benchmark.json
+all: $(EXPORT_DIR)/benchmark.json ## train, quantize, prune, pqat, distill, export and benchmark; prints report.md
 	@cat $(EXPORT_DIR)/report.md
 
-mediapipe: $(MEDIAPIPE_VENV)/.installed
+mediapipe: $(MEDIAPIPE_VENV)/.installed ## the app-side MediaPipe venv the tests run exports in (.venv-mediapipe/)
 
 $(MEDIAPIPE_VENV)/.installed:
 	test -x $(MEDIAPIPE_VENV)/bin/python || $(PYTHON) -m venv $(MEDIAPIPE_VENV)
@@ -182,7 +194,7 @@ $(MEDIAPIPE_VENV)/.installed:
 	$(MEDIAPIPE_VENV)/bin/python -m pip install -q mediapipe==$(MEDIAPIPE_VERSION)
 	touch $@
 
-predict: install
+predict: install ## classify images: make predict MODEL=x.tflite IMAGES="a.png dir/"
 	@test -n "$(MODEL)" -a -n "$(IMAGES)" || { echo 'usage: make predict MODEL=x.tflite IMAGES="a.png b.jpg"' >&2; exit 2; }
 	$(BIN)/tftool-predict --tflite=$(MODEL) --top_k=$(TOP_K) $(IMAGES)
 
@@ -193,22 +205,22 @@ SEARCH_FLAGS ?=
 DASHBOARD_PORT ?= 8080
 STORAGE ?= $(WORKDIR)/search/journal.log
 .PHONY: search search-dashboard
-search: install
-	$(RUN)tftool-search $(COMMON) $(FLAGS) $(SEARCH_FLAGS)
+search: install ## the most accurate model within a budget (tftool-search; SEARCH_FLAGS)
+	$(RUN)tftool-search $(COMMON) --storage=$(STORAGE) $(FLAGS) $(SEARCH_FLAGS)
 
 # Optuna's own web UI on the study's storage (a journal file, or a postgresql:// URL):
 # http://127.0.0.1:$(DASHBOARD_PORT)/
-search-dashboard: install
+search-dashboard: install ## Optuna's dashboard on the search's storage (DASHBOARD_PORT)
 	$(BIN)/optuna-dashboard $(if $(filter %.log,$(STORAGE)),--storage-class JournalFileStorage) \
 	    --port $(DASHBOARD_PORT) $(STORAGE)
 
 # Two workers, one test file each (--dist loadfile keeps a file's module fixtures in one
 # process): the suite is mostly single-threaded Python and process start-up.
 PYTEST_WORKERS ?= 2
-test: $(VENV)/.installed-test $(MEDIAPIPE_VENV)/.installed
+test: $(VENV)/.installed-test $(MEDIAPIPE_VENV)/.installed ## the whole test suite (what CI runs)
 	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
 
-clean:
+clean: ## remove WORKDIR and the files in EXPORT_DIR
 	rm -rf $(WORKDIR) .pytest_cache
 	find $(EXPORT_DIR) -mindepth 1 ! -name .gitkeep -delete
 
@@ -222,14 +234,14 @@ BENCH_DATASET ?= folder:/tmp/tftool_bench_digits28
 SEEDS ?= 0,1,2,3,4
 SWEEP_TARGET ?= all
 SWEEP_ARGS ?=
-seed-sweep: install
+seed-sweep: install ## `make all` over SEEDS in separate workdirs, one table (benchmarks/seed_sweep.py)
 	PYTHONPATH=. $(BIN)/python benchmarks/seed_sweep.py --seeds=$(SEEDS) \
 	    --target=$(SWEEP_TARGET) --make_args="$(SWEEP_ARGS)"
 
-bench-memory: install
+bench-memory: install ## peak memory of export and benchmark vs the split size
 	PYTHONPATH=. $(BIN)/python benchmarks/peak_memory.py
 
-bench-train: install
+bench-train: install ## training throughput vs plain Keras model.fit
 	test -d $(patsubst folder:%,%,$(BENCH_DATASET)) || PYTHONPATH=. $(BIN)/python \
 	    benchmarks/image_folder.py digits $(patsubst folder:%,%,$(BENCH_DATASET)) --size=28 --copies=5
 	PYTHONPATH=. $(BIN)/python benchmarks/train_throughput.py --dataset=$(BENCH_DATASET)

@@ -88,7 +88,7 @@ def config_workdir(root, seed, study, config):
     workdir = os.path.join(root, f"seed{seed}", study, slug(config))
     os.makedirs(workdir, exist_ok=True)
     link = os.path.join(workdir, "float")
-    if not os.path.exists(link):
+    if not os.path.lexists(link):
         os.symlink(os.path.join(root, f"seed{seed}", "float"), link)
     return workdir
 
@@ -156,14 +156,17 @@ def main():
     parser.add_argument("--root", default="/tmp/tftool_compress_defaults")
     args = parser.parse_args()
 
-    from tftool import data, stats
+    from tftool import data, io, stats
 
     seeds = [int(s) for s in args.seeds.split(",")]
     configs = (args.configs.split(";") if args.configs else DEFAULT_CONFIGS[args.study])
     configs = [c.strip() for c in configs]
     os.makedirs(args.root, exist_ok=True)
     cache_path = os.path.join(args.root, "results.json")
-    cache = json.load(open(cache_path)) if os.path.exists(cache_path) else {}
+    cache = {}
+    if os.path.exists(cache_path):
+        with open(cache_path) as f:
+            cache = json.load(f)
     dataset = data.load(args.dataset)
     size = data.resolve_image_size(dataset, None)
 
@@ -174,8 +177,7 @@ def main():
             workdir, stage = run_config(args.root, seed, study, config)
             cache[key] = {"seconds": time.perf_counter() - start,
                           **correctness(workdir, stage, dataset, size)}
-            with open(cache_path, "w") as f:
-                json.dump(cache, f)
+            io.write_json(cache_path, cache)  # atomic: an interrupted study keeps its cache
         return cache[key]
 
     reference = {}

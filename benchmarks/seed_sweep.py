@@ -42,6 +42,8 @@ def cards(export_dir):
     """{variant: model card} of every .json card in export_dir."""
     found = {}
     for path in glob.glob(os.path.join(export_dir, "*.json")):
+        if path.endswith(".onnx.json"):  # the ONNX files' cards: variants of another runtime
+            continue
         with open(path) as f:
             card = json.load(f)
         if isinstance(card, dict) and "variant" in card:
@@ -89,6 +91,7 @@ def main():
         print(f"seed {seed}: make {args.target} exit {status} in {seconds:.0f} s"
               + (f"; refused: {', '.join(sorted(refused))}" if refused else ""), flush=True)
     from tftool import stages
+    from tftool.benchmark import report
 
     order = list(stages.VARIANTS) + [stages.SELECTIVE_VARIANT]
     variants = sorted({v for _, _, found, refused in results.values()
@@ -108,9 +111,7 @@ def main():
             "paired_vs_baseline") for s in seeds]
         if any(pairs):
             print(f"| {student} vs {baseline} | " + " | ".join(
-                "–" if not p else f"{-p['drop'] * 100 + 0.0:+.2f} [{-p['high'] * 100 + 0.0:+.2f}, "
-                f"{-p['low'] * 100 + 0.0:+.2f}]{'≈' if p['within_noise'] else ''}"
-                for p in pairs) + " |")
+                "–" if not p else report._delta_cell(p) for p in pairs) + " |")
     print("| make exit status, time | " + " | ".join(
         f"{results[s][0]}, {results[s][1]:.0f} s" for s in seeds) + " |")
     return 1 if any(r[0] for r in results.values()) else 0

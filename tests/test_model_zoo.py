@@ -200,3 +200,12 @@ def test_resnet8_int8_is_the_mlperf_tiny_size():
     # the reference's int8 .tflite is 98,496 bytes; ours adds the [0, 1] input FakeQuant and
     # the softmax (measured: 92,712 bytes with TF 2.21)
     assert 80_000 < len(flatbuffer) < 110_000
+
+
+def test_macs_match_the_published_counts():
+    # MobileNetV2 1.0 at 224: 300M mult-adds (Sandler et al. 2018, Table 4); ResNet-8 at 32:
+    # 12.5M (MLPerf Tiny's image classification reference)
+    assert models.macs(models.build("mobilenet_v2", (224, 224, 3), 1000)) == pytest.approx(
+        300e6, rel=0.01)
+    assert models.macs(models.build("resnet8", (32, 32, 3), 10)) == pytest.approx(12.5e6,
+                                                                                 rel=0.01)

@@ -118,7 +118,7 @@ def test_recommendation_names_one_variant_per_target_within_the_gate():
     assert picks == {"phone / edge (MediaPipe Tasks, LiteRT): smallest": "pqat_int8",
                      "phone / edge: fastest at 1 thread": "pqat_int8",
                      "microcontroller (TFLite Micro)": None,
-                     "most accurate": "float32"}
+                     "most accurate on validation": "float32"}
     # with --gate=point and a 5-point tolerance the student qualifies and is both picks
     loose = {t: e["variant"] for t, e, _ in report.recommend(
         entries, {"rule": "point", "max_accuracy_drop": 0.05}) if e}

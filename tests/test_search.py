@@ -70,7 +70,7 @@ def test_a_running_trial_whose_heartbeat_stopped_is_failed_and_asked_again_once(
     from tftool.search import study
 
     store = study.storage(None, str(tmp_path))
-    s = study.open_study(store, "t", ["accuracy", "latency"], study.sampler("random", 0))
+    s = study.open_study(store, "t", ["accuracy", "latency"], study.sampler("random", 0), {})
     dead = s.ask({"x": __import__("optuna").distributions.CategoricalDistribution([1, 2])})
     dead.set_user_attr("workdir", "/somewhere/trial_0")
     os.makedirs(tmp_path / "heartbeats")
@@ -78,7 +78,7 @@ def test_a_running_trial_whose_heartbeat_stopped_is_failed_and_asked_again_once(
     beat.write_text("")
     old = time.time() - study.GRACE_SECONDS - 5
     os.utime(beat, (old, old))
-    assert study.fail_stale(s, str(tmp_path)) == [0]
+    assert study.fail_stale(s, store, str(tmp_path)) == [0]
     assert s.trials[0].state == TrialState.FAIL
     retry = s.ask()  # the enqueued retry comes first, with the workdir to resume
     assert retry.suggest_categorical("x", [1, 2]) == dead.params["x"]
@@ -88,7 +88,7 @@ def test_a_running_trial_whose_heartbeat_stopped_is_failed_and_asked_again_once(
     retry_beat = tmp_path / "heartbeats" / str(retry.number)
     retry_beat.write_text("")
     os.utime(retry_beat, (old, old))
-    assert study.fail_stale(s, str(tmp_path)) == [retry.number]
+    assert study.fail_stale(s, store, str(tmp_path)) == [retry.number]
     assert not s.get_trials(states=(TrialState.WAITING,))  # a retry is not retried again
 
 
@@ -229,3 +229,34 @@ def test_the_dashboard_serves_the_study(searched):
     finally:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.wait()
+
+
+def test_a_resumed_study_must_keep_its_objectives_and_settings(tmp_path):
+    from tftool import UserError
+    from tftool.search import study
+
+    store = study.storage(None, str(tmp_path))
+    settings = {"budgets": {"latency_ms": 1.0}, "search_epochs": 2, "seed": 0}
+    study.open_study(store, "s", ["accuracy", "latency"], study.sampler("tpe", 0), settings)
+    again = study.open_study(store, "s", ["accuracy", "latency"], study.sampler("tpe", 0),
+                             settings)
+    assert again.user_attrs["settings"] == settings
+    with pytest.raises(UserError, match="optimises accuracy, latency, not accuracy, size"):
+        study.open_study(store, "s", ["accuracy", "size"], study.sampler("tpe", 0), settings)
+    with pytest.raises(UserError, match="started with other search_epochs"):
+        study.open_study(store, "s", ["accuracy", "latency"], study.sampler("tpe", 0),
+                         {**settings, "search_epochs": 5})
+
+
+def test_failed_trials_count_so_a_search_of_failures_ends(tmp_path):
+    from optuna.trial import TrialState
+
+    from tftool.search import study
+
+    store = study.storage(None, str(tmp_path))
+    s = study.open_study(store, "f", ["accuracy", "latency"], study.sampler("random", 0), {})
+    broken = s.ask()
+    broken.set_user_attr("error", "a candidate that cannot be built")
+    s.tell(broken, state=TrialState.FAIL)
+    s.tell(s.ask(), [0.9, 1.0])
+    assert study.counted(s) == 2  # its own error counts; a dead process's trial does not

@@ -1,4 +1,4 @@
-"""`python -m tftool.check`: the entry point is tftool/cli/check.py (console script tftool-check)."""
+"""`python -m tftool.check`, the same as the console script tftool-check."""
 from tftool import launch
 
 if __name__ == "__main__":

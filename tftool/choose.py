@@ -16,8 +16,9 @@ from tftool import UserError, io, stage_runner, stages, stats
 
 def scratch_context(context, stage, candidate, inputs):
     """A stage_runner.Context whose workdir is W/<stage>_choices/<candidate>/, with the
-    `inputs` stages of W linked into it (a symlink per stage folder). A candidate near chance
-    is written (marked) rather than stopping the choice: it simply scores low."""
+    `inputs` stages of W linked into it (a symlink per stage folder). A candidate is scored on
+    the validation split only, and one near chance is written (marked) rather than stopping
+    the choice: it simply scores low."""
     import dataclasses
 
     workdir = os.path.join(context.workdir, f"{stage}_choices", candidate)
@@ -27,7 +28,7 @@ def scratch_context(context, stage, candidate, inputs):
         if not os.path.lexists(link):
             os.symlink(os.path.abspath(stages.stage_dir(context.workdir, name)), link)
     return dataclasses.replace(context, workdir=workdir, allow_chance_accuracy=True,
-                               warn_chance=False)
+                               warn_chance=False, splits=("validation",))
 
 
 def validation_correctness(model, context):
@@ -134,7 +135,8 @@ def distillation_grid(temperature, weight, job, config, context):
 
     temperatures = distill.TEMPERATURE_GRID if temperature == "auto" else (temperature,)
     weights = distill.WEIGHT_GRID if weight == "auto" else (weight,)
-    short = dataclasses.replace(config, epochs=max(1, config.epochs // 4))
+    # a warm-up the user set for the full run is scaled to the short one (fit.py), not refused
+    short = dataclasses.replace(config, epochs=max(1, config.epochs // 4), warmup_explicit=False)
     records = []
     for t in temperatures:
         for w in weights:

@@ -1,4 +1,4 @@
-"""`python -m tftool.cluster`: the entry point is tftool/cli/cluster.py (console script tftool-cluster)."""
+"""`python -m tftool.cluster`, the same as the console script tftool-cluster."""
 from tftool import launch
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""`python -m tftool.distill`: the entry point is tftool/cli/distill.py (console script tftool-distill)."""
+"""`python -m tftool.distill`, the same as the console script tftool-distill."""
 from tftool import launch
 
 if __name__ == "__main__":

@@ -141,16 +141,6 @@ def tfmot_cluster_preserve_registry():
 
 
 # ---- Optuna (tftool-search) -----------------------------------------------------------------
-def optuna_storage(study):
-    """The storage object of an Optuna Study.
-
-    Private `Study._storage`: failing a stale trial of a journal storage (which has no
-    heartbeat of its own) means setting its state through the storage, and the Study exposes
-    no public handle to it.
-    """
-    return study._storage  # noqa: SLF001
-
-
 def optuna_trial_id(trial):
     """The storage id of an Optuna Trial or FrozenTrial (private `_trial_id`: the storage's
     set_trial_state_values and the heartbeat take it; only the study-local number is public)."""

@@ -37,7 +37,6 @@ def main(tool, argv=None):
     argv = sys.argv if argv is None else argv
     if verbose(argv):
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "0"
-        os.environ["TFTOOL_VERBOSE"] = "1"
     else:
         from tftool import quiet
 

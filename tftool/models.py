@@ -543,6 +543,32 @@ MODELS = {
 }
 
 
+def macs(model):
+    """Multiply-accumulates of one inference (batch 1) of a built tf_keras model: the sum over
+    its Conv2D (H_out·W_out·C_out·k_h·k_w·C_in/groups), DepthwiseConv2D
+    (H_out·W_out·C_in·multiplier·k_h·k_w) and Dense (inputs·units) layers — the convention of
+    the MobileNet papers' "mult-adds"; BN, activations and pooling are not counted.
+    Raises: ValueError: a layer of those kinds with unknown (None) spatial output size."""
+    total = 0
+    for layer in model.layers:
+        if isinstance(layer, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D)) and None in \
+                tuple(layer.output_shape[1:3]):
+            raise ValueError(f"{layer.name}: unknown output size {layer.output_shape}; build "
+                             f"the model with a fixed input size")
+        if isinstance(layer, keras.layers.DepthwiseConv2D):
+            _, h, w, c_out = layer.output_shape
+            kh, kw = layer.kernel_size
+            total += h * w * c_out * kh * kw  # c_out = C_in · multiplier
+        elif isinstance(layer, keras.layers.Conv2D):
+            _, h, w, c_out = layer.output_shape
+            kh, kw = layer.kernel_size
+            c_in = layer.input_shape[-1]
+            total += h * w * c_out * kh * kw * c_in // layer.groups
+        elif isinstance(layer, keras.layers.Dense):
+            total += int(layer.input_shape[-1]) * layer.units
+    return int(total)
+
+
 def resolved(name, **kwargs):
     """`kwargs` with each None replaced by builder `name`'s own default (what a config records:
     `--width` unset is small_cnn's 32 and resnet8's 16). Keys the builder lacks are kept.

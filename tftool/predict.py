@@ -1,4 +1,4 @@
-"""`python -m tftool.predict`: the entry point is tftool/cli/predict.py (console script tftool-predict)."""
+"""`python -m tftool.predict`, the same as the console script tftool-predict."""
 from tftool import launch
 
 if __name__ == "__main__":

@@ -1,4 +1,4 @@
-"""`python -m tftool.prune`: the entry point is tftool/cli/prune.py (console script tftool-prune)."""
+"""`python -m tftool.prune`, the same as the console script tftool-prune."""
 from tftool import launch
 
 if __name__ == "__main__":

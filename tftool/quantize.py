@@ -1,4 +1,4 @@
-"""`python -m tftool.quantize`: the entry point is tftool/cli/quantize.py (console script tftool-quantize)."""
+"""`python -m tftool.quantize`, the same as the console script tftool-quantize."""
 from tftool import launch
 
 if __name__ == "__main__":

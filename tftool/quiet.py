@@ -80,8 +80,11 @@ def filter_stderr(patterns=NOISE):
         return None
     sys.stderr.flush()
     real = os.dup(2)
+    # Its own session: Ctrl-C on the terminal reaches this process, not the filter, which
+    # then still passes the last lines (the KeyboardInterrupt, a resume hint) until EOF.
     process = subprocess.Popen([sys.executable, "-c", _FILTER, "|".join(patterns)],
-                               stdin=subprocess.PIPE, stdout=real, close_fds=True)
+                               stdin=subprocess.PIPE, stdout=real, close_fds=True,
+                               start_new_session=True)
     os.dup2(process.stdin.fileno(), 2)
     process.stdin.close()  # fd 2 is now the pipe's only write end in this process
     _state.update(process=process, real=real,

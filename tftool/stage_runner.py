@@ -155,8 +155,9 @@ def is_complete(workdir, stage, inputs=(), overwrite=False):
         if not overwrite and not stale:
             from tftool import evaluate
 
-            print(f"{out}: complete, skipped (test accuracy {evaluate.described(metrics)}); "
-                  f"pass --overwrite to run it again")
+            split = "test" if "test_accuracy" in metrics else "validation"
+            print(f"{out}: complete, skipped ({split} accuracy "
+                  f"{evaluate.described(metrics, split)}); pass --overwrite to run it again")
             return True, False
         logging.info("%s: %s; starting it again", out,
                      f"{stale[0]} is newer" if stale else "--overwrite")

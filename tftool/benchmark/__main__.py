@@ -1,4 +1,4 @@
-"""`python -m tftool.benchmark`: the entry point is tftool/cli/benchmark.py (console script tftool-benchmark)."""
+"""`python -m tftool.benchmark`, the same as the console script tftool-benchmark."""
 from tftool import launch
 
 launch.main("benchmark")

@@ -33,8 +33,9 @@ def row(name, variant, fmt, accuracy, sizes, latency, num_threads, batch_size, *
               "num_threads": num_threads, "batch_size": batch_size}
     result.update(extra)
     result.update({k: v for k, v in latency.items() if k not in result})
-    result.update({k: v for k, v in accuracy.items()
-                   if k not in result and k != "correct"})  # per-image arrays are not JSON
+    from tftool import evaluate
+
+    result.update({k: v for k, v in evaluate.json_safe(accuracy).items() if k not in result})
     return result
 
 

@@ -177,6 +177,8 @@ def measure_all(workdir, export_dir, name, dataset, image_size, threads, batch_s
     if memory:
         peaks = {}
         for r in rows:
+            if r["format"] == "onnx":  # measure.py times LiteRT and Keras processes only
+                continue
             key = (r["format"], r["path"])
             if key not in peaks:
                 peaks[key] = measure.in_subprocess(

@@ -49,8 +49,9 @@ def main(argv):
         blocked |= any(f["blocking"] for f in findings)
         found |= bool(findings)
     if found:
-        print("(Building your own model in Python? tftool.check.unsupported_layers(model) and "
-              "describe(..., audience=\"library\") give the code-level fix of each layer.)")
+        print("(Building your own model in Python? tftool.optimize.check.unsupported_layers("
+              "model) and describe(..., audience=\"library\") give each layer's code-level "
+              "fix.)")
     if blocked:
         sys.exit(1)
 

@@ -48,28 +48,34 @@ def main(argv):
     _, refused = variants_lib.export(FLAGS.workdir, FLAGS.export_dir, name, dataset, size,
                                      variants, representative, FLAGS.max_accuracy_drop,
                                      conversion, FLAGS.selective_int8, FLAGS.gate)
+    problems = []
     if FLAGS.onnx:
-        _, onnx_refused = variants_lib.export_onnx(
-            FLAGS.workdir, FLAGS.export_dir, name, dataset, size, representative,
-            FLAGS.max_accuracy_drop, FLAGS.gate)
-        refused += onnx_refused
+        try:
+            _, onnx_refused = variants_lib.export_onnx(
+                FLAGS.workdir, FLAGS.export_dir, name, dataset, size, representative,
+                FLAGS.max_accuracy_drop, FLAGS.gate)
+            refused += onnx_refused
+        except UserError as e:  # the .tflite files are written: name it, go on, exit 2
+            problems.append(str(e))
+            print(f"tftool-export: onnx: {e}", file=sys.stderr, flush=True)
     for _, reason in refused:
         print(f"tftool-export: {reason}", file=sys.stderr, flush=True)
-    problems = []
     if FLAGS.micro:
         shipped = [v for v in variants if v not in dict(refused)]
-        _, problems = variants_lib.export_micro(
+        _, micro_problems = variants_lib.export_micro(
             FLAGS.workdir, FLAGS.export_dir, name, dataset, size, shipped, representative,
             FLAGS.micro_flash_kb, FLAGS.micro_ram_kb)
-        for line in problems:
+        for line in micro_problems:
             print(f"tftool-export: micro: {line}", file=sys.stderr, flush=True)
+        problems += micro_problems
     if problems and not refused:
-        raise UserError(f"{len(problems)} micro export(s) not written (see above); the other "
-                        f"files were written")
+        raise UserError(f"{len(problems)} micro/ONNX export(s) not written (see above); the "
+                        f"other files were written")
     if refused:
         raise UserError(f"the accuracy gate refused {', '.join(v for v, _ in refused)} (more "
                         f"than {FLAGS.max_accuracy_drop * 100:g} point(s) below its reference "
-                        f"model, beyond noise: --gate={FLAGS.gate}); the other variants were "
+                        f"model{', beyond noise' if FLAGS.gate == 'paired' else ''}: "
+                        f"--gate={FLAGS.gate}); the other variants were "
                         f"written. Fix the variant, or pass --variants without it or a larger "
                         f"--max_accuracy_drop")
 

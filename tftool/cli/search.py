@@ -11,7 +11,7 @@ Writes WORKDIR/search/search.md, pareto.png, best.flags and summary.json; the ch
 test accuracy is measured once, at the end. A killed search resumes where it stopped;
 processes sharing --storage share the study.
 """
-import contextlib
+import dataclasses
 import os
 import time
 
@@ -59,7 +59,7 @@ def settings_of_data():
 def main(argv):
     del argv
     from tftool import data
-    from tftool.search import hardware, space, study, trial as trial_lib
+    from tftool.search import hardware, runner, space, study, trial as trial_lib
     from tftool.train import strategy as strategy_lib
 
     budgets = hardware.Budgets(latency_ms=FLAGS.max_latency_ms, size_kb=FLAGS.max_size_kb,
@@ -69,7 +69,7 @@ def main(argv):
     dataset = common.load_data(data_settings)
     native = min(data.resolve_image_size(dataset, data_settings.get("image_size")))
     variants = FLAGS.search_variants
-    if budgets.micro:
+    if budgets.micro:  # TFLite Micro runs integer models only
         variants = [v for v in (variants or space.DEFAULT_VARIANTS) if v != "float16"]
     try:
         search_space = space.default_space(
@@ -79,151 +79,43 @@ def main(argv):
             [float(v) for v in FLAGS.search_sparsities or []])
     except ValueError as e:
         raise UserError(f"search space: {e}") from e
+    quiet_optuna()
     search_dir = os.path.join(FLAGS.workdir, "search")
     objectives = list(FLAGS.search_objectives)
-    quiet_optuna()
     store = study.storage(FLAGS.storage, search_dir)
     the_study = study.open_study(store, FLAGS.study_name, objectives,
-                                 study.sampler(FLAGS.sampler, FLAGS.seed))
-    failed = study.fail_stale(the_study, search_dir)
-    if failed:
-        print(f"marked failed, whose process died: trial(s) {', '.join(map(str, failed))} "
-              f"(each asked again once, resuming its stages)", flush=True)
+                                 study.sampler(FLAGS.sampler, FLAGS.seed), {
+                                     "budgets": dataclasses.asdict(budgets),
+                                     "search_epochs": FLAGS.search_epochs, "seed": FLAGS.seed,
+                                     "threads": FLAGS.threads[0]})
     settings = trial_lib.Settings(
         epochs=FLAGS.search_epochs, seed=FLAGS.seed, num_threads=int(FLAGS.threads[0]),
         timing={k: FLAGS[k].value for k in ("min_runs", "min_seconds", "warmup_runs",
                                             "warmup_seconds")},
         budgets=budgets, data_settings=data_settings)
-    strategy = strategy_lib.build("auto", None, 1)
-    deadline = time.monotonic() + FLAGS.timeout if FLAGS.timeout else None
-    measured = {}  # candidate key -> untrained hardware figures (this process)
-    while True:
-        with study.ask_lock(search_dir):
-            done = study.counted(the_study)
-            if done >= FLAGS.trials or (deadline and time.monotonic() > deadline):
-                break
-            trial = the_study.ask()
-        run_one(trial, the_study, search_space, objectives, budgets, settings, dataset,
-                strategy, search_dir, measured)
-    write_outputs(the_study, budgets, search_dir, dataset, data_settings, objectives)
-
-
-def run_one(trial, the_study, search_space, objectives, budgets, settings, dataset, strategy,
-            search_dir, measured):
-    """One trial: hardware first (reject over budget untrained), then train and measure."""
-    import optuna
-
-    from tftool.search import hardware, space, study, trial as trial_lib
-
-    candidate = space.suggest(trial, search_space)
-    same = study.same_candidate(the_study, trial)
-    if same is not None:  # TPE proposes a finished candidate again: its figures, no retraining
-        for key in ("candidate", "workdir", "untrained", "trained", "over",
-                    "rejected_before_training", "train_seconds"):
-            if key in same.user_attrs:
-                trial.set_user_attr(key, same.user_attrs[key])
-        trial.set_user_attr("same_as", same.number)
-        for name, value in same.constraints.items():
-            trial.set_constraint(name, value)
-        the_study.tell(trial, same.values)
-        print(f"trial {trial.number}: {candidate.describe()}: the same candidate as trial "
-              f"{same.number}, its figures reused", flush=True)
-        return
-    workdir = (trial.user_attrs.get("workdir")
-               or os.path.join(search_dir, f"trial_{trial.number}"))
-    for key, value in {"candidate": candidate.describe(), "workdir": workdir,
-                       **study.identity()}.items():
-        trial.set_user_attr(key, value)
-    os.makedirs(workdir, exist_ok=True)
-    log = os.path.join(workdir, "trial.log")
-    try:
-        with study.heartbeat(search_dir, trial), open(log, "a") as f, \
-                contextlib.redirect_stdout(f):
-            key = candidate.key() + hardware.conversion_mode(candidate.variant)
-            if key not in measured:
-                measured[key] = hardware.measure(candidate, dataset, settings.num_threads,
-                                                 settings.timing, budgets, settings.seed)
-            untrained = measured[key]
-            trial.set_user_attr("untrained", untrained)
-            over = budgets.over(untrained)
-            if over:  # rejected before any training: infeasible, accuracy unknown (0)
-                figures = {**untrained, "validation_accuracy": 0.0}
-                trial.set_user_attr("rejected_before_training", True)
-            else:
-                start = time.perf_counter()
-                figures = trial_lib.run(candidate, workdir, dataset, strategy, settings)
-                trial.set_user_attr("train_seconds", time.perf_counter() - start)
-                trial.set_user_attr("trained", figures)
-                over = budgets.over(figures)
-            trial.set_user_attr("over", over)
-            for name, value in budgets.violations(figures).items():
-                trial.set_constraint(name, value)
-    except (UserError, ValueError, RuntimeError, OSError) as e:
-        trial.set_user_attr("error", str(e).splitlines()[0][:300])
-        the_study.tell(trial, state=optuna.trial.TrialState.FAIL)
-        print(f"trial {trial.number}: {candidate.describe()}: failed ({str(e).splitlines()[0]}"
-              f"; its log: {log})", flush=True)
-        return
-    values = {"accuracy": figures["validation_accuracy"],
-              "latency": figures["latency_ms_p50"], "size": figures["size_bytes"]}
-    the_study.tell(trial, [values[o] for o in objectives])
-    if trial.user_attrs.get("rejected_before_training"):
-        verdict = f"rejected before training ({'; '.join(over)})"
-    else:
-        interval = figures["validation_accuracy_interval"]
-        verdict = (f"validation {figures['validation_accuracy']:.4f} [{interval[0]:.4f}, "
-                   f"{interval[1]:.4f}]" + (f"; over budget: {'; '.join(over)}" if over
-                                            else "; within budget"))
-    print(f"trial {trial.number}: {candidate.describe()}: p50 "
-          f"{figures['latency_ms_p50']:.4f} ms, {figures['size_bytes'] / 1024:.1f} KiB, "
-          f"{verdict}", flush=True)
-
-
-def write_outputs(the_study, budgets, search_dir, dataset, data_settings, objectives):
-    """search.md, pareto.png, best.flags, summary.json; the chosen file's test accuracy."""
-    from tftool import data, evaluate, stats
-    from tftool.litert import Runner
-    from tftool.search import report, study
-
-    from tftool.search import space
-
-    summary = study.summarize(the_study, budgets)
-    test = None
-    if summary.chosen is not None and summary.chosen["file"]:
-        side = space.from_params(summary.chosen["params"]).image_size
-        result = evaluate.evaluate(
-            {"m": evaluate.tflite_scorer(Runner(model_path=summary.chosen["file"]))},
-            data.test_batches(dataset, (side, side)), dataset.class_names)["m"]
-        test = stats.accuracy_summary(int(round(result["accuracy"] * result["examples"])),
-                                      result["examples"])
-    points = [(r["validation_accuracy"], r["latency_ms_p50"]) for r in summary.front]
-    reference = (0.0, max([r["latency_ms_p50"] for r in summary.rows
-                           if r["latency_ms_p50"]] or [1.0]) * 1.1)
-    hypervolume = study.hypervolume_2d(points, reference) if points else None
-    shown = {"trials": len(summary.rows), "sampler": FLAGS.sampler,
-             "epochs per trial": FLAGS.search_epochs, "threads": FLAGS.threads[0],
-             "objectives": ", ".join(objectives)}
-    io.write_text(os.path.join(search_dir, "search.md"),
-                  report.markdown(summary, budgets, shown, test, hypervolume))
-    io.write_bytes(os.path.join(search_dir, "pareto.png"),
-                   report.pareto_png(summary, budgets, f"tftool-search: {dataset.name}"))
-    io.write_text(os.path.join(search_dir, "summary.json"), study.to_json(summary))
-    if summary.chosen is not None:
-        io.write_text(os.path.join(search_dir, "best.flags"),
-                      report.best_flags(summary.chosen, FLAGS.workdir, data_settings, test))
+    search = runner.Search(
+        study=the_study, storage=store, space=search_space, objectives=objectives,
+        settings=settings, dataset=dataset, strategy=strategy_lib.build("auto", None, 1),
+        search_dir=search_dir, trials=FLAGS.trials,
+        deadline=time.monotonic() + FLAGS.timeout if FLAGS.timeout else None)
+    runner.run(search)
+    shown = {"sampler": FLAGS.sampler, "epochs per trial": FLAGS.search_epochs,
+             "threads": FLAGS.threads[0], "objectives": ", ".join(objectives)}
+    summary, test = runner.write_outputs(search, FLAGS.workdir, data_settings, shown)
     print(f"{search_dir}/search.md: {len(summary.rows)} trials, {len(summary.front)} on the "
           f"feasible front, {summary.rejected_before_training} rejected before training "
           f"(≈ {summary.training_seconds_saved:.0f} s of training saved)", flush=True)
-    if summary.chosen is None:
+    chosen = summary.chosen
+    if chosen is None:
         print("no trial fits the budgets yet; widen the space (--search_widths, "
               "--search_image_sizes) or the budgets", flush=True)
         return
-    chosen = summary.chosen
     interval = chosen["validation_accuracy_interval"]
+    tested = (f", test {test['accuracy']:.4f} [{test['low']:.4f}, {test['high']:.4f}]"
+              if test else "")
     print(f"chosen: trial {chosen['number']}, {chosen['candidate']}: validation accuracy "
-          f"{chosen['validation_accuracy']:.4f} [{interval[0]:.4f}, {interval[1]:.4f}], test "
-          f"{test['accuracy']:.4f} [{test['low']:.4f}, {test['high']:.4f}], p50 "
-          f"{chosen['latency_ms_p50']:.4f} ms; rebuild it with {search_dir}/best.flags",
+          f"{chosen['validation_accuracy']:.4f} [{interval[0]:.4f}, {interval[1]:.4f}]{tested}, "
+          f"p50 {chosen['latency_ms_p50']:.4f} ms; rebuild it with {search_dir}/best.flags",
           flush=True)
 
 

@@ -100,9 +100,9 @@ def load(dataset, data_dir=None, manual_dir=None, channels=None, download=True,
         own (TFDS "validation" beside "test"; PATH/validation/<class>/), in (0, 0.5].
 
     Raises:
-      UserError: unknown data set, missing/empty/one-class folder, a corrupt image in a folder
-        (named), data absent offline, a validation_fraction out of range or too small to hold
-        one image.
+      UserError: unknown data set, missing/empty/one-class folder, a class folder without
+        train images, a corrupt image in a folder (named), data absent offline, a
+        validation_fraction out of (0, 0.5].
     """
     if channels not in (None, 1, 3):
         raise UserError(f"--channels={channels}: use 1 (grayscale) or 3 (RGB)")
@@ -383,6 +383,11 @@ def _load_folder(path, channels, skip_corrupt=False,
     channels = channels or native_channels
     # TFDS ImageFolder lists the files; its label index is the sorted class folder names.
     builder = tfds.ImageFolder(root, shape=(None, None, channels), dtype=tf.uint8)
+    empty = sorted(set(builder.info.features["label"].names) - set(files["train"]))
+    if empty:  # a class folder with no (readable) train image would be a logit never trained
+        raise UserError(f"--dataset=folder:{path}: class folder(s) {', '.join(empty)} have no "
+                        f"readable train images; add images to train/{empty[0]}/ or remove "
+                        f"the folder")
     image_feature = builder.info.features["image"]
     skipped = tf.constant(bad or [""])
 

@@ -1,4 +1,4 @@
-"""`python -m tftool.export`: the entry point is tftool/cli/export.py (console script tftool-export)."""
+"""`python -m tftool.export`, the same as the console script tftool-export."""
 from tftool import launch
 
 launch.main("export")

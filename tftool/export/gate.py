@@ -16,7 +16,7 @@ The gate checks a variant; it chooses nothing, so it reads the test split. What 
 """
 import os
 
-from tftool import UserError, stages, stats
+from tftool import stages, stats
 
 
 def refusal(variant, paired, max_drop, path, reference, rule="paired"):
@@ -53,12 +53,6 @@ def reference_stage(variant_stage):
 def reference_name(gate_stage):
     """How messages and cards name the reference model of `gate_stage`."""
     return "the float Keras model" if gate_stage == "float" else f"its Keras {gate_stage} model"
-
-
-def check_reference(workdir, gate_stage):
-    """Raises UserError when the gate stage's model is missing (names the command)."""
-    if not stages.has_model(workdir, gate_stage):
-        raise UserError(stages.missing_model_message(workdir, gate_stage, "the accuracy gate"))
 
 
 def section(paired, rule, max_drop, reference, float_accuracy):

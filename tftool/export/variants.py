@@ -142,10 +142,8 @@ def export(workdir, export_dir, name, dataset, image_size, variants, representat
         if notes[variant]:
             progress.write(f"{variant}: no app metadata embedded ({notes[variant]})")
         runners[variant] = Runner(model_content=contents[variant])
+    # the gate's references: the float model, or a variant's own stage (loaded above)
     references = {gate.reference_stage(stages.VARIANTS[v][0]) for v in variants}
-    for stage in sorted(references - set(models)):
-        gate.check_reference(workdir, stage)
-        models[stage] = stage_runner.load_stage_model(workdir, stage)
     scorers = {_keras_key(stage): evaluate.keras_scorer(models[stage])
                for stage in ["float", *sorted(references - {"float"})]}
     scorers.update({v: evaluate.tflite_scorer(r) for v, r in runners.items()})
@@ -180,7 +178,8 @@ def export(workdir, export_dir, name, dataset, image_size, variants, representat
             progress.write(f"tftool-export: {reason}; trying {stages.SELECTIVE_VARIANT}, "
                            f"choosing its float layers on the validation split")
             fixed = _selective(float_model, representative_dataset, dataset, image_size,
-                               results, max_accuracy_drop, gate_rule, name, conversion)
+                               results, max_accuracy_drop, gate_rule, name, conversion,
+                               splits)
             if fixed is None:
                 refused.append((variant, reason))
                 continue
@@ -246,7 +245,7 @@ SELECTIVE_BUDGET = 3  # layers kept in float at most (issue 11's bar: fixed with
 
 
 def _selective(float_model, representative_dataset, dataset, image_size, results,
-               max_accuracy_drop, gate_rule, name, conversion):
+               max_accuracy_drop, gate_rule, name, conversion, splits=("test", "validation")):
     """int8 with the fewest worst layers in float that passes the gate on the *validation*
     split (debug.selective_int8), as (variant, (bytes with metadata, runner, {split: evaluate
     result}, kept layer rows)), or None when the budget is spent. The caller gates it again
@@ -278,7 +277,7 @@ def _selective(float_model, representative_dataset, dataset, image_size, results
                                conversion.get("output_kind", "probabilities"))
     rows = [{k: row[k] for k in ("layers", "op", "tensor", "rmse_scale", "range_ratio")}
             for row in kept]
-    scores = {split: scores_of(content, split) for split in ("test", "validation")}
+    scores = {split: scores_of(content, split) for split in splits}
     return variant, (content, Runner(model_content=content), scores, rows)
 
 
@@ -296,14 +295,20 @@ def export_onnx(workdir, export_dir, name, dataset, image_size, representative_d
     the test and validation splits beside the float Keras model, held to the same accuracy
     gate, and get a card <file>.json (runtime, input, accuracies with intervals, gate).
     Returns: (written paths, refused [(variant, reason)]).
-    Raises: UserError: the onnx extra is not installed (onnx_runtime.require).
+    Raises: UserError: the onnx extra is not installed (onnx_runtime.require), or the model
+      does not convert (an op tf2onnx cannot map: the line names it).
     """
     from tftool import data, onnx_runtime, progress
 
     onnx_runtime.require()
     float_model = io.load_model(stages.model_path(workdir, "float"))
-    contents = {"float32": onnx_runtime.to_onnx_float32(float_model)}
-    contents["int8"] = onnx_runtime.to_onnx_int8(contents["float32"], representative_dataset)
+    try:
+        contents = {"float32": onnx_runtime.to_onnx_float32(float_model)}
+        contents["int8"] = onnx_runtime.to_onnx_int8(contents["float32"],
+                                                     representative_dataset)
+    except (RuntimeError, ValueError) as e:  # an op tf2onnx cannot map, a dynamic input, ...
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(f"ONNX export failed ({first})") from e
     runners = {v: onnx_runtime.Runner(model_content=c) for v, c in contents.items()}
     scorers = {"float": evaluate.keras_scorer(float_model),
                **{v: evaluate.tflite_scorer(r) for v, r in runners.items()}}

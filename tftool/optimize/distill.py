@@ -274,8 +274,9 @@ def load_teacher(path, teacher, input_shape, num_classes):
 
 def student_metrics(model, teacher, context, teacher_name, teacher_path, temperature,
                     hard_label_weight, mixup_alpha=0.0, **student_settings):
-    """metrics.json figures of a distilled student: its settings, the teacher's test accuracy
-    and the teacher-to-student parameter ratio (warned about below 4×)."""
+    """metrics.json figures of a distilled student: its settings, the teacher's accuracy on
+    the context's first split (test; validation for a choice's candidate) and the
+    teacher-to-student parameter ratio (warned about below 4×)."""
     from absl import logging
 
     from tftool import evaluate
@@ -285,8 +286,9 @@ def student_metrics(model, teacher, context, teacher_name, teacher_path, tempera
     if ratio < 4:
         logging.warning("teacher has only %.1f× the student's parameters", ratio)
     return {"teacher": teacher_name, "teacher_path": teacher_path,
-            "teacher_test_accuracy": evaluate.keras_metrics(
-                teacher, context.dataset, context.image_size, splits=("test",))["test_accuracy"],
+            f"teacher_{context.splits[0]}_accuracy": evaluate.keras_metrics(
+                teacher, context.dataset, context.image_size,
+                splits=context.splits[:1])[f"{context.splits[0]}_accuracy"],
             "teacher_params": teacher_params, "teacher_to_student_params": ratio,
             "temperature": temperature, "hard_label_weight": hard_label_weight,
             "mixup_alpha": mixup_alpha, **student_settings}

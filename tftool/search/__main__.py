@@ -1,4 +1,4 @@
-"""`python -m tftool.search`: the entry point is tftool/cli/search.py (console script tftool-search)."""
+"""`python -m tftool.search`, the same as the console script tftool-search."""
 from tftool import launch
 
 launch.main("search")

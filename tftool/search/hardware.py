@@ -53,7 +53,7 @@ class Budgets:
         return out
 
     def over(self, figures):
-        """The budgets `figures` break, as "latency 1.2 ms > 0.8 ms" strings."""
+        """The budgets `figures` break, as "latency_ms over by 0.4 ms" strings."""
         units = {"latency_ms": "ms", "size_kb": "KiB", "flash_kb": "KiB", "arena_kb": "KiB",
                  "min_accuracy": ""}
         return [f"{name} over by {amount:.3g} {units[name]}".strip()
@@ -122,6 +122,5 @@ def measure(candidate, dataset, num_threads, timing, budgets, seed=0):
                "latency_ms_p50": latency(content, num_threads, timing)}
     if budgets.micro:  # the untrained float model stands for every integer variant here
         figures.update(micro_figures(model, representative,
-                                     "int8_per_tensor" if candidate.variant == "clustered_int8"
-                                     else "int8"))
+                                     conversion_mode(candidate.variant)))
     return figures

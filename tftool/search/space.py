@@ -44,13 +44,15 @@ class Candidate:
         return {"width": self.width, "stages": self.stages, "alpha": self.alpha}
 
     def key(self):
-        """A stable string naming the architecture and input size (what the hardware
-        figures depend on; the variant's weights do not change them)."""
+        """A stable string naming the architecture and input size, what the hardware figures
+        depend on besides the conversion (hardware.conversion_mode): the variant's training
+        (QAT, pruning) does not change a file's size or latency."""
         fields = {k: v for k, v in dataclasses.asdict(self).items()
-                  if k not in ("target_sparsity",) and v is not None}
+                  if k not in ("target_sparsity", "variant") and v is not None}
         return json.dumps(fields, sort_keys=True)
 
     def describe(self):
+        """"small_cnn (width 16, 2 stages) at 28 px, int8": what the candidate is."""
         knobs = [f"width {self.width}" if self.width else None,
                  f"{self.stages} stage{'s' if self.stages > 1 else ''}" if self.stages
                  else None,
@@ -72,6 +74,7 @@ class Space:
     sparsities: Sequence[float] = DEFAULT_SPARSITIES
 
     def as_dict(self):
+        """{parameter: [choices]} (JSON)."""
         return {k: list(v) for k, v in dataclasses.asdict(self).items()}
 
 
@@ -101,9 +104,16 @@ def default_space(native_size, models=None, image_sizes=None, variants=None, wid
                              f"{', '.join(VARIANT_STAGES)}")
     sizes = tuple(image_sizes or sorted({native_size, round(native_size * 0.75),
                                          native_size // 2}, reverse=True))
-    if not any(s >= min_size(m) for m in models for s in sizes):
+    fitting = tuple(m for m in models if any(s >= min_size(m) for s in sizes))
+    if not fitting:
         raise ValueError(f"no input size in {sizes} fits {', '.join(models)} (minimum "
-                         f"{min(min_size(m) for m in models)} px)")
+                         f"{min(min_size(m) for m in models)} px); pass larger "
+                         f"--search_image_sizes")
+    if len(fitting) < len(models):
+        dropped = sorted(set(models) - set(fitting))
+        raise ValueError(f"{', '.join(dropped)} need inputs of ≥ "
+                         f"{min(min_size(m) for m in dropped)} px, and no size in {sizes} is; "
+                         f"drop them from --search_models or pass larger --search_image_sizes")
     return Space(models=models, image_sizes=sizes, variants=variants,
                  widths=tuple(widths or DEFAULT_WIDTHS),
                  alphas=tuple(alphas or DEFAULT_ALPHAS),
@@ -119,7 +129,7 @@ def suggest(trial, space):
     """A Candidate sampled by an Optuna trial (conditional parameters: width and stages only
     for small_cnn, alpha only for mobilenet_v2, target_sparsity only for pqat_int8)."""
     model = trial.suggest_categorical("model", list(space.models))
-    sizes = [s for s in space.image_sizes if s >= min_size(model)] or [max(space.image_sizes)]
+    sizes = [s for s in space.image_sizes if s >= min_size(model)]  # never empty: default_space
     image_size = trial.suggest_categorical(f"image_size_{model}", sizes)
     width = stages = alpha = sparsity = None
     if model == "small_cnn":

@@ -37,16 +37,37 @@ JOURNAL = "journal.log"
 
 def storage(url, search_dir):
     """The Optuna storage: a journal file in `search_dir` (url None, or a path ending .log)
-    or an RDB URL (with Optuna's heartbeat, so a dead trial is failed)."""
+    or an RDB URL (with Optuna's heartbeat, so a dead trial is failed, and asked again once by
+    retry_once).
+    Raises: UserError: an RDB URL that cannot be opened (driver missing, server unreachable,
+      bad URL), naming the URL and the fix."""
     import optuna
     from optuna.storages import journal
+
+    from tftool import UserError
 
     if url is None or url.endswith(".log"):
         path = url or os.path.join(search_dir, JOURNAL)
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         return optuna.storages.JournalStorage(journal.JournalFileBackend(path))
-    return optuna.storages.RDBStorage(url, heartbeat_interval=max(1, int(HEARTBEAT_SECONDS)),
-                                      grace_period=max(2, int(GRACE_SECONDS)))
+    try:
+        return optuna.storages.RDBStorage(
+            url, heartbeat_interval=max(1, int(HEARTBEAT_SECONDS)),
+            grace_period=max(2, int(GRACE_SECONDS)), failed_trial_callback=retry_once)
+    except Exception as e:  # noqa: BLE001  (SQLAlchemy/driver errors of many types)
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(f"--storage={url}: cannot open it ({first[:200]}); check the URL and "
+                        f"that the database server is reachable (PostgreSQL needs "
+                        f"`pip install psycopg2-binary`)") from e
+
+
+def retry_once(study, trial):
+    """Asks a failed trial again once, with its params and workdir, unless it is itself a
+    retry or failed by its own error (a deterministic failure is not retried)."""
+    if ("retry_of" not in trial.user_attrs and "error" not in trial.user_attrs
+            and trial.params):
+        study.enqueue_trial(trial.params, user_attrs={
+            "retry_of": trial.number, "workdir": trial.user_attrs.get("workdir")})
 
 
 def sampler(name, seed):
@@ -62,8 +83,13 @@ def sampler(name, seed):
     raise ValueError(f"unknown sampler {name!r}; allowed: {', '.join(SAMPLERS)}")
 
 
-def open_study(storage_obj, name, objectives, sampler_obj):
-    """Creates the study or loads it (same name and objectives: a resumed search)."""
+def open_study(storage_obj, name, objectives, sampler_obj, settings):
+    """Creates the study or loads it (a resumed search, or another process's).
+
+    `settings` (budgets, epochs per trial, seed, threads: what the figures and constraints
+    depend on) is recorded with a new study and must match a loaded one's.
+    Raises: UserError: a loaded study with other objectives or settings (names them).
+    """
     import optuna
 
     from tftool import UserError
@@ -71,11 +97,23 @@ def open_study(storage_obj, name, objectives, sampler_obj):
     study = optuna.create_study(storage=storage_obj, study_name=name, sampler=sampler_obj,
                                 directions=[DIRECTIONS[o] for o in objectives],
                                 load_if_exists=True)
-    if len(study.directions) != len(objectives):
-        raise UserError(f"study {name!r} in this storage has {len(study.directions)} "
-                        f"objectives, not {len(objectives)} ({', '.join(objectives)}); pass "
-                        f"another --study_name or the same --search_objectives")
-    study.set_metric_names(list(objectives))
+    names = study.metric_names
+    if names is not None and list(names) != list(objectives):
+        raise UserError(f"study {name!r} in this storage optimises {', '.join(names)}, not "
+                        f"{', '.join(objectives)}; pass the same --search_objectives or "
+                        f"another --study_name")
+    recorded = study.user_attrs.get("settings")
+    settings = json.loads(json.dumps(settings))  # as stored: JSON types
+    if recorded is not None and recorded != settings:
+        differ = sorted(k for k in set(recorded) | set(settings)
+                        if recorded.get(k) != settings.get(k))
+        raise UserError(f"study {name!r} was started with other {', '.join(differ)} "
+                        f"({recorded}); pass the same budgets and --search_epochs, --seed, "
+                        f"--threads, or another --study_name")
+    if names is None:
+        study.set_metric_names(list(objectives))
+    if recorded is None:
+        study.set_user_attr("settings", settings)
     return study
 
 
@@ -114,14 +152,14 @@ def _file_heartbeat(search_dir, trial_number):
             os.remove(path)
 
 
-def fail_stale(study, search_dir, now=None):
+def fail_stale(study, store, search_dir, now=None):
     """Marks failed every RUNNING trial whose process is gone and asks it again once.
 
     Journal storage: a trial is stale when its heartbeat file is older than GRACE_SECONDS
-    (or missing after the grace period from its start); RDB storage: Optuna's heartbeat
-    (optuna.storages.fail_stale_trials). A failed trial is enqueued again with its params and
-    workdir, unless it is itself a retry: each candidate is retried at most once.
-    Returns: the numbers of the trials failed here.
+    (or missing after the grace period from its start); the trials failed here are asked
+    again (retry_once). RDB storage: Optuna's heartbeat (optuna.storages.fail_stale_trials),
+    whose failed_trial_callback is retry_once for the trials this process failed.
+    Returns: the numbers of the trials failed here (journal; [] for an RDB).
     """
     import optuna
     from optuna.trial import TrialState
@@ -130,27 +168,22 @@ def fail_stale(study, search_dir, now=None):
 
     now = time.time() if now is None else now
     failed = []
-    store = internals.optuna_storage(study)
     if isinstance(store, optuna.storages.RDBStorage):
-        before = {t.number for t in study.get_trials(states=(TrialState.RUNNING,))}
         optuna.storages.fail_stale_trials(study)
-        failed = [t for t in study.get_trials(states=(TrialState.FAIL,)) if t.number in before]
-    else:
-        for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            beat = os.path.join(search_dir, "heartbeats", str(trial.number))
-            last = (os.path.getmtime(beat) if os.path.exists(beat)
-                    else trial.datetime_start.timestamp())
-            if now - last <= GRACE_SECONDS:
-                continue
-            try:
-                store.set_trial_state_values(internals.optuna_trial_id(trial), TrialState.FAIL)
-            except optuna.exceptions.UpdateFinishedTrialError:
-                continue  # another process failed it first
-            failed.append(trial)
+        return []
+    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+        beat = os.path.join(search_dir, "heartbeats", str(trial.number))
+        last = (os.path.getmtime(beat) if os.path.exists(beat)
+                else trial.datetime_start.timestamp())
+        if now - last <= GRACE_SECONDS:
+            continue
+        try:
+            store.set_trial_state_values(internals.optuna_trial_id(trial), TrialState.FAIL)
+        except optuna.exceptions.UpdateFinishedTrialError:
+            continue  # another process failed it first
+        failed.append(trial)
     for trial in failed:
-        if "retry_of" not in trial.user_attrs and trial.params:
-            study.enqueue_trial(trial.params, user_attrs={
-                "retry_of": trial.number, "workdir": trial.user_attrs.get("workdir")})
+        retry_once(study, trial)
     return [t.number for t in failed]
 
 
@@ -171,11 +204,14 @@ def ask_lock(search_dir):
 
 
 def counted(study):
-    """Trials that count toward --trials: complete ones and ones running now."""
+    """Trials that count toward --trials: complete ones, ones running now, and ones that
+    failed by their own error (a stale trial's failure does not count: it is asked again).
+    Counting failures bounds a search whose every candidate fails."""
     from optuna.trial import TrialState
 
-    return len(study.get_trials(deepcopy=False,
-                                states=(TrialState.COMPLETE, TrialState.RUNNING)))
+    return sum(1 for t in study.get_trials(deepcopy=False)
+               if t.state in (TrialState.COMPLETE, TrialState.RUNNING)
+               or (t.state == TrialState.FAIL and "error" in t.user_attrs))
 
 
 def same_candidate(study, trial):
@@ -190,6 +226,7 @@ def same_candidate(study, trial):
 
 
 def identity():
+    """{"host", "pid"} of this process, recorded with each trial it runs."""
     return {"host": socket.gethostname(), "pid": os.getpid()}
 
 
@@ -257,4 +294,5 @@ def summarize(study, budgets):
 
 
 def to_json(summary):
+    """summary.json's text: the Summary as JSON (non-JSON values as strings)."""
     return json.dumps(dataclasses.asdict(summary), indent=2, default=str)

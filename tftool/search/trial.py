@@ -27,6 +27,7 @@ class Settings:
 
 
 def variant_dir(workdir):
+    """Where a trial's exported file goes: WORKDIR/search/trial_<n>/exported."""
     return os.path.join(workdir, "exported")
 
 
@@ -61,7 +62,8 @@ def run(candidate, workdir, dataset, strategy, settings):
         stage_runner.run(job, context)
     elif candidate.variant == "pqat_int8":
         config = jobs.train_config("prune", seed=settings.seed)
-        total = config.epochs * fit.steps_per_epoch_of(dataset.num_train, config, 1)
+        total = config.epochs * fit.steps_per_epoch_of(dataset.num_train, config,
+                                                       strategy.num_replicas_in_sync)
         from tftool.optimize import prune
 
         job, _ = jobs.prune_job(workdir, config, total, candidate.target_sparsity,

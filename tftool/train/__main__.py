@@ -1,4 +1,4 @@
-"""`python -m tftool.train`: the entry point is tftool/cli/train.py (console script tftool-train)."""
+"""`python -m tftool.train`, the same as the console script tftool-train."""
 from tftool import launch
 
 launch.main("train")
