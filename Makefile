@@ -228,7 +228,27 @@ clean: ## remove WORKDIR and the files in EXPORT_DIR
 # real images for bench-train (python benchmarks/image_folder.py digits PATH --size=28
 # --copies=5 writes one: 7,190 train digits).
 BENCH_DATASET ?= folder:/tmp/tftool_bench_digits28
-.PHONY: bench-memory bench-train seed-sweep
+.PHONY: bench-memory bench-train seed-sweep bench-defaults bench-search bench-zoo
+# The development photos (CIFAR-10 JPEGs beside the repository, see ../shared/data/README.md):
+# the compression defaults' study, the search's figures, the model table. Hours on 2 cores.
+DEV_PHOTOS ?= /tmp/cifar10-dev
+DEV_TAR ?= ../shared/data/cifar10-dev.tar
+$(DEV_PHOTOS):
+	tar -xf $(DEV_TAR) -C $(dir $(DEV_PHOTOS))
+bench-defaults: install $(DEV_PHOTOS) ## compression defaults over 3 seeds on real photos (hours)
+	for study in prune pqat cluster distill; do PYTHONPATH=. $(BIN)/python \
+	    benchmarks/compress_defaults.py --dataset=folder:$(DEV_PHOTOS) --study=$$study \
+	    --seeds=0,1,2 || exit 1; done
+bench-search: install ## tftool-search's figures on digits and a 28x28 folder (about an hour)
+	PYTHONPATH=. $(BIN)/python benchmarks/search_figures.py --dataset=digits
+	test -d /tmp/tftool_digits28 || PYTHONPATH=. $(BIN)/python benchmarks/image_folder.py \
+	    digits /tmp/tftool_digits28 --size=28 --copies=1
+	PYTHONPATH=. $(BIN)/python benchmarks/search_figures.py --dataset=folder:/tmp/tftool_digits28
+	PYTHONPATH=. $(BIN)/python benchmarks/search_figures.py --dataset=digits --mcu
+bench-zoo: install ## every model builder on a 32x32 digits folder (params, MACs, size, p50)
+	test -d /tmp/tftool_zoo32 || PYTHONPATH=. $(BIN)/python benchmarks/image_folder.py \
+	    digits /tmp/tftool_zoo32 --size=32 --copies=2
+	PYTHONPATH=. $(BIN)/python benchmarks/model_zoo.py --dataset=folder:/tmp/tftool_zoo32
 # `make all` over SEEDS in separate workdirs: seed × variant accuracies with their intervals and
 # the gate's verdicts (issue 18; minutes per seed). SWEEP_ARGS: extra make arguments per run.
 SEEDS ?= 0,1,2,3,4

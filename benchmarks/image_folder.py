@@ -7,8 +7,8 @@ benchmarks and the mobilenet_v2 folder recipe.
 digits: scikit-learn's 1,797 UCI handwritten digits (8x8, 0..16), upscaled (bicubic) to
 SIZExSIZE RGB PNGs, split 80/20 with tftool's own stratified split (tftool/data/digits.py).
 Each train image is written `copies` times, shifted by 0, +1, -1, ... source pixels
-horizontally, so the train split holds copies × 1,437 real-looking images (3 copies: 4,311);
-the test split holds the 360 unshifted test digits once.
+horizontally, so the train split holds copies × 1,438 real-looking images (3 copies: 4,314);
+the test split holds the 359 unshifted test digits once.
 random: `num_images` uniform-noise RGB PNGs in 10 classes, 90% train / 10% test: a folder of
 a given size and resolution for memory measurements, not for accuracy.
 """
@@ -63,6 +63,9 @@ def random_folder(root, num_images, size=160, num_classes=10, seed=0):
 
 
 def main():
+    from tftool import quiet
+
+    quiet.filter_stderr()  # TensorFlow's start-up lines (tftool.data imports it) stay hidden
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("kind", choices=["digits", "random"])
     parser.add_argument("out")

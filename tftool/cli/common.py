@@ -287,6 +287,10 @@ FLAG_SPECS = {
     "output_kind": Spec("enum", "probabilities", "What the exports output: probabilities "
                         "(softmax, what MediaPipe's score threshold expects) or raw logits.",
                         enum_values=["probabilities", "logits"]),
+    "quantization_debugger": Spec("boolean", True, "Run LiteRT's QuantizationDebugger on the "
+                                  "int8 conversion: the int8 card and report.md name the worst "
+                                  "layers (one more conversion; --noquantization_debugger "
+                                  "saves it)."),
     "selective_int8": Spec("boolean", True, "When the accuracy gate refuses int8, retry keeping "
                            "its worst layers (QuantizationDebugger) in float, up to 3, and write "
                            "int8_selective if that passes."),

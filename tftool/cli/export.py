@@ -19,7 +19,8 @@ FLAGS = flags.FLAGS
 NAMES = common.DATA_FLAGS + ("export_dir", "name", "variants", "calibration_steps",
                              "calibration_seed", "calibration_data", "max_accuracy_drop", "gate",
                              "inference_input_type", "inference_output_type", "rgb_input",
-                             "output_kind", "selective_int8", "onnx", "micro", "micro_flash_kb",
+                             "output_kind", "selective_int8", "quantization_debugger", "onnx",
+                             "micro", "micro_flash_kb",
                              "micro_ram_kb", "allow_chance_accuracy")
 
 
@@ -47,7 +48,8 @@ def main(argv):
                                                "inference_output_type")}
     _, refused = variants_lib.export(FLAGS.workdir, FLAGS.export_dir, name, dataset, size,
                                      variants, representative, FLAGS.max_accuracy_drop,
-                                     conversion, FLAGS.selective_int8, FLAGS.gate)
+                                     conversion, FLAGS.selective_int8, FLAGS.gate,
+                                     debugger=FLAGS.quantization_debugger)
     problems = []
     if FLAGS.onnx:
         try:

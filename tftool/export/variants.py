@@ -98,7 +98,7 @@ def with_metadata(content, name, variant, stage, dataset, output_kind):
 
 def export(workdir, export_dir, name, dataset, image_size, variants, representative_dataset,
            max_accuracy_drop, conversion=None, selective=True, gate_rule="paired",
-           splits=("test", "validation")):
+           splits=("test", "validation"), debugger=True):
     """Converts, evaluates, gates and writes `variants` into `export_dir`.
 
     Args:
@@ -112,6 +112,8 @@ def export(workdir, export_dir, name, dataset, image_size, variants, representat
         (export/debug.py, at most SELECTIVE_BUDGET, chosen on the validation split) and write
         int8_selective if that passes the gate on the test split.
       gate_rule: stats.GATE_RULES (export/gate.py).
+      debugger: run LiteRT's QuantizationDebugger on the int8 conversion (the card's worst
+        layers; one more conversion and a debug run of the model: seconds for a large one).
       splits: the splits every variant is scored on; the gate reads the first. tftool-export:
         test (the gate) and validation; a search trial: validation only (the test split is
         read once, for the chosen model, at the end of the search).
@@ -156,7 +158,7 @@ def export(workdir, export_dir, name, dataset, image_size, variants, representat
     io.write_text(os.path.join(export_dir, "labels.txt"), "\n".join(dataset.class_names) + "\n")
     written, refused = [], []
     debugged = {}
-    if "int8" in variants:  # per-layer int8 error, for the card and the report
+    if "int8" in variants and debugger:  # per-layer int8 error, for the card and the report
         from tftool.export import debug
 
         debugged["int8"] = [{k: row[k] for k in ("layers", "op", "tensor", "rmse_scale",

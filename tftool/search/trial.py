@@ -82,7 +82,8 @@ def run(candidate, workdir, dataset, strategy, settings):
     name = "trial"
     variants.export(
         workdir, variant_dir(workdir), name, dataset, size, [candidate.variant],
-        representative, max_accuracy_drop=1.0, selective=False, splits=("validation",))
+        representative, max_accuracy_drop=1.0, selective=False, splits=("validation",),
+        debugger=False)
     path = os.path.join(variant_dir(workdir), f"{name}_{candidate.variant}.tflite")
     card = io.read_json_object(os.path.splitext(path)[0] + ".json")
     with open(path, "rb") as f:
