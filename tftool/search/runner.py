@@ -77,7 +77,9 @@ def run_one(search, trial, measured):
                         f"{search.study.study_name!r} was started with ({e}); pass the same "
                         f"--search_* flags, or another --study_name") from e
     budgets = search.settings.budgets
-    same = study.same_candidate(search.study, trial)
+    # a retry resumes its own workdir; any other repeat reuses the finished trial's figures
+    same = (None if "retry_of" in trial.user_attrs
+            else study.same_candidate(search.study, trial))
     if same is not None:  # TPE proposes a finished candidate again: its figures, no retraining
         for key in ("candidate", "workdir", "untrained", "trained", "over",
                     "rejected_before_training", "train_seconds"):
