@@ -67,4 +67,4 @@ def test_auto_distillation_settings_come_from_a_short_grid_on_validation(trained
     assert metrics["temperature"] == best["temperature"]  # the full run used the choice
     assert json.load(open(f"{work}/w/student/config.json"))["temperature"] == "auto"
     bad = run_main("distill", *common, "--temperature=hot")
-    assert bad.returncode == 1 and "--temperature must be > 0 (e.g. 4) or auto" in bad.stderr
+    assert bad.returncode == 1 and "--temperature must be > 0 (e.g. 2) or auto" in bad.stderr

@@ -98,3 +98,14 @@ def test_call_runs_the_student():
     d = distill.Distiller(student, teacher)
     x = np.random.RandomState(0).rand(3, 8, 8, 1).astype(np.float32)
     np.testing.assert_allclose(d(x), student(x, training=False), atol=1e-6)
+
+
+def test_the_students_default_epochs_are_its_teachers(tmp_path):
+    import json
+
+    (tmp_path / "float").mkdir()
+    path = str(tmp_path / "float" / "model.h5")
+    assert distill.teacher_epochs(path) is None  # no record beside the model
+    (tmp_path / "float" / "metrics.json").write_text(json.dumps({"epochs": 12}))
+    assert distill.teacher_epochs(path) == 12
+    assert distill.teacher_epochs(None) is None  # a teacher tftool-distill trains itself

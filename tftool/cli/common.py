@@ -93,8 +93,9 @@ FLAG_SPECS = {
                          "decoded (and say how many) instead of stopping at the first one. "
                          "Later stages inherit it."),
     # ---- training (every stage that trains; defaults per stage) ----
-    "epochs": Spec("integer", 10, "Training epochs (≥ 1).", check=lambda v: v >= 1,
-                   message="--epochs must be ≥ 1"),
+    "epochs": Spec("integer", 10, "Training epochs (≥ 1). tftool-distill: default the epochs "
+                   "its teacher was trained (30 for a teacher it trains itself).",
+                   check=lambda v: v is None or v >= 1, message="--epochs must be ≥ 1"),
     "per_replica_batch_size": Spec("integer", 64, "Batch per replica; the global batch is "
                                    "this × replicas.", check=lambda v: v >= 1,
                                    message="--per_replica_batch_size must be ≥ 1"),
@@ -228,12 +229,12 @@ FLAG_SPECS = {
                           message="--student_width must be ≥ 1"),
     "student_alpha": Spec("float", 0.35, "mobilenet_v2 student: width multiplier.",
                           check=lambda v: v > 0, message="--student_alpha must be > 0"),
-    "temperature": Spec("string", "4", "Distillation softmax temperature T of the soft targets "
+    "temperature": Spec("string", "2", "Distillation softmax temperature T of the soft targets "
                         "(> 0); auto: the best of a small grid on the validation split (short "
                         "runs, then a full one; with --hard_label_weight=auto both).",
                         check=lambda v: _auto_or(v, lambda x: x > 0),
-                        message="--temperature must be > 0 (e.g. 4) or auto"),
-    "hard_label_weight": Spec("string", "0.1", "Distillation: weight of the hard-label "
+                        message="--temperature must be > 0 (e.g. 2) or auto"),
+    "hard_label_weight": Spec("string", "0.5", "Distillation: weight of the hard-label "
                               "cross-entropy; 1 − it weights the T²-scaled soft-target loss "
                               "(Hinton et al. 2015). In [0, 1]; auto: chosen on the validation "
                               "split as --temperature=auto.",

@@ -19,15 +19,18 @@ FLAGS = flags.FLAGS
 NAMES = common.DATA_FLAGS + common.TRAINING_FLAGS + (
     "teacher", "teacher_width", "student_model", "student_width", "student_alpha",
     "temperature", "hard_label_weight", "mixup_alpha", "student_qat", "baseline")
-# 60 epochs, twice the float model's: matching a teacher takes longer than fitting labels
-# (measurements in optimize/distill.py).
-DEFAULTS = {"epochs": 60, "learning_rate": 3e-3, "lr_schedule": "cosine_warmup",
+# epochs None: as many as the teacher was trained (optimize/distill.py's measurements: a
+# student trained longer than its teacher gains nothing from it).
+DEFAULTS = {"epochs": None, "learning_rate": 3e-3, "lr_schedule": "cosine_warmup",
             "warmup_epochs": 1.0}
+NAMED_TEACHER_EPOCHS = 30  # a teacher tftool-distill trains itself (--teacher=small_cnn)
 
 
 def main(argv):
     del argv
     source = distill.teacher_path(FLAGS.teacher, FLAGS.workdir)  # validated before any work
+    if FLAGS.epochs is None:  # the teacher's epochs (recorded beside its model)
+        FLAGS.epochs = distill.teacher_epochs(source) or NAMED_TEACHER_EPOCHS
     context, _ = common.stage_context("student")
     config = common.train_config(context.dataset)
     shape, classes = context.input_shape, context.dataset.num_classes

@@ -59,8 +59,8 @@ class Distiller(keras.Model):
 
     Args:
       student, teacher: tf_keras models with the same input shape and number of logits.
-      temperature: T > 0 (default 4).
-      hard_label_weight: weight of the hard-label cross-entropy, in [0, 1] (default 0.1).
+      temperature: T > 0 (tftool-distill's default 2).
+      hard_label_weight: weight of the hard-label cross-entropy, in [0, 1] (default 0.5).
       mixup_alpha: α of mixup's Beta(α, α), ≥ 0; 0 (default): no mixup.
     Raises:
       ValueError: temperature ≤ 0, hard_label_weight outside [0, 1], mixup_alpha < 0, or
@@ -212,6 +212,22 @@ def teacher_path(teacher, workdir):
                     f"or a model ({', '.join(models.MODELS)})")
 
 
+def teacher_epochs(path):
+    """The epochs the teacher model at `path` was trained (its stage folder's metrics.json
+    "epochs"), or None: a named teacher not trained yet, or a file without that record."""
+    import json
+    import os
+
+    if path is None:
+        return None
+    try:
+        with open(os.path.join(os.path.dirname(path), "metrics.json")) as f:
+            epochs = json.load(f).get("epochs")
+    except (OSError, ValueError):
+        return None
+    return int(epochs) if isinstance(epochs, int) and epochs >= 1 else None
+
+
 def named(model_name, input_shape, num_classes, name, **kwargs):
     """models.build(model_name, ...) renamed to `name` (unique inside a Distiller, whose
     weight files group variables by sub-model name)."""
@@ -227,17 +243,23 @@ TEMPERATURE_GRID = (1.0, 2.0, 4.0)
 WEIGHT_GRID = (0.1, 0.5, 0.9)
 
 
-# tftool-distill's defaults: a width-12 student for 60 epochs, twice the float model's 30:
-# matching a teacher's function takes longer than fitting labels (Beyer et al. 2022, "Knowledge
-# distillation: A good teacher is patient and consistent"). On digits the gain is a few test
-# images of 359, within run-to-run noise. Measured with --deterministic, T=4, hard-label weight
-# 0.1, the same width-32 teacher, seeds 0/1/2, test accuracy distilled vs from scratch:
-#   width 12, 60 epochs:  0.9889/0.9916/0.9889 vs 0.9833/0.9916/0.9861  (2 wins, 1 tie)
-#   width 12, 100 epochs: 0.9889/0.9861/0.9861 vs 0.9833/0.9944/0.9889  (1 win, 2 losses)
-#   width 10, 60 epochs:  0.9805/0.9916/0.9833 vs 0.9861/0.9916/0.9861  (2 losses, 1 tie)
-#   width 8, 100 epochs:  0.9805 vs 0.9861 on seed 0
-# Smaller students lose more: the capacity gap (Cho & Hariharan 2019). Width 12's int8 p50 is
-# 0.35x the teacher's at 1 thread but 0.55x at 2 threads, where per-op overhead dominates.
+# tftool-distill's defaults, measured on the development photos (12,000 CIFAR-10 JPEGs: 9,000
+# train / 1,000 validation / 2,000 test; benchmarks/compress_defaults.py --study=distill, seed
+# 0): a width-12 student (41,662 parameters), distilled vs the same student on the labels
+# alone, change in test points [95% paired interval]:
+#   teacher = float model (width 32) trained 15 epochs (0.690):
+#     student 15 epochs:  T=2 w=0.5 +1.35 [-0.46, +3.16], T=4 w=0.5 +1.20 [-0.67, +3.07]
+#     student 30 epochs:  T=2 w=0.5 +1.55 [-0.26, +3.36], T=4 w=0.5 +1.45, T=4 w=0.1 -1.65,
+#                         T=1 w=0 mixup 0.4 (function matching, Beyer et al.) -4.70
+#     student 60 epochs:  T=2 w=0.5 -0.90, T=4 w=0.5 -1.80, T=2 w=0.5 mixup 0.2 -1.65: a
+#                         student trained longer than its teacher gains nothing from it
+#   teacher = float model trained 60 epochs (0.726), student 60 epochs: T=2 w=0.5 +0.75
+#   teacher = small_cnn width 64 (1.15 M parameters, 28x) trained 60 epochs (0.740), student
+#     60 epochs: T=2 w=0.5 +1.05 [-0.79, +2.89]
+# So: T=2, w=0.5 (Hinton's hard-label weight), and by default the student trains as many
+# epochs as its teacher did. Every gain is ~1 point and within the noise of 2,000 test images;
+# the old defaults (T=4, w=0.1, 60 epochs) lost 1.7-2.7 points. On digits every difference is
+# a few of 359 test images (README's seed table).
 def student(input_shape, num_classes, student_model="small_cnn", student_width=12,
             student_alpha=0.35, qat=False):
     """The student: `student_model` at its width, named "student", QAT-wrapped if `qat`.
