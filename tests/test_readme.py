@@ -54,14 +54,16 @@ def test_the_quick_start_runs_as_written(tmp_path):
         assert result.returncode == 0, (command, result.stdout[-2000:], result.stderr[-2000:])
         outputs.append(result.stdout)
     folder, train, export, predict, benchmark = outputs
-    assert folder.strip() == "(1437, 360)"  # train and test images written
-    assert re.search(r"work/float: test accuracy 0\.9\d{3} \[0\.\d{4}, 0\.\d{4}\] on 360 "
+    assert folder.strip() == "(1438, 359)"  # train and test images written
+    assert re.search(r"work/float: test accuracy 0\.9\d{3} \[0\.\d{4}, 0\.\d{4}\] on 359 "
                      r"images", train.replace(moved["work"], "work")), train
     exported = [l for l in export.splitlines() if ".tflite: " in l]
-    assert len(exported) == 5 and all("within noise" in l or "better" in l for l in exported)
-    lines = predict.splitlines()
-    assert len(lines) == 36 and all(re.match(r".*/7/\d+_\+0\.png: 7 0\.\d{3}, ", l)
-                                    for l in lines[:30]), predict
+    assert len(exported) == 5 and all(re.search(r"vs float [+-]\d+\.\d\d points \[", l)
+                                      for l in exported), export
+    lines = predict.splitlines()  # one line per image of test/7; a 5-epoch model gets most right
+    assert len(lines) == 36 and all(re.match(r".*/7/\d+_\+0\.png: \d 0\.\d{3}, ", l)
+                                    for l in lines), predict
+    assert sum(re.match(r".*: 7 ", l) is not None for l in lines) >= 32, predict
     assert "## What to ship" in benchmark and "int8" in benchmark
     if "work" not in moved:  # the patterns above must have matched
         pytest.fail("the quick start's folders were not recognized")

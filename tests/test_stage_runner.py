@@ -141,7 +141,7 @@ def test_distill_trains_a_teacher_a_qat_student_and_a_baseline(tiny_workdir):
     assert metrics(workdir, "teacher")["width"] == 8
     assert student["teacher"] == "small_cnn" and student["qat"] is True
     assert student["teacher_params"] > student["params"] == baseline["params"]
-    assert student["hard_label_weight"] == 0.1
+    assert student["hard_label_weight"] == 0.5 and student["temperature"] == 2
     assert stage_runner.model_is_qat(workdir, "student") is True
 
 

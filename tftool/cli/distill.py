@@ -1,12 +1,11 @@
-"""Teacher-student distillation: `tftool-distill` / `python -m tftool.distill`.
+"""Teacher-student distillation: `tftool-distill --workdir=workdir --baseline` (or python -m).
 
-Example: python -m tftool.distill --workdir=workdir --baseline
 Trains a small student (--student_model, --student_width) to match a frozen teacher
 (optimize/distill.py, Hinton et al. 2015) -> WORKDIR/student. --teacher is a stage of WORKDIR
 (default float), a stage folder or .h5 path, or a model name trained first into
 WORKDIR/teacher (--teacher_width). --student_qat distills into a QAT-wrapped student.
---baseline also trains the same student from the same initial weights, epochs and seed on the
-labels alone -> WORKDIR/student_baseline, so the benchmark shows what distillation bought.
+--baseline also trains the same student (same initial weights, epochs, seed) on the labels
+alone -> WORKDIR/student_baseline, so the benchmark shows what distillation bought.
 """
 import tftool  # noqa: F401  (Keras 2 before TensorFlow)
 from tftool import choose, io, stage_runner, stages
@@ -19,8 +18,7 @@ FLAGS = flags.FLAGS
 NAMES = common.DATA_FLAGS + common.TRAINING_FLAGS + (
     "teacher", "teacher_width", "student_model", "student_width", "student_alpha",
     "temperature", "hard_label_weight", "mixup_alpha", "student_qat", "baseline")
-# epochs None: as many as the teacher was trained (optimize/distill.py's measurements: a
-# student trained longer than its teacher gains nothing from it).
+# epochs None: the teacher's (optimize/distill.py: longer gained a student nothing).
 DEFAULTS = {"epochs": None, "learning_rate": 3e-3, "lr_schedule": "cosine_warmup",
             "warmup_epochs": 1.0}
 NAMED_TEACHER_EPOCHS = 30  # a teacher tftool-distill trains itself (--teacher=small_cnn)
@@ -74,8 +72,7 @@ def main(argv):
                                                                 config, context)
     if auto != "done":
         final = job(temperature, weight, config, auto)
-        if auto:  # record "auto" (what the user asked), not the values it chose
-            final.settings = settings
+        final.settings = settings if auto else final.settings  # record "auto" if asked
         stage_runner.run(final, context)
     if FLAGS.baseline:
         stage_runner.run(stage_runner.Job(

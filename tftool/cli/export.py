@@ -1,6 +1,5 @@
-"""Converts every stage's model to .tflite: `tftool-export` / `python -m tftool.export`.
+"""Converts every stage's model to .tflite: `tftool-export --workdir=W --export_dir=E`.
 
-Example: python -m tftool.export --workdir=workdir --export_dir=exported
 Writes EXPORT_DIR/<name>_<variant>.tflite, a JSON model card beside each, and labels.txt (one
 class name a line, in output-index order), each atomically. A variant more than
 --max_accuracy_drop below its reference model is not written (export/gate.py); the others
@@ -20,8 +19,7 @@ NAMES = common.DATA_FLAGS + ("export_dir", "name", "variants", "calibration_step
                              "calibration_seed", "calibration_data", "max_accuracy_drop", "gate",
                              "inference_input_type", "inference_output_type", "rgb_input",
                              "output_kind", "selective_int8", "quantization_debugger", "onnx",
-                             "micro", "micro_flash_kb",
-                             "micro_ram_kb", "allow_chance_accuracy")
+                             "micro", "micro_flash_kb", "micro_ram_kb", "allow_chance_accuracy")
 
 
 def main(argv):
