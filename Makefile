@@ -218,7 +218,7 @@ search-dashboard: install ## Optuna's dashboard on the search's storage (DASHBOA
 # process): the suite is mostly single-threaded Python and process start-up.
 PYTEST_WORKERS ?= 2
 test: $(VENV)/.installed-test $(MEDIAPIPE_VENV)/.installed ## the whole test suite (what CI runs)
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile --durations=15 $(PYTEST_ARGS)
 
 clean: ## remove WORKDIR and the files in EXPORT_DIR
 	rm -rf $(WORKDIR) .pytest_cache
