@@ -19,8 +19,10 @@
 # Pruned layers are 0.80 sparse in the .tflite (benchmark.json kernel_sparsity; the sparsity
 # column also counts the dense first conv and logits layers). The student (width 12) is taught
 # by the float model (about 7x its parameters) and is compared with the same student trained on
-# the labels alone for the same 60 epochs from the same initial weights; on digits the gain is
-# a few test images, within run-to-run noise (tftool/distill.py lists the measurements).
+# the labels alone for the same epochs from the same initial weights; on digits the gain is a
+# few test images, within run-to-run noise (the student rows above were measured with the old
+# distillation defaults T=4, w=0.1, 60 epochs; tftool/optimize/distill.py lists the
+# measurements behind today's T=2, w=0.5, the teacher's epochs).
 set -e
 W=${1:-workdir}
 E=${2:-exported}

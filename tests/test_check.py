@@ -88,7 +88,8 @@ def test_quantize_stops_before_training(unsupported_model, tmp_path):
 
     work = tmp_path / "w"
     unsupported_model.save(str(work / "float" / "model.h5"))
-    workdir.write_json(str(work / "float" / "config.json"), {"dataset": "digits"})
+    workdir.write_json(str(work / "float" / "config.json"), {"dataset": "digits",
+                                                               "validation_fraction": 0.1})
     result = run_cli("quantize", f"--workdir={work}")
     assert result.returncode == 2
     line = error_lines(result.stderr)[-1]

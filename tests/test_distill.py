@@ -109,3 +109,6 @@ def test_the_students_default_epochs_are_its_teachers(tmp_path):
     (tmp_path / "float" / "metrics.json").write_text(json.dumps({"epochs": 12}))
     assert distill.teacher_epochs(path) == 12
     assert distill.teacher_epochs(None) is None  # a teacher tftool-distill trains itself
+    (tmp_path / "pqat").mkdir()  # a fine-tuned stage counts the epochs of float, where it began
+    (tmp_path / "pqat" / "metrics.json").write_text(json.dumps({"epochs": 3}))
+    assert distill.teacher_epochs(str(tmp_path / "pqat" / "model.h5")) == 12

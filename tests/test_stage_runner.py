@@ -40,13 +40,18 @@ def test_later_stages_inherit_the_float_data_settings(tmp_path):
     float_dir.mkdir()
     (float_dir / "config.json").write_text(json.dumps(
         {"dataset": "folder:/data", "data_dir": None, "manual_dir": None, "channels": 3,
-         "image_size": 32, "skip_corrupt": True}))
+         "image_size": 32, "skip_corrupt": True, "validation_fraction": 0.1}))
     settings = stage_runner.data_settings(str(tmp_path), "qat", {"dataset": None})
     assert settings["dataset"] == "folder:/data" and settings["image_size"] == 32
     assert settings["skip_corrupt"] is True
     with pytest.raises(UserError, match="--image_size=16 differs from the float model's "
                                         "--image_size=32"):
         stage_runner.data_settings(str(tmp_path), "qat", {"image_size": 16}, {"image_size"})
+    old = json.loads((float_dir / "config.json").read_text())
+    del old["validation_fraction"]  # a workdir from before validation splits: retrain it
+    (float_dir / "config.json").write_text(json.dumps(old))
+    with pytest.raises(UserError, match="trained by an older tftool.*--overwrite"):
+        stage_runner.data_settings(str(tmp_path), "qat", {"dataset": None})
     with pytest.raises(UserError, match="no float model config in .*: run `tftool-train"):
         stage_runner.data_settings(str(tmp_path / "empty"), "qat", {})
     assert stage_runner.data_settings("w", "float", {})["dataset"] == "digits"

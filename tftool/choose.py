@@ -88,12 +88,17 @@ def adopt(stage, source, settings, context, extra_metrics, free=()):
     """
     import contextlib
 
+    from tftool import evaluate
+
     out = stages.stage_dir(context.workdir, stage)
     with (stage_runner.stage_lock(out) if context.chief else contextlib.nullcontext()):
         stage_runner.check_config(out, dict(settings), overwrite=context.overwrite,
                                   write=context.chief, free=free)
         model = io.load_model(os.path.join(source, stages.MODEL_FILE))
         metrics = {**(io.read_json_object(os.path.join(source, "metrics.json")) or {}),
+                   # the candidate was scored on validation only; the stage reports test too
+                   **evaluate.keras_metrics(model, context.dataset, context.image_size,
+                                            splits=context.splits),
                    **extra_metrics}
         stage_runner.write_stage(out, model, metrics, context.flags_text, context.chief)
     return metrics

@@ -188,6 +188,10 @@ def data_settings(workdir, stage, given, explicit=()):
         raise UserError(f"no float model config in {os.path.join(workdir, 'float')}: run "
                         f"`tftool-train --workdir={workdir}` first")
     settings = {k: float_config.get(k) for k in DATA_SETTINGS}
+    if "validation_fraction" not in float_config:  # a workdir from before validation splits
+        raise UserError(f"{os.path.join(workdir, 'float')} was trained by an older tftool, on "
+                        f"images that are now the validation split; run `tftool-train "
+                        f"--workdir={workdir} --overwrite` again")
     for key in DATA_SETTINGS:
         value = given.get(key)
         if key in explicit and value is not None and value != settings[key]:

@@ -546,7 +546,8 @@ def run_or_skip(prog, run):
     """Calls run(); under make (TFTOOL_SHARED_FLAGS=1, the pipeline of `make all`), a stage
     tfmot cannot apply to this model (check.Unsupported) is skipped with one line naming why
     and exit status 0, so the pipeline goes on with what it can make (export then has no
-    variant of that stage). Run directly, it is the usual one-line error."""
+    variant of that stage). Run directly, it is the usual one-line error. Returns False when
+    it skipped, else True."""
     from tftool.optimize import check
 
     try:
@@ -555,6 +556,8 @@ def run_or_skip(prog, run):
         if os.environ.get("TFTOOL_SHARED_FLAGS") != "1":
             raise
         print(f"{prog}: skipped: {e}", flush=True)
+        return False
+    return True
 
 
 def default_name(workdir):

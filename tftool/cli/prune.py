@@ -56,7 +56,9 @@ def main(argv):
     if choose.skip_if_complete(stage, settings, context, inputs=[path]):
         return
     source = io.load_model(path)
-    check.require_supported(source, "prune", path)
+    if not common.run_or_skip("tftool-prune", lambda: check.require_supported(source, "prune",
+                                                                               path)):
+        return
     _, reference = choose.validation_correctness(source, context)
 
     def run(sparsity):

@@ -28,6 +28,7 @@ NAMES = common.DATA_FLAGS + (
     "search_models", "search_widths", "search_alphas", "search_image_sizes", "search_variants",
     "search_sparsities", "threads", "min_runs", "min_seconds", "warmup_runs", "warmup_seconds",
     "seed")
+TIMING = ("min_runs", "min_seconds", "warmup_runs", "warmup_seconds")
 # 0.3-s timing rows, as make's benchmark: a trial's latency is one row.
 DEFAULTS = {"min_seconds": 0.3, "warmup_seconds": 0.15, "threads": ["1"]}
 
@@ -87,16 +88,18 @@ def main(argv):
                                  study.sampler(FLAGS.sampler, FLAGS.seed), {
                                      "budgets": dataclasses.asdict(budgets),
                                      "search_epochs": FLAGS.search_epochs, "seed": FLAGS.seed,
-                                     "threads": FLAGS.threads[0]})
+                                     "threads": FLAGS.threads[0],
+                                     "timing": [FLAGS[k].value for k in TIMING],
+                                     "space": search_space.as_dict()})
     settings = trial_lib.Settings(
         epochs=FLAGS.search_epochs, seed=FLAGS.seed, num_threads=int(FLAGS.threads[0]),
-        timing={k: FLAGS[k].value for k in ("min_runs", "min_seconds", "warmup_runs",
-                                            "warmup_seconds")},
+        timing={k: FLAGS[k].value for k in TIMING},
         budgets=budgets, data_settings=data_settings)
     search = runner.Search(
         study=the_study, storage=store, space=search_space, objectives=objectives,
         settings=settings, dataset=dataset, strategy=strategy_lib.build("auto", None, 1),
         search_dir=search_dir, trials=FLAGS.trials,
+        shared_dir=study.shared_dir(FLAGS.storage, search_dir),
         deadline=time.monotonic() + FLAGS.timeout if FLAGS.timeout else None)
     runner.run(search)
     shown = {"sampler": FLAGS.sampler, "epochs per trial": FLAGS.search_epochs,

@@ -12,6 +12,8 @@ term scale as 1/T², so multiplying by T² keeps its weight comparable to the ha
 T changes (Hinton et al. 2015, section 2). Keras's example
 https://keras.io/examples/vision/knowledge_distillation/ has the same structure.
 """
+import weakref
+
 import tftool  # noqa: F401  (Keras 2 before TensorFlow)
 
 import tensorflow as tf
@@ -67,7 +69,7 @@ class Distiller(keras.Model):
         mismatched input/output shapes.
     """
 
-    def __init__(self, student, teacher, temperature=4.0, hard_label_weight=0.1,
+    def __init__(self, student, teacher, temperature=2.0, hard_label_weight=0.5,
                  mixup_alpha=0.0, **kwargs):
         super().__init__(**kwargs)
         if not temperature > 0:
@@ -213,15 +215,28 @@ def teacher_path(teacher, workdir):
 
 
 def teacher_epochs(path):
-    """The epochs the teacher model at `path` was trained (its stage folder's metrics.json
-    "epochs"), or None: a named teacher not trained yet, or a file without that record."""
+    """The epochs the teacher at `path` was trained from scratch, or None (a named teacher not
+    trained yet, or a file without that record).
+
+    A stage folder's metrics.json "epochs" is its own run; a fine-tuning stage of a workdir
+    (qat, pruned, pqat, clustered, ...) counts the epochs of the model it started from, down
+    to the stage trained from scratch (float), so `--teacher=pqat` does not give the student
+    the 3 epochs of QAT fine-tuning.
+    """
     import json
     import os
 
+    from tftool import stages
+
     if path is None:
         return None
+    folder = os.path.dirname(os.path.abspath(path))
+    name = os.path.basename(folder)
+    while name in stages.STAGES and stages.get(name).input is not None:
+        name = stages.get(name).input
+        folder = os.path.join(os.path.dirname(folder), name)
     try:
-        with open(os.path.join(os.path.dirname(path), "metrics.json")) as f:
+        with open(os.path.join(folder, "metrics.json")) as f:
             epochs = json.load(f).get("epochs")
     except (OSError, ValueError):
         return None
@@ -258,8 +273,9 @@ WEIGHT_GRID = (0.1, 0.5, 0.9)
 #     60 epochs: T=2 w=0.5 +1.05 [-0.79, +2.89]
 # So: T=2, w=0.5 (Hinton's hard-label weight), and by default the student trains as many
 # epochs as its teacher did. Every gain is ~1 point and within the noise of 2,000 test images;
-# the old defaults (T=4, w=0.1, 60 epochs) lost 1.7-2.7 points. On digits every difference is
-# a few of 359 test images (README's seed table).
+# the old defaults (T=4, w=0.1) lost 1.65 points here (30 epochs) and 2.72 on issue 19's
+# 20,000-photo set (15 epochs). On digits every difference is a few of 359 test images
+# (README's seed table).
 def student(input_shape, num_classes, student_model="small_cnn", student_width=12,
             student_alpha=0.35, qat=False):
     """The student: `student_model` at its width, named "student", QAT-wrapped if `qat`.
@@ -294,11 +310,15 @@ def load_teacher(path, teacher, input_shape, num_classes):
     return model
 
 
+_TEACHER_ACCURACY = weakref.WeakKeyDictionary()  # teacher -> {split: accuracy}
+
+
 def student_metrics(model, teacher, context, teacher_name, teacher_path, temperature,
                     hard_label_weight, mixup_alpha=0.0, **student_settings):
     """metrics.json figures of a distilled student: its settings, the teacher's accuracy on
-    the context's first split (test; validation for a choice's candidate) and the
-    teacher-to-student parameter ratio (warned about below 4×)."""
+    the context's first split (scored once per teacher and split in a process, so the runs
+    of a --temperature=auto grid do not score it again) and the teacher-to-student parameter
+    ratio (warned about below 4×)."""
     from absl import logging
 
     from tftool import evaluate
@@ -307,10 +327,13 @@ def student_metrics(model, teacher, context, teacher_name, teacher_path, tempera
     ratio = teacher_params / params
     if ratio < 4:
         logging.warning("teacher has only %.1f× the student's parameters", ratio)
+    split = context.splits[0]
+    scores = _TEACHER_ACCURACY.setdefault(teacher, {})
+    if split not in scores:
+        scores[split] = evaluate.keras_metrics(
+            teacher, context.dataset, context.image_size, splits=(split,))[f"{split}_accuracy"]
     return {"teacher": teacher_name, "teacher_path": teacher_path,
-            f"teacher_{context.splits[0]}_accuracy": evaluate.keras_metrics(
-                teacher, context.dataset, context.image_size,
-                splits=context.splits[:1])[f"{context.splits[0]}_accuracy"],
+            f"teacher_{split}_accuracy": scores[split],
             "teacher_params": teacher_params, "teacher_to_student_params": ratio,
             "temperature": temperature, "hard_label_weight": hard_label_weight,
             "mixup_alpha": mixup_alpha, **student_settings}

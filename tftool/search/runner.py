@@ -28,6 +28,13 @@ class Search:
     search_dir: str
     trials: int
     deadline: Optional[float] = None  # time.monotonic() after which no trial starts
+    # where heartbeats and the ask lock live: beside the journal every process shares
+    # (study.shared_dir), so processes with other workdirs see each other's trials alive
+    shared_dir: Optional[str] = None
+
+    @property
+    def coordination_dir(self):
+        return self.shared_dir or self.search_dir
 
 
 def run(search):
@@ -36,8 +43,8 @@ def run(search):
 
     measured = {}  # candidate key + conversion -> untrained figures (this process)
     while True:
-        with study.ask_lock(search.search_dir):
-            failed = study.fail_stale(search.study, search.storage, search.search_dir)
+        with study.ask_lock(search.coordination_dir):
+            failed = study.fail_stale(search.study, search.storage, search.coordination_dir)
             if failed:
                 print(f"marked failed, whose process died: trial(s) "
                       f"{', '.join(map(str, failed))} (each asked again once, resuming its "
@@ -99,7 +106,7 @@ def run_one(search, trial, measured):
         trial.set_user_attr(key, value)
     os.makedirs(workdir, exist_ok=True)
     log = os.path.join(workdir, "trial.log")
-    with study.heartbeat(search.search_dir, trial):  # until told: no stale race
+    with study.heartbeat(search.coordination_dir, trial):  # until told: no stale race
         try:
             with open(log, "a") as f, contextlib.redirect_stdout(f):
                 key = candidate.key() + "|" + hardware.conversion_mode(candidate.variant)

@@ -53,7 +53,7 @@ def storage(url, search_dir):
     try:
         return optuna.storages.RDBStorage(
             url, heartbeat_interval=max(1, int(HEARTBEAT_SECONDS)),
-            grace_period=max(2, int(GRACE_SECONDS)), failed_trial_callback=retry_once)
+            grace_period=max(2, int(GRACE_SECONDS)), heartbeat_stale_trial_callback=retry_once)
     except Exception as e:  # noqa: BLE001  (SQLAlchemy/driver errors of many types)
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise UserError(f"--storage={url}: cannot open it ({first[:200]}); check the URL and "
@@ -158,7 +158,7 @@ def fail_stale(study, store, search_dir, now=None):
     Journal storage: a trial is stale when its heartbeat file is older than GRACE_SECONDS
     (or missing after the grace period from its start); the trials failed here are asked
     again (retry_once). RDB storage: Optuna's heartbeat (optuna.storages.fail_stale_trials),
-    whose failed_trial_callback is retry_once for the trials this process failed.
+    whose heartbeat_stale_trial_callback is retry_once for the trials this process failed.
     Returns: the numbers of the trials failed here (journal; [] for an RDB).
     """
     import optuna
@@ -185,6 +185,14 @@ def fail_stale(study, store, search_dir, now=None):
     for trial in failed:
         retry_once(study, trial)
     return [t.number for t in failed]
+
+
+def shared_dir(url, search_dir):
+    """The folder every process sharing a journal sees: the journal file's own folder (url a
+    path ending .log, or None: WORKDIR/search), else (an RDB) this process's search_dir."""
+    if url is None:
+        return search_dir
+    return os.path.dirname(os.path.abspath(url)) if url.endswith(".log") else search_dir
 
 
 @contextlib.contextmanager
@@ -287,7 +295,7 @@ def summarize(study, budgets):
                  default=None)
     trained_times = [r["train_seconds"] for r in rows
                      if r["train_seconds"] and r["same_as"] is None]
-    rejected = sum(r["rejected_before_training"] for r in rows)
+    rejected = sum(r["rejected_before_training"] and r["same_as"] is None for r in rows)
     saved = rejected * (sum(trained_times) / len(trained_times)) if trained_times else 0.0
     return Summary(rows=rows, front=front, chosen=chosen, rejected_before_training=rejected,
                    training_seconds_saved=saved)

@@ -55,7 +55,8 @@ def run(candidate, workdir, dataset, strategy, settings):
     keras.backend.clear_session()
     stage_runner.run(jobs.float_job(
         jobs.train_config("float", epochs=settings.epochs, seed=settings.seed), dataset,
-        context.input_shape, settings.data_settings, model=candidate.model,
+        context.input_shape, {**settings.data_settings, "image_size": candidate.image_size},
+        model=candidate.model,
         **{k: v for k, v in candidate.build_kwargs().items() if v is not None}), context)
     if candidate.variant == "qat_int8":
         job, _ = jobs.qat_job(workdir, jobs.train_config("quantize", seed=settings.seed))
