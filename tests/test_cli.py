@@ -123,6 +123,6 @@ def test_the_console_script_help_lists_its_flags_and_stays_quiet():
     out = result.stdout + result.stderr
     assert out.startswith("Magnitude pruning of the float model")  # the module's docstring
     assert "  --target_sparsity: " in out
-    assert "(default: '0.8')" in out.split("  --target_sparsity: ")[1].split("  --")[0]
+    assert "(default: '0.7')" in out.split("  --target_sparsity: ")[1].split("  --")[0]
     assert "Try --helpfull" in out or "--helpfull" not in out.split("flags:")[1]
     assert "oneDNN" not in out and "cuda" not in out.lower()

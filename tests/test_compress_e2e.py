@@ -46,12 +46,12 @@ def test_pruned_stage_reaches_target_sparsity(compress_run):
     workdir, _, _ = compress_run
     m = metrics(workdir, "pruned")
     assert m["num_replicas"] == 2
-    assert m["sparsity"] == pytest.approx(0.8, abs=0.01)
+    assert m["sparsity"] == pytest.approx(0.7, abs=0.01)
     assert m["pruned_layers"] == ["conv0_1", "conv1_0", "conv1_1"]
     assert m["layer_sparsity"]["conv0_0"] < 0.05 and m["layer_sparsity"]["logits"] < 0.05
     assert m["test_accuracy"] >= metrics(workdir, "float")["test_accuracy"] - 0.03
     assert os.listdir(os.path.join(workdir, "pruned", "logs", "pruning"))  # PruningSummaries
-    assert "--target_sparsity=0.8" in open(os.path.join(workdir, "pruned", "flags.txt")).read()
+    assert "--target_sparsity=0.7" in open(os.path.join(workdir, "pruned", "flags.txt")).read()
 
 
 def test_student_is_small_and_baseline_matches_it(compress_run):
@@ -72,11 +72,11 @@ def test_benchmark_rows_of_the_new_variants(compress_run):
     for variant in ("pruned_int8", "pqat_int8"):
         assert rows[variant]["accuracy"] >= float_acc - 0.03
         # the zeros survive BN folding, QAT and int8 conversion into the flatbuffer
-        assert rows[variant]["sparsity"] >= 0.75
+        assert rows[variant]["sparsity"] >= 0.65  # default target 0.7
         pruned = [k["sparsity"] for k in rows[variant]["kernel_sparsity"]][1:-1]
-        assert len(pruned) == 3 and min(pruned) >= 0.79
+        assert len(pruned) == 3 and min(pruned) >= 0.69
     assert rows["int8"]["sparsity"] < 0.05
-    assert rows["pqat_int8"]["gzip_bytes"] <= 0.5 * rows["int8"]["gzip_bytes"]
+    assert rows["pqat_int8"]["gzip_bytes"] <= 0.6 * rows["int8"]["gzip_bytes"]  # 0.53 measured
     assert rows["student_int8"]["size_bytes"] <= 0.25 * rows["int8"]["size_bytes"]
     table = open(os.path.join(export_dir, "benchmark.md")).read()
     assert "| pqat_int8 | tflite |" in table

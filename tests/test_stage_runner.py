@@ -94,8 +94,8 @@ def test_each_compression_stage_runs_in_process(tiny_workdir, stage, args, qat):
     assert m["stage"] == stage and m["epochs_this_run"] >= 1
     assert stage_runner.model_is_qat(workdir, stage) is qat
     if stage == "pruned":
-        assert m["sparsity"] == pytest.approx(0.8, abs=0.02)
-        assert m["schedule"]["target_sparsity"] == 0.8
+        assert m["sparsity"] == pytest.approx(0.7, abs=0.02)
+        assert m["schedule"]["target_sparsity"] == 0.7
 
 
 def test_pqat_after_pruned_and_rerun_skips(tiny_workdir):
@@ -134,7 +134,7 @@ def test_clustering_cqat_pcqat_and_2by4_run_in_process(tiny_workdir):
         assert stage_runner.model_is_qat(workdir, stage) and model.count_params() > 0
     pruned = stage_runner.load_stage_model(workdir, "pruned_clustered")
     kernel = pruned.get_layer("conv1_0").kernel.numpy()
-    assert np.mean(kernel == 0) >= 0.75 and len(np.unique(kernel)) <= 8
+    assert np.mean(kernel == 0) >= 0.65 and len(np.unique(kernel)) <= 8  # default 0.7
 
 
 def test_distill_trains_a_teacher_a_qat_student_and_a_baseline(tiny_workdir):

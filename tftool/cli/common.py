@@ -175,13 +175,13 @@ FLAG_SPECS = {
                               "(tfmot's prune-preserving QAT); default: on for --from=pruned "
                               "and --from=pruned_clustered."),
     # ---- prune ----
-    "target_sparsity": Spec("string", "0.8", "Fraction of zero weights in each pruned kernel at "
+    "target_sparsity": Spec("string", "0.7", "Fraction of zero weights in each pruned kernel at "
                             "the end of the ramp, in (0, 1); auto: the highest of "
                             "0.5/0.6/0.7/0.8/0.9 whose validation accuracy stays within "
                             "--max_accuracy_drop of the float model's, each pruned in full, "
                             "in order, until one drops more.",
                             check=lambda v: _auto_or(v, lambda x: 0.0 < x < 1.0),
-                            message="--target_sparsity must be in (0, 1), e.g. 0.8, or auto"),
+                            message="--target_sparsity must be in (0, 1), e.g. 0.7, or auto"),
     "initial_sparsity": Spec("float", 0.0, "Sparsity at the start of the ramp, in "
                              "[0, target_sparsity].", check=lambda v: 0.0 <= v < 1.0,
                              message="--initial_sparsity must be in [0, 1)"),
@@ -391,7 +391,7 @@ FLAG_SPECS = {
                             "qat_int8, pqat_int8, clustered_int8, float16; float16 is left "
                             "out under a flash or arena budget: TFLite Micro runs integers)."),
     "search_sparsities": Spec("list", None, "Search space: pqat_int8's target sparsities "
-                              "(default 0.5,0.8)."),
+                              "(default 0.5,0.7)."),
     # ---- predict ----
     "tflite": Spec("string", None, "A .tflite file exported by tftool (labels and "
                    "preprocessing are read from the metadata inside it)."),

@@ -23,7 +23,7 @@ VARIANT_STAGES = {
 DEFAULT_VARIANTS = ("int8", "qat_int8", "pqat_int8", "clustered_int8", "float16")
 DEFAULT_WIDTHS = (4, 8, 12, 16, 24, 32, 48)
 DEFAULT_ALPHAS = (0.35, 0.5, 0.75, 1.0)
-DEFAULT_SPARSITIES = (0.5, 0.8)
+DEFAULT_SPARSITIES = (0.5, 0.7)
 MIN_SIZE = {"small_cnn": 4}  # pixels; other builders: models' own minimum (32)
 
 

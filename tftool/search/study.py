@@ -289,7 +289,9 @@ def summarize(study, budgets):
             "workdir": t.user_attrs.get("workdir")})
     front_numbers = {t.number for t in study.best_trials} if rows else set()
     for row in rows:
-        row["front"] = row["number"] in front_numbers and row["feasible"]
+        # a repeat (same_as) shares its first run's point: the front lists that run once
+        row["front"] = (row["number"] in front_numbers and row["feasible"]
+                        and row["same_as"] is None)
     front = [r for r in rows if r["front"]]
     chosen = max(front, key=lambda r: (r["validation_accuracy"], -r["latency_ms_p50"]),
                  default=None)
