@@ -58,3 +58,17 @@ def error_lines(stderr):
     """The lines a user would read: stderr without TensorFlow/absl runtime noise."""
     noise = ("WARNING: All log messages", "E0000", "W0000", "I0000", "INFO:", "WARNING:")
     return [l for l in stderr.splitlines() if l.strip() and not l.startswith(noise)]
+
+
+# The slowest files first: `make test` hands whole files to 2 xdist workers (--dist loadfile)
+# in collection order, so a slow file collected last leaves one worker busy while the other
+# idles. Measured order (make test --durations), slowest first; the rest keep their order.
+SLOW_FIRST = ("test_model_pipeline.py", "test_e2e.py", "test_readme.py", "test_compress_e2e.py",
+              "test_faults.py", "test_search.py", "test_stage_runner.py", "test_app_rgb.py",
+              "test_micro.py", "test_multi_worker.py", "test_choose.py", "test_transfer.py",
+              "test_precision.py")
+
+
+def pytest_collection_modifyitems(session, config, items):
+    rank = {name: i for i, name in enumerate(SLOW_FIRST)}
+    items.sort(key=lambda item: rank.get(os.path.basename(str(item.fspath)), len(rank)))

@@ -20,7 +20,8 @@ def trained(tmp_path_factory, tfds_dir):
 def test_auto_sparsity_climbs_the_ladder_on_validation_and_keeps_the_last_rung_in_the_gate(
         trained):
     work, common = trained
-    args = [*common, "--target_sparsity=auto", "--epochs=2", "--max_accuracy_drop=0.02"]
+    args = [*common, "--target_sparsity=auto", "--epochs=3", "--learning_rate=1e-3",
+            "--max_accuracy_drop=0.03"]  # enough fine-tuning that 0.5 holds on any seed
     result = run_main("prune", *args)
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.load(open(f"{work}/w/pruned/metrics.json"))
@@ -31,9 +32,9 @@ def test_auto_sparsity_climbs_the_ladder_on_validation_and_keeps_the_last_rung_i
     assert passed == [True] * (len(passed) - 1) + [passed[-1]]  # stops at the first failure
     chosen = auto["chosen"]
     assert chosen == max(c["value"] for c in auto["candidates"] if c["within_gate"])
-    assert auto["split"] == "validation" and auto["max_accuracy_drop"] == 0.02
+    assert auto["split"] == "validation" and auto["max_accuracy_drop"] == 0.03
     for c in auto["candidates"]:  # the point estimate decides; the interval is recorded
-        assert c["within_gate"] == (c["drop"] <= 0.02 + 1e-9)
+        assert c["within_gate"] == (c["drop"] <= 0.03 + 1e-9)
         assert c["drop_interval"][0] <= c["drop"] <= c["drop_interval"][1]
     assert metrics["sparsity"] == pytest.approx(chosen, abs=0.02)  # the rung's own model
     assert metrics["schedule"]["target_sparsity"] == chosen
