@@ -180,8 +180,7 @@ def export(workdir, export_dir, name, dataset, image_size, variants, representat
             progress.write(f"tftool-export: {reason}; trying {stages.SELECTIVE_VARIANT}, "
                            f"choosing its float layers on the validation split")
             fixed = _selective(float_model, representative_dataset, dataset, image_size,
-                               results, max_accuracy_drop, gate_rule, name, conversion,
-                               splits)
+                               results, max_accuracy_drop, name, conversion, splits)
             if fixed is None:
                 refused.append((variant, reason))
                 continue
@@ -247,9 +246,9 @@ SELECTIVE_BUDGET = 3  # layers kept in float at most (issue 11's bar: fixed with
 
 
 def _selective(float_model, representative_dataset, dataset, image_size, results,
-               max_accuracy_drop, gate_rule, name, conversion, splits=("test", "validation")):
-    """int8 with the fewest worst layers in float that passes the gate on the *validation*
-    split (debug.selective_int8), as (variant, (bytes with metadata, runner, {split: evaluate
+               max_accuracy_drop, name, conversion, splits=("test", "validation")):
+    """int8 with the fewest worst layers in float whose *validation* drop stays within
+    max_accuracy_drop (the point rule choices use; debug.selective_int8), as (variant, (bytes with metadata, runner, {split: evaluate
     result}, kept layer rows)), or None when the budget is spent. The caller gates it again
     on the test split."""
     from tftool import data, progress
