@@ -37,6 +37,7 @@ def test_auto_sparsity_climbs_the_ladder_on_validation_and_keeps_the_last_rung_i
         assert c["within_gate"] == (c["drop"] <= 0.03 + 1e-9)
         assert c["drop_interval"][0] <= c["drop"] <= c["drop_interval"][1]
     assert metrics["sparsity"] == pytest.approx(chosen, abs=0.02)  # the rung's own model
+    assert metrics["test_examples"] == 359 and metrics["validation_examples"] == 143
     assert metrics["schedule"]["target_sparsity"] == chosen
     config = json.load(open(f"{work}/w/pruned/config.json"))
     assert config["target_sparsity"] == "auto"  # what was asked, so a re-run skips

@@ -95,10 +95,11 @@ def adopt(stage, source, settings, context, extra_metrics, free=()):
         stage_runner.check_config(out, dict(settings), overwrite=context.overwrite,
                                   write=context.chief, free=free)
         model = io.load_model(os.path.join(source, stages.MODEL_FILE))
-        metrics = {**(io.read_json_object(os.path.join(source, "metrics.json")) or {}),
-                   # the candidate was scored on validation only; the stage reports test too
-                   **evaluate.keras_metrics(model, context.dataset, context.image_size,
-                                            splits=context.splits),
+        metrics = io.read_json_object(os.path.join(source, "metrics.json")) or {}
+        # the candidate was scored on validation only: score the stage's other splits (test)
+        missing = tuple(s for s in context.splits if f"{s}_accuracy" not in metrics)
+        metrics = {**metrics, **evaluate.keras_metrics(model, context.dataset,
+                                                       context.image_size, splits=missing),
                    **extra_metrics}
         stage_runner.write_stage(out, model, metrics, context.flags_text, context.chief)
     return metrics
