@@ -46,8 +46,8 @@ def storage(url, search_dir):
 
     from tftool import UserError
 
-    if url is None or url.endswith(".log"):
-        path = url or os.path.join(search_dir, JOURNAL)
+    path = journal_path(url, search_dir)
+    if path is not None:
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         return optuna.storages.JournalStorage(journal.JournalFileBackend(path))
     try:
@@ -187,12 +187,19 @@ def fail_stale(study, store, search_dir, now=None):
     return [t.number for t in failed]
 
 
+def journal_path(url, search_dir):
+    """The journal file of --storage=url (None: search_dir/journal.log; a path ending .log),
+    or None for an RDB URL."""
+    if url is None or url.endswith(".log"):
+        return url or os.path.join(search_dir, JOURNAL)
+    return None
+
+
 def shared_dir(url, search_dir):
-    """The folder every process sharing a journal sees: the journal file's own folder (url a
-    path ending .log, or None: WORKDIR/search), else (an RDB) this process's search_dir."""
-    if url is None:
-        return search_dir
-    return os.path.dirname(os.path.abspath(url)) if url.endswith(".log") else search_dir
+    """The folder every process sharing a journal sees: the journal file's own folder, else
+    (an RDB) this process's search_dir."""
+    path = journal_path(url, search_dir)
+    return os.path.dirname(os.path.abspath(path)) if path else search_dir
 
 
 @contextlib.contextmanager
