@@ -2,10 +2,11 @@
 
 Example: python -m tftool.cluster --workdir=workdir --number_of_clusters=16
 Wraps the kernels of WORKDIR/float's model in tfmot's cluster_weights (each kernel keeps
---number_of_clusters distinct values), fine-tunes, strips -> WORKDIR/clustered. --from=pruned
-clusters the pruned model keeping its zeros (sparsity-preserving clustering, tfmot's
-collaborative optimization) -> WORKDIR/pruned_clustered, the input of PCQAT
-(`tftool-quantize --from=pruned_clustered`).
+--number_of_clusters distinct values), fine-tunes on the training images without
+augmentation (--augment adds it; tftool/jobs.py CLEAN_SOURCES says why), strips ->
+WORKDIR/clustered. --from=pruned clusters the pruned model keeping its zeros
+(sparsity-preserving clustering, tfmot's collaborative optimization) ->
+WORKDIR/pruned_clustered, the input of PCQAT (`tftool-quantize --from=pruned_clustered`).
 """
 import tftool  # noqa: F401  (Keras 2 before TensorFlow)
 from tftool import UserError, jobs, stage_runner, stages

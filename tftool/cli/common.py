@@ -107,7 +107,10 @@ FLAG_SPECS = {
     "optimizer": Spec("enum", "adam", "Optimizer.", enum_values=OPTIMIZERS),
     "weight_decay": Spec("float", 0.0, "Decoupled weight decay (0: none).",
                          check=lambda v: v >= 0, message="--weight_decay must be ≥ 0"),
-    "augment": Spec("boolean", True, "Random translation/rotation/zoom/contrast."),
+    "augment": Spec("boolean", True, "Random translation/rotation/zoom/contrast. Default off "
+                    "for tftool-cluster and for tftool-quantize --from=clustered or "
+                    "pruned_clustered (batch normalization folded: nothing re-estimates it on "
+                    "clean images after fine-tuning)."),
     "hflip": Spec("boolean", None, "Random horizontal flips (default: only for data sets whose "
                   "classes survive a mirror, e.g. cifar10; never for digits)."),
     "seed": Spec("integer", 0, "Training seed: initial weights, data order, augmentation."),

@@ -5,8 +5,10 @@ Wraps WORKDIR/float's model with tfmot's quantize_model inside the strategy scop
 fine-tunes it at a low learning rate -> WORKDIR/qat. --from=pruned: the prune-preserving
 scheme (keeps the zeros) -> WORKDIR/pqat; --from=clustered: cluster-preserving QAT (CQAT) ->
 WORKDIR/cqat; --from=pruned_clustered: sparsity- and cluster-preserving QAT (PCQAT) ->
-WORKDIR/pcqat (tfmot's collaborative optimization).
+WORKDIR/pcqat (tfmot's collaborative optimization). The clustered models fine-tune without
+augmentation unless --augment is given (their BN is folded: tftool/jobs.py CLEAN_SOURCES).
 """
+import dataclasses
 import os
 
 import tftool  # noqa: F401  (Keras 2 before TensorFlow)
@@ -39,7 +41,10 @@ def main(argv):
         raise UserError(message)
     stage, _ = jobs.QAT_OUTPUTS[(source, preserve)]
     context, _ = common.stage_context(stage)
-    job, _ = jobs.qat_job(FLAGS.workdir, common.train_config(context.dataset), source, preserve)
+    config = common.train_config(context.dataset)
+    if source in jobs.CLEAN_SOURCES and not FLAGS["augment"].present:
+        config = dataclasses.replace(config, augment=False)  # folded BN: jobs.CLEAN_SOURCES
+    job, _ = jobs.qat_job(FLAGS.workdir, config, source, preserve)
     common.run_or_skip("tftool-quantize", lambda: stage_runner.run(job, context))
 
 
