@@ -129,6 +129,10 @@ def test_clustering_cqat_pcqat_and_2by4_run_in_process(tiny_workdir):
     assert unique.pop("conv0_0") > 8  # the first conv is left alone (skip_layers default)
     assert unique and max(unique.values()) <= 8
     assert metrics(workdir, "pruned_2by4")["schedule"]["sparsity_m_by_n"] == [2, 4]
+    # Clustering folds BN, so the clustered stages fine-tune on clean images (jobs.CLEAN_SOURCES)
+    for stage, augment in (("pruned", True), ("clustered", False), ("cqat", False),
+                           ("pruned_clustered", False), ("pcqat", False)):
+        assert metrics(workdir, stage)["augment"] is augment, stage
     for stage in ("cqat", "pcqat"):
         model = stage_runner.load_stage_model(workdir, stage)
         assert stage_runner.model_is_qat(workdir, stage) and model.count_params() > 0
