@@ -271,6 +271,8 @@ WEIGHT_GRID = (0.1, 0.5, 0.9)
 #   teacher = float model trained 60 epochs (0.726), student 60 epochs: T=2 w=0.5 +0.75
 #   teacher = small_cnn width 64 (1.15 M parameters, 28x) trained 60 epochs (0.740), student
 #     60 epochs: T=2 w=0.5 +1.05 [-0.79, +2.89]
+#   rerun, teacher 15 epochs (0.689), student 15 epochs: T=2 w=0.5 +0.00 [-1.76, +1.76]
+#     (0.618 both); both with --noaugment: T=2 w=0.5 0.672 vs 0.659, +1.30 [-0.36, +2.96]
 # So: T=2, w=0.5 (Hinton's hard-label weight), and by default the student trains as many
 # epochs as its teacher did. Every gain is ~1 point and within the noise of 2,000 test images;
 # the old defaults (T=4, w=0.1) lost 1.65 points here (30 epochs) and 2.72 on issue 19's
