@@ -133,6 +133,9 @@ def test_clustering_cqat_pcqat_and_2by4_run_in_process(tiny_workdir):
     for stage, augment in (("pruned", True), ("clustered", False), ("cqat", False),
                            ("pruned_clustered", False), ("pcqat", False)):
         assert metrics(workdir, stage)["augment"] is augment, stage
+    result = run_main("quantize", *common, *TINY, "--from=clustered", "--augment", "--overwrite")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert metrics(workdir, "cqat")["augment"] is True  # an explicit --augment wins
     for stage in ("cqat", "pcqat"):
         model = stage_runner.load_stage_model(workdir, stage)
         assert stage_runner.model_is_qat(workdir, stage) and model.count_params() > 0
