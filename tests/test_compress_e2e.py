@@ -60,6 +60,8 @@ def test_student_is_small_and_baseline_matches_it(compress_run):
     assert student["teacher_params"] >= 4 * student["params"]
     assert baseline["params"] == student["params"]
     assert student["epochs"] == baseline["epochs"] and student["seed"] == baseline["seed"]
+    # tftool-distill's default: student and baseline both train on clean images (cli/distill.py)
+    assert student["augment"] is False and baseline["augment"] is False
     assert student["test_accuracy"] >= 0.5 and baseline["test_accuracy"] >= 0.5  # 6 epochs
 
 

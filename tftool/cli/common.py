@@ -110,7 +110,9 @@ FLAG_SPECS = {
     "augment": Spec("boolean", True, "Random translation/rotation/zoom/contrast. Default off "
                     "for tftool-cluster and for tftool-quantize --from=clustered or "
                     "pruned_clustered (batch normalization folded: nothing re-estimates it on "
-                    "clean images after fine-tuning)."),
+                    "clean images after fine-tuning), and for tftool-distill's student and "
+                    "baseline (a small student on a short schedule loses more to it than "
+                    "distillation adds)."),
     "hflip": Spec("boolean", None, "Random horizontal flips (default: only for data sets whose "
                   "classes survive a mirror, e.g. cifar10; never for digits)."),
     "seed": Spec("integer", 0, "Training seed: initial weights, data order, augmentation."),
