@@ -278,6 +278,7 @@ WEIGHT_GRID = (0.1, 0.5, 0.9)
 #     student 15 epochs, T=2 w=0.5: seed 0 +1.80 [+0.07, +3.53] (0.677 vs 0.659), seed 1
 #       +1.15 [-0.63, +2.93] (0.650), seed 2 +1.05 [-0.72, +2.82] (0.660): mean +1.33
 #     seed 0: T=4 w=0.5 +0.35, T=2 w=0.1 -0.80, T=2 w=0.5 30 epochs +1.80 [-0.14, +3.74]
+#     seed 0 with --augment (the old default): student 0.612, baseline 0.6145, -0.25
 # So: T=2, w=0.5 (Hinton's hard-label weight), by default the student trains as many epochs
 # as its teacher did, on clean images. Every gain is 1-2 points and within the noise of 2,000
 # test images on most seeds (a gain must reach about 1.8 points for its interval to clear zero);
