@@ -20,10 +20,10 @@ reference on the test and the validation split (tftool.stats: paired drop, 95% i
 A config is "key=value" pairs separated by spaces; keys are the entry point's flags (T is
 --temperature, w --hard_label_weight) plus cqat=1. Results are cached in ROOT/results.json,
 so an interrupted study resumes. A config means the entry point's defaults when it ran: after
-a default changes (clustering fine-tunes without augmentation since this script measured it
-with augmentation), spell the old setting out (augment=true) or use another --root. The table gives, per config, each seed's test accuracy and
-its change against the reference in points with the 95% interval (≈: within noise), then the
-mean change over seeds. The figures are Keras models' (the export's int8 conversion moves
+a default changes (clustering and distillation train without augmentation since this script
+measured them with it), spell the old setting out (augment=true) or use another --root. The
+table gives, per config, each seed's test accuracy and its change against the reference in
+points with the 95% interval (≈: within noise), then the mean change over seeds. The figures are Keras models' (the export's int8 conversion moves
 them by ≤ 0.3 points here; the seed sweep checks the exported files end to end).
 """
 import argparse
