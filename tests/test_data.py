@@ -61,6 +61,20 @@ def test_augmentation_changes_images_but_keeps_range(digits):
     assert aug.min() >= -1e-6 and aug.max() <= 1.0 + 1e-6
 
 
+def test_hflip_without_augment_only_mirrors(digits):
+    """--noaugment --hflip: every training image is itself or its mirror, and some are
+    mirrored (hflip used to be dropped with augmentation)."""
+    def batch(**kwargs):
+        ds = data.pipeline(digits.train, (8, 8), 64, training=True, seed=1,
+                           num_examples=digits.num_train, **kwargs)
+        return next(ds.as_numpy_iterator())[0]
+    clean, flipped = batch(), batch(augment=False, hflip=True)
+    same = np.all(np.isclose(flipped, clean), axis=(1, 2, 3))
+    mirrored = np.all(np.isclose(flipped, clean[:, :, ::-1]), axis=(1, 2, 3))
+    assert np.all(same | mirrored)
+    assert np.sum(mirrored & ~same) >= 10  # about half of 64 are flipped
+
+
 def test_representative_dataset_yields_calibration_batches(digits):
     samples = list(data.representative_dataset(digits, (8, 8), num_samples=20, seed=0)())
     assert len(samples) == 20

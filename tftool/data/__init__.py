@@ -450,12 +450,13 @@ def preprocess(image, image_size):
     return tf.clip_by_value(image / 255.0, 0.0, 1.0)
 
 
-def augmenter(image_size, hflip=False, seed=None):
+def augmenter(image_size, hflip=False, seed=None, augment=True):
     """Keras preprocessing layers for training-time augmentation, applied in tf.data only.
 
-    Random translation (±10% of each side), rotation (±0.05 turn = ±18°), zoom (±10%) and
-    contrast (±20%), plus a horizontal flip when `hflip`. Input and output: float32
-    NxHxWxC in [0, 1]. These layers never go into an exported model.
+    With `augment`, random translation (±10% of each side), rotation (±0.05 turn = ±18°), zoom
+    (±10%) and contrast (±20%); with `hflip`, a horizontal flip (either alone: `--noaugment
+    --hflip` flips only). Input and output: float32 NxHxWxC in [0, 1]. These layers never go
+    into an exported model.
 
     Images under 32 px use nearest-neighbour resampling: bilinear resampling blurs every
     augmented 8x8 digit, so training images stop looking like test images (measured on digits:
@@ -470,7 +471,7 @@ def augmenter(image_size, hflip=False, seed=None):
         keras.layers.RandomZoom(0.1, fill_mode="constant",
                                 interpolation=interpolation, seed=seed),
         keras.layers.RandomContrast(0.2, seed=seed),
-    ]
+    ] if augment else []
     if hflip:
         layers.append(keras.layers.RandomFlip("horizontal", seed=seed))
     # RandomContrast stretches about the mean without clipping: back into [0, 1], the range
@@ -525,8 +526,8 @@ def pipeline(ds, image_size, global_batch_size, training, augment=False, hflip=F
         return tf.cast(x, tf.float32) / 255.0, y
 
     ds = ds.map(scale, num_parallel_calls=AUTOTUNE)
-    if training and augment:
-        aug = augmenter(image_size, hflip=hflip, seed=seed)
+    if training and (augment or hflip):  # --noaugment --hflip: flips alone
+        aug = augmenter(image_size, hflip=hflip, seed=seed, augment=augment)
         ds = ds.map(lambda x, y: (aug(x, training=True), y), num_parallel_calls=AUTOTUNE)
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
