@@ -327,7 +327,7 @@ def run(job, context):
                                      splits=context.splits),
             "validation_split": context.dataset.validation_split,
             "stage": job.stage, "epochs": job.config.epochs, "seed": job.config.seed,
-            "augment": job.config.augment,  # clustered stages fine-tune clean (jobs.py)
+            "augment": job.config.augment,  # clustered stages, students: clean by default
             "epochs_this_run": len(history.get("loss", [])),
             "num_replicas": strategy.num_replicas_in_sync, "global_batch_size": global_batch,
             "steps_per_epoch": fit.steps_per_epoch_of(context.dataset.num_train, job.config,
