@@ -474,9 +474,10 @@ def augmenter(image_size, hflip=False, seed=None, augment=True):
     ] if augment else []
     if hflip:
         layers.append(keras.layers.RandomFlip("horizontal", seed=seed))
-    # RandomContrast stretches about the mean without clipping: back into [0, 1], the range
-    # the model sees at test time and int8 calibration assumes.
-    layers.append(keras.layers.Lambda(lambda t: tf.clip_by_value(t, 0.0, 1.0), name="clip"))
+    if augment:
+        # RandomContrast stretches about the mean without clipping: back into [0, 1], the
+        # range the model sees at test time and int8 calibration assumes (a flip stays in it).
+        layers.append(keras.layers.Lambda(lambda t: tf.clip_by_value(t, 0.0, 1.0), name="clip"))
     return keras.Sequential(layers, name="augment")
 
 
