@@ -23,8 +23,9 @@ so an interrupted study resumes. A config means the entry point's defaults when 
 a default changes (clustering and distillation train without augmentation since this script
 measured them with it), spell the old setting out (augment=true) or use another --root. The
 table gives, per config, each seed's test accuracy and its change against the reference in
-points with the 95% interval (≈: within noise), then the mean change over seeds. The figures are Keras models' (the export's int8 conversion moves
-them by ≤ 0.3 points here; the seed sweep checks the exported files end to end).
+points with the 95% interval (≈: within noise), then the mean change over seeds. The figures
+are Keras models' (the export's int8 conversion moves them by ≤ 0.3 points here; the seed
+sweep checks the exported files end to end).
 """
 import argparse
 import json

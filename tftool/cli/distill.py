@@ -22,7 +22,7 @@ NAMES = common.DATA_FLAGS + common.TRAINING_FLAGS + (
 # augment False: the student and its baseline train on the clean training images, the teacher
 # labelling the same images (optimize/distill.py: on the development photos augmentation cost
 # the width-12 student about 5 points at the teacher's 15 epochs; without it distillation
-# gained 1.05-1.80 points on 3 seeds, with it 0.00-1.35); --augment brings it back for both.
+# gained 1.05-1.80 points on 3 seeds, with it -0.25-1.35); --augment brings it back for both.
 DEFAULTS = {"epochs": None, "learning_rate": 3e-3, "lr_schedule": "cosine_warmup",
             "warmup_epochs": 1.0, "augment": False}  # both student and baseline
 NAMED_TEACHER_EPOCHS = 30  # a teacher tftool-distill trains itself (--teacher=small_cnn)
