@@ -228,7 +228,7 @@ clean: ## remove WORKDIR and the files in EXPORT_DIR
 # real images for bench-train (python benchmarks/image_folder.py digits PATH --size=28
 # --copies=5 writes one: 7,190 train digits).
 BENCH_DATASET ?= folder:/tmp/tftool_bench_digits28
-.PHONY: bench-memory bench-train seed-sweep bench-defaults bench-search bench-zoo
+.PHONY: bench-memory bench-train seed-sweep bench-defaults bench-search bench-zoo bench-photo
 # The development photos (CIFAR-10 JPEGs beside the repository, see ../shared/data/README.md):
 # the compression defaults' study, the search's figures, the model table. Hours on 2 cores.
 DEV_PHOTOS ?= /tmp/cifar10-dev
@@ -239,6 +239,20 @@ bench-defaults: install $(DEV_PHOTOS) ## compression defaults over 3 seeds on re
 	for study in prune pqat cluster distill; do PYTHONPATH=. $(BIN)/python \
 	    benchmarks/compress_defaults.py --dataset=folder:$(DEV_PHOTOS) --study=$$study \
 	    --seeds=0,1,2 || exit 1; done
+# The photo recipe's ablation (benchmarks/photo_recipe.py; docs/photo_recipe.md): one piece of
+# the photo preset changed at a time on the development photos, then the default on the
+# 30,000-photo set over 3 seeds. PHOTO_SEEDS / PHOTO_CONFIGS narrow it.
+PHOTOS ?= /tmp/cifar10-photos
+PHOTOS_TAR ?= ../shared/data/cifar10-photos.tar
+PHOTO_SEEDS ?= 0
+PHOTO_CONFIGS ?=
+$(PHOTOS):
+	tar -xf $(PHOTOS_TAR) -C $(dir $(PHOTOS))
+bench-photo: install $(DEV_PHOTOS) $(PHOTOS) ## the photo recipe's ablation on real photos (an hour or more)
+	PYTHONPATH=. $(BIN)/python benchmarks/photo_recipe.py --dataset=folder:$(DEV_PHOTOS) \
+	    --seeds=$(PHOTO_SEEDS) $(if $(PHOTO_CONFIGS),--configs="$(PHOTO_CONFIGS)")
+	PYTHONPATH=. $(BIN)/python benchmarks/photo_recipe.py --dataset=folder:$(PHOTOS) \
+	    --seeds=0,1,2 --configs="default"
 bench-search: install ## tftool-search's figures on digits and a 28x28 folder (about an hour)
 	PYTHONPATH=. $(BIN)/python benchmarks/search_figures.py --dataset=digits
 	test -d /tmp/tftool_digits28 || PYTHONPATH=. $(BIN)/python benchmarks/image_folder.py \

@@ -55,6 +55,10 @@ def test_flag_tables_name_what_the_libraries_have():
     assert common.MODEL_NAMES == tuple(models.MODELS)
     assert common.SCHEDULES == schedules.SCHEDULES
     assert common.STRATEGIES == strategy.STRATEGIES and common.OPTIMIZERS == fit.OPTIMIZERS
+    from tftool import data
+    from tftool.train import presets
+    assert common.AUGMENTATIONS == data.AUGMENTATIONS
+    assert common.PRESET_NAMES == presets.CHOICES
 
 
 def test_entry_points_are_short():

@@ -102,6 +102,18 @@ def test_folder_errors_name_the_problem(tmp_path):
         data.load(f"folder:{tmp_path}")
 
 
+def test_a_class_of_one_image_is_refused_with_the_fix(tmp_path):
+    from PIL import Image
+
+    for split, counts in (("train", {"a": 5, "b": 1}), ("test", {"a": 1, "b": 1})):
+        for c, n in counts.items():
+            (tmp_path / split / c).mkdir(parents=True)
+            for i in range(n):
+                Image.new("RGB", (8, 8)).save(tmp_path / split / c / f"{i}.png")
+    with pytest.raises(UserError, match=r"train/b/ has 1 image\(s\).*add images to train/b/"):
+        data.load(f"folder:{tmp_path}")
+
+
 def test_unknown_dataset_is_a_user_error():
     with pytest.raises(UserError, match="unknown data set"):
         data.load("nosuch")
@@ -199,3 +211,32 @@ def test_a_validation_folder_is_used_as_is(digits_folder, tmp_path):
     assert ds.num_train == 1438 - 50
     with pytest.raises(UserError, match="validation_fraction=0.7"):
         data.load(f"folder:{root}", validation_fraction=0.7)
+
+
+def test_flip_shift_moves_whole_pixels_by_at_most_two_with_reflected_borders():
+    """The photo policy: every augmented image is the original (or its mirror) shifted by
+    at most data.SHIFT_PIXELS whole pixels, its borders reflected (no black, no blur), and
+    most images move."""
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 256, (64, 32, 32, 3)).astype(np.float32) / 255.0
+    aug = data.augmenter((32, 32), hflip=True, seed=0, augmentation="flip_shift")(
+        x, training=True).numpy()
+    moved = 0
+    for original, out in zip(x, aug):
+        found = None
+        for image in (original, original[:, ::-1]):
+            for dy in range(-2, 3):
+                for dx in range(-2, 3):
+                    shifted = np.roll(image, (dy, dx), axis=(0, 1))
+                    inner = shifted[2:-2, 2:-2]
+                    if np.allclose(out[2:-2, 2:-2], inner):
+                        found = (dy, dx, image is not original)
+        assert found is not None  # a whole-pixel shift of the image or its mirror
+        moved += found != (0, 0, False)
+        assert set(np.unique(out)) <= set(np.unique(original))  # reflected, not filled
+    assert moved >= 40
+
+
+def test_unknown_augmentation_is_refused():
+    with pytest.raises(ValueError, match="geometric, flip_shift"):
+        data.augmenter((32, 32), augmentation="mixup")

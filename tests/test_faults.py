@@ -325,6 +325,7 @@ def test_catalog_data_absent_offline(tmp_path, monkeypatch):
     # (--epochs=0 and --learning_rate=-1: tests/test_e2e.py; every validator is the same path)
     # (--mixed_precision depends on the machine: tests/test_precision.py fakes both kinds)
     (["--freeze_backbone_epochs=-1"], "--freeze_backbone_epochs must be ≥ 0"),
+    (["--preset=cifar"], "--preset: use one of auto, digits, photo"),
 ])
 def test_bad_flags_are_one_line(args, line, tmp_path):
     result = run_cli("train", f"--workdir={tmp_path}/w", *args)

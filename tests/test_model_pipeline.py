@@ -12,6 +12,7 @@ from inprocess import run_main
 # (model flags, QAT possible): the smallest settings of each builder
 BUILDERS = [
     (["--model=resnet8", "--width=4"], True),
+    (["--model=airbench", "--width=4"], True),
     (["--model=mobilenet_v3_small", "--alpha=0.35"], False),  # hard-swish: no QAT
     (["--model=mobilenet_v3_large", "--alpha=0.35", "--minimalistic"], True),
     (["--model=efficientnet_lite0"], True),

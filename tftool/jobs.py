@@ -9,10 +9,13 @@ import os
 
 import tftool  # noqa: F401  (Keras 2 before TensorFlow)
 from tftool import io, stage_runner, stages
+from tftool.train import presets
 
+# The float stage's defaults are the digits preset's (train/presets.py, their one home; what
+# `tftool-search` trains its trials with). tftool-train chooses a preset by the data instead.
 DEFAULTS = {
-    "float": {"epochs": 30, "learning_rate": 3e-3, "lr_schedule": "cosine_warmup",
-              "warmup_epochs": 1.0},
+    "float": {name: getattr(presets.DIGITS, name) for name in (
+        "epochs", "learning_rate", "lr_schedule", "warmup_epochs")},
     "quantize": {"epochs": 3, "learning_rate": 1e-4, "lr_schedule": "cosine"},
     # Fine-tuning at 1e-4: with BN statistics re-estimated the float model reached 0.9944 on
     # digits, and 80%-pruned models fine-tuned 10 epochs scored 0.9833 at 1e-3 (also at 15
@@ -58,26 +61,41 @@ def train_config(stage_kind, **overrides):
 
 def float_job(config, dataset, input_shape, settings, model="small_cnn", width=None, alpha=1.0,
               weights=None, stages=None, minimalistic=False, freeze_backbone_epochs=0,
-              metrics_extra=None):
+              metrics_extra=None, whitening=True):
     """The float stage: models.build(model, input_shape, classes, ...) trained on the labels.
 
     Args:
       config: TrainConfig; dataset: data.Dataset; input_shape: (H, W, C).
       settings: the data settings config.json records (stage_runner.data_settings).
       metrics_extra: more metrics.json figures (the precision policy, ...).
+      whitening: initialize a whitening stem (airbench's) from the training images
+        (models.init_whitening); models without one ignore it.
     """
     from tftool import models
 
     width = models.resolved(model, width=width)["width"]  # the builder's default when None
     build_kwargs = {"width": width, "alpha": alpha, "weights": weights, "stages": stages,
                     "minimalistic": minimalistic}
+
+    def build():
+        built = models.build(model, input_shape, dataset.num_classes, **build_kwargs)
+        if whitening and models.WHITENING_LAYER in [layer.name for layer in built.layers]:
+            from tftool import data
+
+            models.init_whitening(built, data.sample_pixels(
+                dataset, tuple(input_shape[:2]), models.WHITENING_IMAGES, seed=config.seed))
+        return built
+
     return stage_runner.Job(
         stage="float", config=config,
-        build=lambda: models.build(model, input_shape, dataset.num_classes, **build_kwargs),
+        build=build,
         settings={**settings, "model": model, "width": width, "alpha": alpha,
                   "weights": weights, "freeze_backbone_epochs": freeze_backbone_epochs,
+                  **({"whitening": whitening} if model == "airbench" else {}),
                   **({"stages": stages} if stages is not None else {}),
                   **({"minimalistic": True} if minimalistic else {})},
+        # airbench trains with a scale on its logits; the saved model has it folded in
+        finish=models.fold_logit_scale,
         free=("skip_corrupt",),
         metrics=lambda m: {"model": model, "dataset": dataset.name,
                            "input_shape": list(input_shape), "class_names": dataset.class_names,

@@ -312,7 +312,7 @@ def run(job, context):
         model, history = fit.train(
             strategy, job.build, context.dataset, context.image_size, job.config, out,
             extra_callbacks=job.callbacks(out) if job.callbacks else (),
-            compile_fn=job.compile or fit.default_compile)
+            compile_fn=job.compile)
         with strategy.scope():
             # float32 layers from here (a no-op unless trained under a mixed policy), so the
             # BN statistics and the test metrics below are those of the model.h5 written.
@@ -328,6 +328,8 @@ def run(job, context):
             "validation_split": context.dataset.validation_split,
             "stage": job.stage, "epochs": job.config.epochs, "seed": job.config.seed,
             "augment": job.config.augment,  # clustered stages, students: clean by default
+            # the policy and flips: a later stage takes the float model's (cli/common.py)
+            "augmentation": job.config.augmentation, "hflip": job.config.hflip,
             "epochs_this_run": len(history.get("loss", [])),
             "num_replicas": strategy.num_replicas_in_sync, "global_batch_size": global_batch,
             "steps_per_epoch": fit.steps_per_epoch_of(context.dataset.num_train, job.config,

@@ -62,10 +62,12 @@ def _positive_ints(values):
 # The models and schedules are named here rather than imported, so that `--help` needs no
 # TensorFlow; tests/test_cli.py checks these tuples against the libraries' own.
 MODEL_NAMES = ("small_cnn", "mobilenet_v2", "resnet8", "mobilenet_v3_small",
-               "mobilenet_v3_large", "efficientnet_lite0")
+               "mobilenet_v3_large", "efficientnet_lite0", "airbench")
 SCHEDULES = ("constant", "cosine", "cosine_warmup", "exponential", "piecewise")
 STRATEGIES = ("auto", "mirrored", "one_device", "multi_worker")
 OPTIMIZERS = ("adam", "sgd")
+AUGMENTATIONS = ("geometric", "flip_shift")
+PRESET_NAMES = ("auto", "digits", "photo")
 
 FLAG_SPECS = {
     # ---- where and what data (every entry point) ----
@@ -97,16 +99,44 @@ FLAG_SPECS = {
                    "its teacher was trained (30 for a teacher it trains itself).",
                    check=lambda v: v is None or v >= 1, message="--epochs must be ≥ 1"),
     "per_replica_batch_size": Spec("integer", 64, "Batch per replica; the global batch is "
-                                   "this × replicas.", check=lambda v: v >= 1,
+                                   "this × replicas.", check=lambda v: v is None or v >= 1,
                                    message="--per_replica_batch_size must be ≥ 1"),
-    "learning_rate": Spec("float", 1e-3, "Peak learning rate (> 0).", check=lambda v: v > 0,
+    "learning_rate": Spec("float", 1e-3, "Peak learning rate (> 0).",
+                          check=lambda v: v is None or v > 0,
                           message="--learning_rate must be > 0"),
     "lr_schedule": Spec("enum", "cosine", "Learning-rate schedule.", enum_values=SCHEDULES),
     "warmup_epochs": Spec("float", 0.0, "Linear warm-up (cosine_warmup), epochs.",
-                          check=lambda v: v >= 0, message="--warmup_epochs must be ≥ 0"),
+                          check=lambda v: v is None or v >= 0,
+                          message="--warmup_epochs must be ≥ 0"),
     "optimizer": Spec("enum", "adam", "Optimizer.", enum_values=OPTIMIZERS),
     "weight_decay": Spec("float", 0.0, "Decoupled weight decay (0: none).",
-                         check=lambda v: v >= 0, message="--weight_decay must be ≥ 0"),
+                         check=lambda v: v is None or v >= 0,
+                     message="--weight_decay must be ≥ 0"),
+    "momentum": Spec("float", 0.9, "SGD's Nesterov momentum, in [0, 1); Adam ignores it.",
+                     check=lambda v: v is None or 0.0 <= v < 1.0,
+                     message="--momentum must be in [0, 1), e.g. 0.9"),
+    "label_smoothing": Spec("float", 0.0, "Label smoothing ε of the cross-entropy (Szegedy "
+                            "et al. 2016), in [0, 1); 0: none.",
+                            check=lambda v: v is None or 0.0 <= v < 1.0,
+                            message="--label_smoothing must be in [0, 1), e.g. 0.2"),
+    "use_ema": Spec("boolean", False, "Keep an exponential moving average of the weights "
+                    "(Keras optimizers' use_ema) and end training with it."),
+    "ema_momentum": Spec("float", 0.99, "--use_ema: the average's decay per step, in (0, 1).",
+                         check=lambda v: v is None or 0.0 < v < 1.0,
+                         message="--ema_momentum must be in (0, 1), e.g. 0.99"),
+    "augmentation": Spec("enum", "geometric", "Augmentation policy when --augment is on: "
+                         "geometric (translation ±10%, rotation, zoom, contrast, black fill: "
+                         "the digits recipe) or flip_shift (a 2-px shift with reflected "
+                         "borders: the photo recipe; flips come from --hflip).",
+                         enum_values=AUGMENTATIONS),
+    "preset": Spec("string", "auto", "Training recipe (tftool/train/presets.py): photo "
+                   "(airbench network, flip + shift, Nesterov SGD, label smoothing: RGB "
+                   "photos), digits (small_cnn, Adam, geometric augmentation: the built-in "
+                   "digits and anything a mirror changes) or auto (photo for 3-channel images "
+                   "of ≥ 32 px whose classes survive a mirror, else digits). Every flag given "
+                   "replaces its field of the preset; the choice is printed and recorded.",
+                   check=lambda v: v in PRESET_NAMES,
+                   message=f"--preset: use one of {', '.join(PRESET_NAMES)}"),
     "augment": Spec("boolean", True, "Random translation/rotation/zoom/contrast. Default off "
                     "for tftool-cluster and for tftool-quantize --from=clustered or "
                     "pruned_clustered (batch normalization folded: nothing re-estimates it on "
@@ -142,6 +172,9 @@ FLAG_SPECS = {
     "width": Spec("integer", None, "small_cnn: channels of the first stage (default 32); "
                   "resnet8: filters of the first stack (default 16, MLPerf Tiny's).",
                   check=lambda v: v is None or v >= 1, message="--width must be ≥ 1"),
+    "whitening": Spec("boolean", True, "airbench: initialize the 2x2 stem convolution from "
+                      "the training images' patch covariance (airbench's whitening; 2,000 "
+                      "images); --nowhitening: a random initialization."),
     "stages": Spec("integer", None, "small_cnn: stages of two conv blocks, each but the last "
                    "followed by a 2x2 max-pool (default: as many as keep ≥ 2 px, at most 3).",
                    check=lambda v: v is None or 1 <= v <= 3,
@@ -421,7 +454,8 @@ FLAG_SPECS = {
 DATA_FLAGS = ("workdir", "dataset", "data_dir", "manual_dir", "channels", "image_size",
               "validation_fraction", "download", "skip_corrupt")
 TRAINING_FLAGS = ("epochs", "per_replica_batch_size", "learning_rate", "lr_schedule",
-                  "warmup_epochs", "optimizer", "weight_decay", "augment", "hflip", "seed",
+                  "warmup_epochs", "optimizer", "momentum", "weight_decay", "label_smoothing",
+                  "use_ema", "ema_momentum", "augment", "augmentation", "hflip", "seed",
                   "strategy", "num_gpus", "cpu_replicas", "overwrite", "deterministic",
                   "scale_lr", "reference_batch_size", "allow_chance_accuracy")
 
@@ -494,30 +528,84 @@ def build_strategy():
     return built
 
 
+def inherited_training(workdir):
+    """The settings a later stage takes from the float model's preset (presets.INHERITED:
+    what training images look like), from WORKDIR/float/metrics.json; {} where the float
+    model predates presets or is missing."""
+    from tftool import io
+
+    metrics = io.read_json_object(os.path.join(workdir, "float", "metrics.json")) or {}
+    training = metrics.get("training") or {}
+    return {k: training[k] for k in ("augmentation", "hflip") if k in training}
+
+
 def train_config(dataset):
-    """A train.fit.TrainConfig from the training flags; hflip defaults from the data set."""
+    """A train.fit.TrainConfig from the training flags; hflip defaults from the data set.
+
+    A stage after the float one (no --preset flag) takes the float model's augmentation
+    policy and flips (inherited_training) unless its own flag is given, so QAT, pruning and
+    distillation fine-tune on images like the ones the float model was trained on."""
     from tftool.train import fit
 
-    hflip = dataset.hflip_safe if FLAGS.hflip is None else FLAGS.hflip
+    inherited = {} if "preset" in FLAGS else inherited_training(FLAGS.workdir)
+
+    def value(name):
+        if name in inherited and not FLAGS[name].present:
+            return inherited[name]
+        return FLAGS[name].value
+
+    hflip = value("hflip")
+    hflip = dataset.hflip_safe if hflip is None else hflip
     return fit.TrainConfig(
         epochs=FLAGS.epochs, per_replica_batch_size=FLAGS.per_replica_batch_size,
         learning_rate=FLAGS.learning_rate, lr_schedule=FLAGS.lr_schedule,
         warmup_epochs=FLAGS.warmup_epochs, warmup_explicit=FLAGS["warmup_epochs"].present,
-        optimizer=FLAGS.optimizer,
-        weight_decay=FLAGS.weight_decay, augment=FLAGS.augment, hflip=hflip, seed=FLAGS.seed,
-        deterministic=FLAGS.deterministic, scale_lr=FLAGS.scale_lr,
+        optimizer=FLAGS.optimizer, momentum=FLAGS.momentum,
+        weight_decay=FLAGS.weight_decay, label_smoothing=FLAGS.label_smoothing,
+        use_ema=FLAGS.use_ema, ema_momentum=FLAGS.ema_momentum,
+        augment=FLAGS.augment, augmentation=value("augmentation"), hflip=hflip,
+        seed=FLAGS.seed, deterministic=FLAGS.deterministic, scale_lr=FLAGS.scale_lr,
         reference_batch_size=FLAGS.reference_batch_size,
         freeze_backbone_epochs=(FLAGS.freeze_backbone_epochs
                                 if "freeze_backbone_epochs" in FLAGS else 0))
+
+
+def apply_preset(dataset, size, prog="tftool-train"):
+    """Chooses the training preset for `dataset` at `size` (presets.choose on --preset) and
+    sets every preset field the user did not give as a flag to the preset's value, so the
+    rest of the run (and flags.txt) sees one resolved set of settings. Prints one line: the
+    preset, why, and its main settings. Returns (Preset, reason).
+    Raises: UserError: an unknown --preset."""
+    from tftool.train import presets
+
+    preset, reason = presets.choose(FLAGS.preset, FLAGS.dataset or "digits",
+                                    dataset.image_shape[-1], size, dataset.hflip_safe)
+    given = {name: FLAGS[name].value for name in presets.FIELDS
+             if name in FLAGS and FLAGS[name].present}
+    for name, value in presets.resolve(preset, given).items():
+        if name in FLAGS and name not in given:
+            setattr(FLAGS, name, value)
+    overridden = f"; flags given: {', '.join(sorted(given))}" if given else ""
+    flips = "flips" if (dataset.hflip_safe if FLAGS.hflip is None else FLAGS.hflip) \
+        else "no flips"
+    print(f"{prog}: preset {preset.name} ({reason}): {FLAGS.model}, {FLAGS.epochs} epochs, "
+          f"{FLAGS.optimizer} {FLAGS.learning_rate:g}, batch {FLAGS.per_replica_batch_size}, "
+          f"{FLAGS.augmentation if FLAGS.augment else 'no'} augmentation, {flips}, label "
+          f"smoothing {FLAGS.label_smoothing:g}{overridden}", flush=True)
+    return preset, reason
 
 
 def check_training_flags():
     """Refuses training flags that contradict each other, before any data is read or folder
     made: an explicit --warmup_epochs (with --lr_schedule=cosine_warmup) of at least --epochs,
     and --freeze_backbone_epochs not below --epochs. A default warm-up is scaled to the run
-    instead (train/fit.py), so `--epochs=1` works with every default.
+    instead (train/fit.py), so `--epochs=1` works with every default. Settings still unset
+    (None: tftool-train before its preset is applied) are not checked.
     Raises: UserError naming the flags and the fix."""
-    if (FLAGS.lr_schedule == "cosine_warmup" and FLAGS["warmup_epochs"].present
+    if FLAGS.epochs is None:
+        return
+    # An unset schedule is a preset's, and every preset warms up (presets.py, tested).
+    if (FLAGS.lr_schedule in (None, "cosine_warmup") and FLAGS["warmup_epochs"].present
             and FLAGS.warmup_epochs >= FLAGS.epochs):
         raise UserError(f"--warmup_epochs={FLAGS.warmup_epochs:g} leaves no epoch after warm-up "
                         f"with --epochs={FLAGS.epochs}; pass a smaller --warmup_epochs (e.g. 0)")
@@ -527,17 +615,22 @@ def check_training_flags():
                         f"{FLAGS.epochs}): at least one epoch fine-tunes the whole model")
 
 
-def stage_context(stage, strategy=None):
+def stage_context(stage, strategy=None, resolve=None):
     """(stage_runner.Context, data settings) for a stage that trains, from the flags.
 
     Checks the training flags first (check_training_flags), then builds the strategy (before
-    TensorFlow's first op) unless one is given.
+    TensorFlow's first op) unless one is given. resolve: called as resolve(dataset,
+    (height, width)) once the data are loaded (tftool-train's preset), before the training
+    flags are checked again.
     """
     if "epochs" in FLAGS:
         check_training_flags()
     strategy = strategy or build_strategy()
     settings = data_settings(stage)
     dataset = load_data(settings)
+    if resolve is not None:
+        resolve(dataset, image_size(dataset, settings))
+        check_training_flags()
     context = stage_runner.Context(workdir=FLAGS.workdir, strategy=strategy, dataset=dataset,
                                    image_size=image_size(dataset, settings),
                                    overwrite=FLAGS.overwrite, flags_text=flags_text(),

@@ -2,18 +2,24 @@
 
 Example: python -m tftool.train --dataset=digits --workdir=workdir
 Writes WORKDIR/float/ (stage_runner.py): a re-run resumes a killed run or skips a complete one.
+The training settings come from a preset (--preset, tftool/train/presets.py: photo for RGB
+photos, digits otherwise); each flag given replaces that field. Flags shown without a default
+take the preset's.
 """
 import tftool  # noqa: F401  (Keras 2 before TensorFlow)
 from tftool import jobs, stage_runner
 from tftool.cli import common
+from tftool.train import presets
 
 from absl import flags, logging
 
 FLAGS = flags.FLAGS
 NAMES = common.DATA_FLAGS + common.TRAINING_FLAGS + (
     "model", "width", "stages", "alpha", "minimalistic", "weights", "freeze_backbone_epochs",
-    "mixed_precision")
-DEFAULTS = jobs.DEFAULTS["float"]
+    "mixed_precision", "preset", "whitening")
+# Every setting a preset holds is unset (None) until the preset is applied (common.
+# apply_preset): the preset is the one home of these defaults.
+DEFAULTS = {name: None for name in presets.FIELDS}
 
 
 def main(argv):
@@ -22,16 +28,29 @@ def main(argv):
 
     common.check_training_flags()  # before any data is read or folder made
     strategy = common.build_strategy()
+    chosen = {}
+
+    def resolve(dataset, size):
+        chosen["preset"], chosen["reason"] = common.apply_preset(dataset, size)
+
+    context, settings = common.stage_context("float", strategy, resolve=resolve)
     with precision.policy_for_training(FLAGS.mixed_precision, FLAGS.model) as policy:
         setting = {None: "auto", True: "on", False: "off"}[FLAGS.mixed_precision]
         logging.info("dtype policy %s (--mixed_precision: %s)", policy, setting)
-        context, settings = common.stage_context("float", strategy)
+        config = common.train_config(context.dataset)
+        training = {name: getattr(config, name) for name in presets.FIELDS
+                    if hasattr(config, name)}
         stage_runner.run(jobs.float_job(
-            common.train_config(context.dataset), context.dataset, context.input_shape,
-            settings, model=FLAGS.model, width=FLAGS.width, alpha=FLAGS.alpha,
+            config, context.dataset, context.input_shape,
+            {**settings, "preset": chosen["preset"].name}, model=FLAGS.model,
+            width=FLAGS.width, alpha=FLAGS.alpha,
             weights=FLAGS.weights, stages=FLAGS.stages, minimalistic=FLAGS.minimalistic,
-            freeze_backbone_epochs=FLAGS.freeze_backbone_epochs,
-            metrics_extra={"mixed_precision": setting, "dtype_policy": policy}), context)
+            freeze_backbone_epochs=FLAGS.freeze_backbone_epochs, whitening=FLAGS.whitening,
+            metrics_extra={"mixed_precision": setting, "dtype_policy": policy,
+                           "preset": chosen["preset"].name,
+                           "preset_reason": chosen["reason"],
+                           "preset_source": chosen["preset"].source,
+                           "training": training}), context)
 
 
 def cli_main():

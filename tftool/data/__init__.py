@@ -313,6 +313,10 @@ def _unreadable(path):
         return text.replace(f" '{path}'", "").replace(f" {path}", "")  # the caller names it
 
 
+# Train images a folder class needs when the validation split is drawn from train.
+MIN_IMAGES_PER_CLASS = 2
+
+
 def _load_folder(path, channels, skip_corrupt=False,
                  validation_fraction=DEFAULT_VALIDATION_FRACTION):
     """PATH/{train,[validation,]test}/<class>/*.png|jpg as a Dataset, read by tfds.ImageFolder.
@@ -324,8 +328,9 @@ def _load_folder(path, channels, skip_corrupt=False,
     (split_validation).
     Raises:
       UserError: missing folder or split, no class folders with images, fewer than 2 train
-        classes, a test or validation class absent from train, or a corrupt image (without
-        skip_corrupt).
+        classes, a class with fewer than MIN_IMAGES_PER_CLASS train images (without a
+        validation/ folder), a test or validation class absent from train, or a corrupt image
+        (without skip_corrupt).
     """
     root = os.path.abspath(os.path.expanduser(path))
     if not os.path.isdir(root):
@@ -371,6 +376,14 @@ def _load_folder(path, channels, skip_corrupt=False,
     if len(files["train"]) < 2:
         raise UserError(f"--dataset=folder:{path}: train/ has {len(files['train'])} class "
                         f"folder with images; a classifier needs at least 2")
+    few = sorted(c for c, fs in files["train"].items() if len(fs) < MIN_IMAGES_PER_CLASS)
+    if few and "validation" not in files:
+        # with one image a class is either never validated or never trained
+        raise UserError(f"--dataset=folder:{path}: train/{few[0]}/ has "
+                        f"{len(files['train'][few[0]])} image(s) ({len(few)} class(es) with "
+                        f"fewer than {MIN_IMAGES_PER_CLASS}); the validation split is drawn "
+                        f"from each class's train images, so add images to train/{few[0]}/, "
+                        f"remove the class, or give a validation/ folder")
     for split in names[1:]:
         missing = sorted(set(files[split]) - set(files["train"]))
         if missing:
@@ -450,46 +463,69 @@ def preprocess(image, image_size):
     return tf.clip_by_value(image / 255.0, 0.0, 1.0)
 
 
-def augmenter(image_size, hflip=False, seed=None, augment=True):
+# Training-time augmentation policies (--augmentation):
+#   geometric:  random translation (±10%), rotation (±18°), zoom (±10%) and contrast (±20%)
+#               with black (constant) fill: chosen on the 8x8 digits, where flips are wrong.
+#   flip_shift: random translation by up to SHIFT_PIXELS pixels with reflected borders; the
+#               photo recipe's (airbench, Jordan 2024; He et al. 2016's CIFAR crops), with
+#               --hflip on photos. On the development photos the geometric policy cost the
+#               float model 2.8-4.4 points against no augmentation (docs/photo_recipe.md).
+AUGMENTATIONS = ("geometric", "flip_shift")
+SHIFT_PIXELS = 2
+
+
+def augmenter(image_size, hflip=False, seed=None, augment=True, augmentation="geometric"):
     """Keras preprocessing layers for training-time augmentation, applied in tf.data only.
 
-    With `augment`, random translation (±10% of each side), rotation (±0.05 turn = ±18°), zoom
-    (±10%) and contrast (±20%); with `hflip`, a horizontal flip (either alone: `--noaugment
-    --hflip` flips only). Input and output: float32 NxHxWxC in [0, 1]. These layers never go
-    into an exported model.
+    With `augment`, the `augmentation` policy (AUGMENTATIONS above); with `hflip`, a
+    horizontal flip (either alone: `--noaugment --hflip` flips only). Input and output:
+    float32 NxHxWxC in [0, 1]. These layers never go into an exported model.
 
     Images under 32 px use nearest-neighbour resampling: bilinear resampling blurs every
     augmented 8x8 digit, so training images stop looking like test images (measured on digits:
-    test accuracy 0.955 bilinear vs 0.989 nearest, same seed).
+    test accuracy 0.955 bilinear vs 0.989 nearest, same seed). flip_shift always uses nearest:
+    its shifts are whole pixels, so no image is resampled.
+    Raises: ValueError: an augmentation policy not in AUGMENTATIONS.
     """
+    if augmentation not in AUGMENTATIONS:
+        raise ValueError(f"augmentation={augmentation!r}; allowed: {', '.join(AUGMENTATIONS)}")
     interpolation = "nearest" if min(image_size) < 32 else "bilinear"
-    layers = [
-        keras.layers.RandomTranslation(0.1, 0.1, fill_mode="constant",
-                                       interpolation=interpolation, seed=seed),
-        keras.layers.RandomRotation(0.05, fill_mode="constant",
+    layers, clip = [], False
+    if augment and augmentation == "geometric":
+        layers = [
+            keras.layers.RandomTranslation(0.1, 0.1, fill_mode="constant",
+                                           interpolation=interpolation, seed=seed),
+            keras.layers.RandomRotation(0.05, fill_mode="constant",
+                                        interpolation=interpolation, seed=seed),
+            keras.layers.RandomZoom(0.1, fill_mode="constant",
                                     interpolation=interpolation, seed=seed),
-        keras.layers.RandomZoom(0.1, fill_mode="constant",
-                                interpolation=interpolation, seed=seed),
-        keras.layers.RandomContrast(0.2, seed=seed),
-    ] if augment else []
-    if hflip:
-        layers.append(keras.layers.RandomFlip("horizontal", seed=seed))
-    if augment:
+            keras.layers.RandomContrast(0.2, seed=seed),
+        ]
         # RandomContrast stretches about the mean without clipping: back into [0, 1], the
         # range the model sees at test time and int8 calibration assumes (a flip stays in it).
+        clip = True
+    elif augment and augmentation == "flip_shift":
+        h, w = image_size
+        layers = [keras.layers.RandomTranslation(SHIFT_PIXELS / h, SHIFT_PIXELS / w,
+                                                 fill_mode="reflect", interpolation="nearest",
+                                                 seed=seed)]
+    if hflip:
+        layers.append(keras.layers.RandomFlip("horizontal", seed=seed))
+    if clip:
         layers.append(keras.layers.Lambda(lambda t: tf.clip_by_value(t, 0.0, 1.0), name="clip"))
     return keras.Sequential(layers, name="augment")
 
 
 def pipeline(ds, image_size, global_batch_size, training, augment=False, hflip=False, seed=0,
-             num_examples=None, repeat=False):
+             num_examples=None, repeat=False, augmentation="geometric"):
     """The input pipeline: cache uint8, (shuffle), batch, scale to float, (augment), prefetch.
 
     Args:
       ds: unbatched (uint8 HxWxC, label) pairs.
       image_size: (height, width) of the model input.
       global_batch_size: per-replica batch x replicas; a distribution strategy splits it.
-      training: shuffle (seeded, reshuffled every epoch), drop the last partial batch, augment.
+      training: shuffle (seeded, reshuffled every epoch), drop the last partial batch, augment
+        (`augmentation`: a policy of augmenter).
       repeat: with training, repeat the shuffled split forever (a new order each pass), so
         one iterator serves every epoch of a fit with steps_per_epoch. Measured
         (MobileNetV2 α 0.35 at 96 px, 7,190 images, 2 cores): with one iterator per epoch
@@ -528,7 +564,8 @@ def pipeline(ds, image_size, global_batch_size, training, augment=False, hflip=F
 
     ds = ds.map(scale, num_parallel_calls=AUTOTUNE)
     if training and (augment or hflip):  # --noaugment --hflip: flips alone
-        aug = augmenter(image_size, hflip=hflip, seed=seed, augment=augment)
+        aug = augmenter(image_size, hflip=hflip, seed=seed, augment=augment,
+                        augmentation=augmentation)
         ds = ds.map(lambda x, y: (aug(x, training=True), y), num_parallel_calls=AUTOTUNE)
     options = tf.data.Options()
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA

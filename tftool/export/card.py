@@ -72,6 +72,18 @@ def model_card(name, variant, stage, runner, dataset, image_size, accuracy, num_
     return card
 
 
+def training_section(float_metrics):
+    """How the float model every variant comes from was trained: its preset (train/presets.py),
+    why it was chosen, the recipe it follows and the settings it ran with (metrics.json of
+    WORKDIR/float). {} for a float model that predates presets."""
+    float_metrics = float_metrics or {}
+    if "preset" not in float_metrics:
+        return {}
+    return {"preset": float_metrics["preset"], "why": float_metrics.get("preset_reason"),
+            "recipe": float_metrics.get("preset_source"), "model": float_metrics.get("model"),
+            "settings": float_metrics.get("training", {})}
+
+
 def accuracy_section(scores):
     """The card's accuracy figures from evaluate results {"test": ..., "validation": ...}:
     "<split>_accuracy" (fraction), "<split>_accuracy_interval" ([low, high], 95% Wilson) and

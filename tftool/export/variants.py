@@ -205,6 +205,7 @@ def export(workdir, export_dir, name, dataset, image_size, variants, representat
         if gated != "test":  # a search trial: only the splits it was scored on
             model_card.pop("test_accuracy"), model_card.pop("test_examples")
         model_card.update(card.accuracy_section(scores))
+        model_card["training"] = card.training_section(stages.read_metrics(workdir, "float"))
         if variant in debugged:
             key = ("layers_kept_float" if variant == stages.SELECTIVE_VARIANT
                    else "quantization_debugger_worst")

@@ -48,7 +48,19 @@ class TrainConfig:
     optimizer: str = "adam"
     weight_decay: float = 0.0
     augment: bool = True
+    # The augmentation policy (data.AUGMENTATIONS) when augment is on.
+    augmentation: str = "geometric"
     hflip: bool = False
+    # Label smoothing of the cross-entropy (Szegedy et al. 2016, §7): targets 1 - ε + ε/K and
+    # ε/K. 0 = plain cross-entropy.
+    label_smoothing: float = 0.0
+    # SGD's momentum (Nesterov); Adam ignores it.
+    momentum: float = 0.9
+    # An exponential moving average of the weights replaces them at the end of fit (Polyak
+    # averaging; Keras optimizers' use_ema, https://www.tensorflow.org/api_docs/python/tf/
+    # keras/optimizers/Optimizer): weight_ema = m · weight_ema + (1 - m) · weight each step.
+    use_ema: bool = False
+    ema_momentum: float = 0.99
     seed: int = 0
     deterministic: bool = False  # op determinism: same seed -> bit-identical weights
     scale_lr: bool = False  # linear scaling: lr × global batch / reference_batch_size
@@ -93,11 +105,20 @@ def scaled_learning_rate(learning_rate, global_batch_size, reference_batch_size)
     return learning_rate * global_batch_size / reference_batch_size
 
 
-class ImagesPerSecond(keras.callbacks.Callback):
-    """Logs training throughput (images/second, global batch × steps / wall seconds) each epoch.
+# Multiply-accumulates of one training step per image: the forward pass plus the backward
+# pass's two (gradients of the activations and of the weights), the usual 3x convention
+# (Kaplan et al. 2020, "Scaling Laws", §2.1).
+TRAIN_MACS_FACTOR = 3
 
-    Adds `images_per_second` to the epoch logs, so History, TensorBoard (when this callback
-    comes before it) and metrics.json carry it.
+
+class ImagesPerSecond(keras.callbacks.Callback):
+    """Logs training throughput each epoch: `images_per_second` (global batch × steps / wall
+    seconds) and `gmacs_per_second` (images/s × TRAIN_MACS_FACTOR × the model's forward
+    multiply-accumulates per image (models.macs) / 1e9: how close the run is to the
+    machine's arithmetic limit; left out where the model's MACs are unknown).
+
+    Adds them to the epoch logs, so History, TensorBoard (when this callback comes before it)
+    and metrics.json carry them.
     """
 
     def __init__(self, global_batch_size):
@@ -105,6 +126,15 @@ class ImagesPerSecond(keras.callbacks.Callback):
         self.global_batch_size = global_batch_size
         self._start = None
         self._steps = 0
+        self._macs = None
+
+    def on_train_begin(self, logs=None):
+        from tftool import models
+
+        try:
+            self._macs = models.macs(self.model)
+        except (ValueError, AttributeError):  # unknown spatial sizes, unbuilt layers
+            self._macs = None
 
     def on_epoch_begin(self, epoch, logs=None):
         self._start = time.perf_counter()
@@ -120,13 +150,15 @@ class ImagesPerSecond(keras.callbacks.Callback):
         ips = self._steps * self.global_batch_size / max(seconds, 1e-9)
         if logs is not None:
             logs["images_per_second"] = ips
+            if self._macs:
+                logs["gmacs_per_second"] = ips * TRAIN_MACS_FACTOR * self._macs / 1e9
         logging.vlog(1, "epoch %d: %.0f images/s (%d steps of %d in %.1f s)", epoch + 1, ips,
                      self._steps, self.global_batch_size, seconds)
 
 
 class EpochLine(keras.callbacks.Callback):
     """One line per epoch when stdout is not a terminal (a log file, make's output in CI):
-    `float: epoch 7/30, loss 0.2015, accuracy 0.9318, 10,200 images/s, 0.1 s`, where Keras's
+    `float: epoch 7/30, loss 0.2015, accuracy 0.9318, 10,200 images/s, 9 GMAC/s, 0.1 s`, where Keras's
     progress bar would write a bar per epoch on a terminal. Sub-second epochs are thinned to
     one line per `min_seconds` (the first and the last epoch always print), so a digits run
     of 30 epochs logs about 3 lines and a 10-minute epoch every epoch.
@@ -153,6 +185,8 @@ class EpochLine(keras.callbacks.Callback):
         figures = [f"{key} {logs[key]:.4f}" for key in ("loss", "accuracy") if key in logs]
         if "images_per_second" in logs:
             figures.append(f"{logs['images_per_second']:,.0f} images/s")
+        if "gmacs_per_second" in logs:
+            figures.append(f"{logs['gmacs_per_second']:,.0f} GMAC/s")
         figures.append(f"{now - self._start:.1f} s")
         print(f"{self.label}: epoch {epoch + 1}/{total}, {', '.join(figures)}", flush=True)
 
@@ -167,19 +201,27 @@ def fit_verbosity():
         return 0
 
 
-def make_optimizer(name, learning_rate, weight_decay=0.0):
-    """Adam or SGD (momentum 0.9, Nesterov) with decoupled weight decay (Loshchilov & Hutter 2019).
+def make_optimizer(name, learning_rate, weight_decay=0.0, momentum=0.9, use_ema=False,
+                   ema_momentum=0.99):
+    """Adam or SGD (Nesterov momentum) with decoupled weight decay (Loshchilov & Hutter 2019),
+    optionally keeping an exponential moving average of the weights that replaces them when
+    fit ends (Keras optimizers' use_ema / ema_momentum).
 
     Args:
       learning_rate: float or LearningRateSchedule.
+      weight_decay: decoupled decay per step, × learning rate (Keras's convention); 0: none.
+      momentum: SGD's momentum (Adam ignores it).
+      use_ema, ema_momentum: the weight average and its decay per step.
     Raises:
       ValueError: unknown name.
     """
     wd = weight_decay or None
+    ema = {"use_ema": True, "ema_momentum": ema_momentum} if use_ema else {}
     if name == "adam":
-        return keras.optimizers.Adam(learning_rate, weight_decay=wd)
+        return keras.optimizers.Adam(learning_rate, weight_decay=wd, **ema)
     if name == "sgd":
-        return keras.optimizers.SGD(learning_rate, momentum=0.9, nesterov=True, weight_decay=wd)
+        return keras.optimizers.SGD(learning_rate, momentum=momentum, nesterov=True,
+                                    weight_decay=wd, **ema)
     raise ValueError(f"unknown optimizer {name!r}; allowed: {', '.join(OPTIMIZERS)}")
 
 
@@ -285,14 +327,46 @@ def standard_callbacks(stage_dir, global_batch_size, guard=None, backup_dir=None
     ]
 
 
-def default_compile(model, optimizer):
-    model.compile(optimizer=optimizer,
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
+@keras.saving.register_keras_serializable(package="tftool")
+class SparseCrossentropyWithSmoothing(keras.losses.Loss):
+    """Cross-entropy of logits against integer labels with label smoothing (Szegedy et al.
+    2016, "Rethinking the Inception Architecture", §7): keras.losses.CategoricalCrossentropy
+    (from_logits=True, label_smoothing) on one-hot labels; the sparse loss of tf_keras has no
+    label_smoothing.
+
+    y_true: int [N] (or [N, 1]) class indices; y_pred: float [N, K] logits. Returns the per-
+    example loss [N] (Keras reduces it).
+    """
+
+    def __init__(self, label_smoothing=0.0, name="sparse_crossentropy_smoothed", **kwargs):
+        super().__init__(name=name, **kwargs)
+        self.label_smoothing = float(label_smoothing)
+
+    def call(self, y_true, y_pred):
+        classes = tf.shape(y_pred)[-1]
+        labels = tf.one_hot(tf.reshape(tf.cast(y_true, tf.int32), [-1]), classes,
+                            dtype=y_pred.dtype)
+        return keras.losses.categorical_crossentropy(
+            labels, y_pred, from_logits=True, label_smoothing=self.label_smoothing)
+
+    def get_config(self):
+        return {**super().get_config(), "label_smoothing": self.label_smoothing}
+
+
+def loss_for(label_smoothing=0.0):
+    """The training loss on logits: sparse cross-entropy, with label smoothing when > 0."""
+    if label_smoothing:
+        return SparseCrossentropyWithSmoothing(label_smoothing)
+    return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+
+
+def default_compile(model, optimizer, label_smoothing=0.0):
+    model.compile(optimizer=optimizer, loss=loss_for(label_smoothing),
                   metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
 
 
 def train(strategy, model_fn, dataset, image_size, config, stage_dir, extra_callbacks=(),
-          compile_fn=default_compile):
+          compile_fn=None):
     """Builds, compiles and fits a model under `strategy`; returns (model, history dict).
 
     With config.freeze_backbone_epochs = N the fit runs in two phases (training_phases):
@@ -306,13 +380,17 @@ def train(strategy, model_fn, dataset, image_size, config, stage_dir, extra_call
       config: TrainConfig.
       stage_dir: where backup/, ckpt/ and logs/ go.
       extra_callbacks: stage-specific Keras callbacks (e.g. pruning's UpdatePruningStep).
-      compile_fn: (model, optimizer) -> None.
+      compile_fn: (model, optimizer) -> None (default: default_compile with
+        config.label_smoothing).
     Raises:
       UserError: the global batch is larger than the train split; the loss became NaN or
         infinite (names the epoch; the backup and checkpoint keep the last finite epoch);
         freeze_backbone_epochs out of range or shorter than the warm-up.
     """
     keras.utils.set_random_seed(config.seed)  # Python, NumPy and TensorFlow seeds
+    if compile_fn is None:
+        def compile_fn(model, optimizer):
+            default_compile(model, optimizer, config.label_smoothing)
     if config.deterministic:
         # Deterministic kernels and tf.data (https://www.tensorflow.org/api_docs/python/tf/
         # config/experimental/enable_op_determinism); slower, mainly on GPU.
@@ -336,7 +414,8 @@ def train(strategy, model_fn, dataset, image_size, config, stage_dir, extra_call
                         f"with --epochs={config.epochs}; pass a smaller --warmup_epochs (e.g. 0)")
     train_ds = data_lib.pipeline(dataset.train, image_size, global_batch, training=True,
                                  augment=config.augment, hflip=config.hflip, seed=config.seed,
-                                 num_examples=dataset.num_train, repeat=True)
+                                 num_examples=dataset.num_train, repeat=True,
+                                 augmentation=config.augmentation)
     with strategy.scope():
         model = model_fn()
     guard = NaNGuard()
@@ -355,7 +434,9 @@ def train(strategy, model_fn, dataset, image_size, config, stage_dir, extra_call
             schedule = schedules.build(config.lr_schedule, phase.learning_rate, phase_steps,
                                        warmup_steps=warmup_steps if phase.start_epoch == 0
                                        else 0)
-            compile_fn(model, make_optimizer(config.optimizer, schedule, config.weight_decay))
+            compile_fn(model, make_optimizer(config.optimizer, schedule, config.weight_decay,
+                                             config.momentum, config.use_ema,
+                                             config.ema_momentum))
             if config.steps_per_execution != 1:
                 model.steps_per_execution = config.steps_per_execution
             if config.jit_compile:
