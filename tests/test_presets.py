@@ -171,3 +171,15 @@ def test_the_whitening_kernel_whitens_the_patches_it_was_made_from():
     assert models.init_whitening(model, pixels[:, :, :, :])
     np.testing.assert_allclose(model.get_layer(models.WHITENING_LAYER).kernel.numpy(),
                                models.whitening_kernel(pixels, 2), rtol=1e-5, atol=1e-5)
+
+
+def test_macs_count_the_layers_inside_tfmot_wrappers():
+    """The train line's GMAC/s: a pruned or QAT-wrapped model has the MACs of its float model,
+    not only those of the layers left unwrapped."""
+    from tftool.optimize import prune, qat
+
+    model = models.build("small_cnn", (16, 16, 3), 4, width=4)
+    schedule = prune.schedule_steps(10, 0.0, 0.5, 0, None, None)
+    pruned = prune.apply(model, schedule, prune.DEFAULT_SKIP, None)
+    assert models.macs(pruned) == models.macs(model) > 0
+    assert models.macs(qat.apply(model)) == models.macs(model)

@@ -707,14 +707,35 @@ MODELS = {
 }
 
 
+class _ShapedAs:
+    """A wrapped layer seen with its wrapper's input and output shapes (macs)."""
+
+    def __init__(self, layer, wrapper):
+        self._layer, self.input_shape, self.output_shape = layer, wrapper.input_shape, \
+            wrapper.output_shape
+
+    def __getattr__(self, name):
+        return getattr(self._layer, name)
+
+    @property
+    def __class__(self):  # isinstance() sees the wrapped layer's class
+        return self._layer.__class__
+
+
 def macs(model):
     """Multiply-accumulates of one inference (batch 1) of a built tf_keras model: the sum over
     its Conv2D (H_out·W_out·C_out·k_h·k_w·C_in/groups), DepthwiseConv2D
     (H_out·W_out·C_in·multiplier·k_h·k_w) and Dense (inputs·units) layers — the convention of
-    the MobileNet papers' "mult-adds"; BN, activations and pooling are not counted.
+    the MobileNet papers' "mult-adds"; BN, activations and pooling are not counted. Layers
+    inside tfmot's pruning and QAT wrappers count as the layers they wrap.
     Raises: ValueError: a layer of those kinds with unknown (None) spatial output size."""
     total = 0
-    for layer in model.layers:
+    for wrapper in model.layers:
+        # tfmot's pruning and QAT wrappers (PruneLowMagnitude, QuantizeWrapper) hold the layer
+        # in .layer and have its input and output shapes
+        layer = getattr(wrapper, "layer", wrapper)
+        if layer is not wrapper:
+            layer = _ShapedAs(layer, wrapper)
         if isinstance(layer, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D)) and None in \
                 tuple(layer.output_shape[1:3]):
             raise ValueError(f"{layer.name}: unknown output size {layer.output_shape}; build "

@@ -8,7 +8,7 @@ WORKDIR/teacher (--teacher_width). --student_qat distills into a QAT-wrapped stu
 alone -> WORKDIR/student_baseline, so the benchmark shows what distillation bought.
 """
 import tftool  # noqa: F401  (Keras 2 before TensorFlow)
-from tftool import choose, io, stage_runner, stages
+from tftool import choose, io, models, stage_runner, stages
 from tftool.cli import common
 from tftool.optimize import distill
 
@@ -61,7 +61,7 @@ def main(argv):
             build=lambda: distill.Distiller(distill.student(shape, classes, **student),
                                             io.load_model(source), t, w, FLAGS.mixup_alpha),
             compile=lambda model, optimizer: model.compile(optimizer=optimizer),
-            finish=lambda distiller: distiller.student,
+            finish=lambda distiller: models.fold_logit_scale(distiller.student),
             metrics=lambda model: {**distill.student_metrics(
                 model, teacher, context, teacher_name=FLAGS.teacher, teacher_path=source,
                 temperature=t, hard_label_weight=w, mixup_alpha=FLAGS.mixup_alpha, **student),
@@ -82,6 +82,7 @@ def main(argv):
         stage_runner.run(stage_runner.Job(
             stage="student_baseline", config=config, settings={"teacher": None, **recorded},
             build=lambda: distill.student(shape, classes, **student),
+            finish=models.fold_logit_scale,  # an airbench student's logit scale
             metrics=lambda model: {**student}), context)
 
 

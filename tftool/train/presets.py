@@ -72,7 +72,7 @@ PHOTO = Preset(
     source="airbench (Jordan 2024, arXiv:2404.00498) network and flip + 2-px reflected-shift "
            "augmentation; Nesterov SGD, warm-up + cosine, label smoothing 0.2 (Page 2018, "
            "'How to train your ResNet')",
-    model="airbench", width=None, epochs=10, per_replica_batch_size=256, learning_rate=0.2,
+    model="airbench", width=None, epochs=16, per_replica_batch_size=256, learning_rate=0.2,
     lr_schedule="cosine_warmup", warmup_epochs=1.0, optimizer="sgd", momentum=0.9,
     weight_decay=5e-3, label_smoothing=0.2, augment=True, augmentation="flip_shift",
     hflip=True, use_ema=False, ema_momentum=0.99)
