@@ -111,7 +111,7 @@ FLAG_SPECS = {
     "optimizer": Spec("enum", "adam", "Optimizer.", enum_values=OPTIMIZERS),
     "weight_decay": Spec("float", 0.0, "Decoupled weight decay (0: none).",
                          check=lambda v: v is None or v >= 0,
-                     message="--weight_decay must be ≥ 0"),
+                         message="--weight_decay must be ≥ 0"),
     "momentum": Spec("float", 0.9, "SGD's Nesterov momentum, in [0, 1); Adam ignores it.",
                      check=lambda v: v is None or 0.0 <= v < 1.0,
                      message="--momentum must be in [0, 1), e.g. 0.9"),
@@ -137,14 +137,16 @@ FLAG_SPECS = {
                    "replaces its field of the preset; the choice is printed and recorded.",
                    check=lambda v: v in PRESET_NAMES,
                    message=f"--preset: use one of {', '.join(PRESET_NAMES)}"),
-    "augment": Spec("boolean", True, "Random translation/rotation/zoom/contrast. Default off "
+    "augment": Spec("boolean", True, "Training-time augmentation (--augmentation's policy; "
+                    "tftool-train: the preset's). Default off "
                     "for tftool-cluster and for tftool-quantize --from=clustered or "
                     "pruned_clustered (batch normalization folded: nothing re-estimates it on "
                     "clean images after fine-tuning), and for tftool-distill's student and "
                     "baseline (a small student on a short schedule loses more to it than "
                     "distillation adds)."),
-    "hflip": Spec("boolean", None, "Random horizontal flips (default: only for data sets whose "
-                  "classes survive a mirror, e.g. cifar10; never for digits)."),
+    "hflip": Spec("boolean", None, "Random horizontal flips (default: the photo preset "
+                  "flips; otherwise only data sets whose classes survive a mirror, e.g. "
+                  "cifar10, never digits; later stages flip as the float model did)."),
     "seed": Spec("integer", 0, "Training seed: initial weights, data order, augmentation."),
     "strategy": Spec("enum", "auto", "Distribution strategy.", enum_values=STRATEGIES),
     "num_gpus": Spec("integer", None, "Use the first N GPUs (default: all).",
@@ -533,10 +535,11 @@ def inherited_training(workdir):
     what training images look like), from WORKDIR/float/metrics.json; {} where the float
     model predates presets or is missing."""
     from tftool import io
+    from tftool.train import presets
 
     metrics = io.read_json_object(os.path.join(workdir, "float", "metrics.json")) or {}
     training = metrics.get("training") or {}
-    return {k: training[k] for k in ("augmentation", "hflip") if k in training}
+    return {k: training[k] for k in presets.INHERITED if k in training}
 
 
 def train_config(dataset):

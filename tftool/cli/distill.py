@@ -82,8 +82,7 @@ def main(argv):
         stage_runner.run(stage_runner.Job(
             stage="student_baseline", config=config, settings={"teacher": None, **recorded},
             build=lambda: distill.student(shape, classes, **student),
-            finish=models.fold_logit_scale,  # an airbench student's logit scale
-            metrics=lambda model: {**student}), context)
+            finish=models.fold_logit_scale, metrics=lambda model: {**student}), context)
 
 
 def cli_main():
