@@ -158,8 +158,8 @@ class ImagesPerSecond(keras.callbacks.Callback):
 
 class EpochLine(keras.callbacks.Callback):
     """One line per epoch when stdout is not a terminal (a log file, make's output in CI):
-    `float: epoch 7/30, loss 0.2015, accuracy 0.9318, 10,200 images/s, 9 GMAC/s, 0.1 s`, where Keras's
-    progress bar would write a bar per epoch on a terminal. Sub-second epochs are thinned to
+    `float: epoch 7/30, loss 0.2015, accuracy 0.9318, 10,200 images/s, 9 GMAC/s, 0.1 s`, where
+    Keras's progress bar would write a bar per epoch on a terminal. Sub-second epochs are thinned to
     one line per `min_seconds` (the first and the last epoch always print), so a digits run
     of 30 epochs logs about 3 lines and a 10-minute epoch every epoch.
     """

@@ -8,8 +8,8 @@ scans, inputs where a mirror changes the class) DIGITS. A flag the user gives ov
 one field of the preset and nothing else; which preset ran, and why, is printed, recorded in
 config.json and metrics.json, and copied into every model card.
 
-Each preset's docstring-like `source` names the recipe it follows; the measured results that
-chose its values are in docs/photo_recipe.md (`benchmarks/photo_recipe.py` reproduces them).
+Each preset's `source` names the recipe it follows; the measured results that chose its
+values are in docs/photo_recipe.md (`benchmarks/photo_recipe.py` reproduces them).
 """
 import dataclasses
 from typing import Optional
@@ -65,8 +65,9 @@ DIGITS = Preset(
 
 # The photo recipe: airbench's network and augmentation (Jordan 2024, arXiv:2404.00498) with
 # the schedule of Page's fast ResNet training ("How to train your ResNet", 2018): Nesterov SGD
-# with a short warm-up, label smoothing 0.2. Each value was kept only where it measurably
-# helped on the development photos (docs/photo_recipe.md).
+# with a short warm-up, label smoothing 0.2. The measurements behind each value, and those
+# kept from the sources although within noise here (whitening, label smoothing), are in
+# docs/photo_recipe.md.
 PHOTO = Preset(
     name="photo",
     source="airbench (Jordan 2024, arXiv:2404.00498) network and flip + 2-px reflected-shift "
