@@ -48,9 +48,10 @@ DEFAULT_CONFIGS = [
 ]
 
 
-def run(root, dataset, seed, config):
+def run(root, dataset, loaded, seed, config):
     """Trains one config (tftool-train in a subprocess, as make runs it) into its own
-    workdir; returns {wall_seconds, fit_seconds, images_per_second, gmacs_per_second,
+    workdir and scores it on `loaded` (the data.Dataset of `dataset`, loaded once per sweep);
+    returns {wall_seconds, fit_seconds, images_per_second, gmacs_per_second,
     test/validation: (accuracy, [per-image correct])}."""
     from tftool import data, io
 
@@ -69,7 +70,6 @@ def run(root, dataset, seed, config):
     gmacs = history.get("gmacs_per_second", [])
     num_train = metrics.get("global_batch_size", 0) * metrics.get("steps_per_epoch", 0)
     fit_seconds = sum(num_train / v for v in ips if v) if ips else None
-    loaded = data.load(dataset)
     size = data.resolve_image_size(loaded, None)
     return {"wall_seconds": wall, "fit_seconds": fit_seconds,
             "images_per_second": sorted(ips)[len(ips) // 2] if ips else None,
@@ -88,7 +88,7 @@ def main():
     parser.add_argument("--root", default="/tmp/tftool_photo_recipe")
     args = parser.parse_args()
 
-    from tftool import io, stats
+    from tftool import data, io, stats
 
     seeds = [int(s) for s in args.seeds.split(",")]
     configs = [c.strip() for c in (args.configs.split(";") if args.configs is not None
@@ -96,11 +96,14 @@ def main():
     os.makedirs(args.root, exist_ok=True)
     cache_path = os.path.join(args.root, "results.json")
     cache = io.read_json_object(cache_path) or {}
+    loaded = []  # the data set, read (and its images checked) once, when a run needs it
 
     def measured(seed, config):
         key = f"{args.dataset}|{seed}|{config or 'default'}"
         if key not in cache:
-            cache[key] = run(args.root, args.dataset, seed, config)
+            if not loaded:
+                loaded.append(data.load(args.dataset))
+            cache[key] = run(args.root, args.dataset, loaded[0], seed, config)
             io.write_json(cache_path, cache)  # atomic: an interrupted sweep keeps its cache
         return cache[key]
 

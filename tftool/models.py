@@ -321,11 +321,10 @@ def init_whitening(model, pixels):
     if WHITENING_LAYER not in names:
         return False
     layer = model.get_layer(WHITENING_LAYER)
-    k = layer.kernel_size[0]
-    kernel = whitening_kernel(pixels, k)
-    if tuple(layer.kernel.shape) != kernel.shape:
-        return False
-    layer.kernel.assign(kernel)
+    k, channels = layer.kernel_size[0], layer.kernel.shape[2]
+    if tuple(layer.kernel.shape) != (k, k, channels, 2 * k * k * channels):
+        return False  # another stem_width: no whitening kernel fits (checked before computing)
+    layer.kernel.assign(whitening_kernel(pixels, k))
     return True
 
 
@@ -707,21 +706,6 @@ MODELS = {
 }
 
 
-class _ShapedAs:
-    """A wrapped layer seen with its wrapper's input and output shapes (macs)."""
-
-    def __init__(self, layer, wrapper):
-        self._layer, self.input_shape, self.output_shape = layer, wrapper.input_shape, \
-            wrapper.output_shape
-
-    def __getattr__(self, name):
-        return getattr(self._layer, name)
-
-    @property
-    def __class__(self):  # isinstance() sees the wrapped layer's class
-        return self._layer.__class__
-
-
 def macs(model):
     """Multiply-accumulates of one inference (batch 1) of a built tf_keras model: the sum over
     its Conv2D (H_out·W_out·C_out·k_h·k_w·C_in/groups), DepthwiseConv2D
@@ -730,27 +714,25 @@ def macs(model):
     inside tfmot's pruning and QAT wrappers count as the layers they wrap.
     Raises: ValueError: a layer of those kinds with unknown (None) spatial output size."""
     total = 0
-    for wrapper in model.layers:
+    for outer in model.layers:
         # tfmot's pruning and QAT wrappers (PruneLowMagnitude, QuantizeWrapper) hold the layer
-        # in .layer and have its input and output shapes
-        layer = getattr(wrapper, "layer", wrapper)
-        if layer is not wrapper:
-            layer = _ShapedAs(layer, wrapper)
+        # in .layer; the shapes are the wrapper's (the same as the wrapped layer's)
+        layer = getattr(outer, "layer", outer)
         if isinstance(layer, (keras.layers.Conv2D, keras.layers.DepthwiseConv2D)) and None in \
-                tuple(layer.output_shape[1:3]):
-            raise ValueError(f"{layer.name}: unknown output size {layer.output_shape}; build "
+                tuple(outer.output_shape[1:3]):
+            raise ValueError(f"{outer.name}: unknown output size {outer.output_shape}; build "
                              f"the model with a fixed input size")
         if isinstance(layer, keras.layers.DepthwiseConv2D):
-            _, h, w, c_out = layer.output_shape
+            _, h, w, c_out = outer.output_shape
             kh, kw = layer.kernel_size
             total += h * w * c_out * kh * kw  # c_out = C_in · multiplier
         elif isinstance(layer, keras.layers.Conv2D):
-            _, h, w, c_out = layer.output_shape
+            _, h, w, c_out = outer.output_shape
             kh, kw = layer.kernel_size
-            c_in = layer.input_shape[-1]
+            c_in = outer.input_shape[-1]
             total += h * w * c_out * kh * kw * c_in // layer.groups
         elif isinstance(layer, keras.layers.Dense):
-            total += int(layer.input_shape[-1]) * layer.units
+            total += int(outer.input_shape[-1]) * layer.units
     return int(total)
 
 

@@ -531,15 +531,14 @@ def build_strategy():
 
 
 def inherited_training(workdir):
-    """The settings a later stage takes from the float model's preset (presets.INHERITED:
-    what training images look like), from WORKDIR/float/metrics.json; {} where the float
-    model predates presets or is missing."""
-    from tftool import io
+    """The settings a later stage takes from the float model (presets.INHERITED: what its
+    training images looked like), as the stage runner recorded them in WORKDIR/float/
+    metrics.json; {} where the float model predates them or is missing."""
+    from tftool import stages
     from tftool.train import presets
 
-    metrics = io.read_json_object(os.path.join(workdir, "float", "metrics.json")) or {}
-    training = metrics.get("training") or {}
-    return {k: training[k] for k in presets.INHERITED if k in training}
+    metrics = stages.read_metrics(workdir, "float") or {}
+    return {k: metrics[k] for k in presets.INHERITED if k in metrics}
 
 
 def train_config(dataset):
