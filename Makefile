@@ -97,8 +97,10 @@ export: install ## convert every stage's model to EXPORT_DIR/*.tflite with model
 	$(RUN)tftool-export $(COMMON) --export_dir=$(EXPORT_DIR) $(FLAGS) $(EXPORT_FLAGS)
 
 # Firmware sources for TensorFlow Lite Micro: EXPORT_DIR/micro/ for every integer variant
-# WORKDIR has (on a fresh clone: trains the float model first; after `make all`: all of them).
-micro: $(call STAGE_MODEL,float) ## firmware sources for TensorFlow Lite Micro: EXPORT_DIR/micro/
+# WORKDIR has. It trains nothing: on a WORKDIR without a float model it stops with one line
+# that names the command (a `make micro` after a quick start with --workdir=work must build
+# that model, not train the default data set into ./workdir: WORKDIR=work EXPORT_DIR=...).
+micro: install ## firmware sources for TensorFlow Lite Micro: EXPORT_DIR/micro/ (of WORKDIR's models)
 	$(RUN)tftool-export $(COMMON) --export_dir=$(EXPORT_DIR) --micro $(FLAGS) $(EXPORT_FLAGS)
 
 benchmark: install ## accuracy, size and latency of every export -> EXPORT_DIR/report.md (first-look sweep)

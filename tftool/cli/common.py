@@ -189,7 +189,8 @@ FLAG_SPECS = {
                   "(MobileNet's alpha).",
                   check=lambda v: v > 0, message="--alpha must be > 0"),
     "weights": Spec("string", None, "mobilenet_v2/v3, efficientnet_lite0: pretrained weights: "
-                    "imagenet (mobilenet: downloads them) or the path of a local Keras weights "
+                    "imagenet (mobilenet: downloads them from Keras's servers, the one "
+                    "thing tftool ever downloads) or the path of a local Keras weights "
                     "file (mobilenet: of keras.applications' backbone, include_top=False, with "
                     "the same --alpha and channels; efficientnet_lite0: of tftool's builder) "
                     "for offline transfer learning. Default: random init."),
@@ -767,7 +768,19 @@ def run(prog, main, positional=False):
         if not FLAGS["verbosity"].present:
             quiet_logs()
         return guarded_main(argv)
-    app.run(quiet_main, argv=argv)
+    try:
+        app.run(quiet_main, argv=argv)
+    except SystemExit as e:
+        # absl's --help/--helpshort/--helpfull/-? print the usage and exit 1; asking for help
+        # is not a failure (GNU and argparse exit 0), so a script or `make` can call it.
+        if e.code == 1 and HELP_FLAGS.intersection(argv[1:]):
+            sys.exit(0)
+        raise
+
+
+# absl's help flags (absl.flags._helpers): each prints the usage and exits.
+HELP_FLAGS = {"--help", "-help", "-h", "-?", "--helpshort", "-helpshort", "--helpfull",
+              "-helpfull", "--helpxml", "-helpxml"}
 
 
 # Python-side messages that say nothing a user can act on: Keras's per-batch callback timing

@@ -10,7 +10,7 @@ import sys
 import tftool  # noqa: F401  (Keras 2 before TensorFlow)
 from tftool import UserError, chance, data, stages
 from tftool.cli import common
-from tftool.export import variants as variants_lib
+from tftool.export import folder, variants as variants_lib
 
 from absl import flags
 
@@ -31,6 +31,8 @@ def main(argv):
         onnx_runtime.require()
     if not stages.has_model(FLAGS.workdir, "float"):  # the accuracy gate compares with it
         raise UserError(stages.missing_model_message(FLAGS.workdir, "float", "tftool-export"))
+    name = FLAGS.name or common.default_name(FLAGS.workdir)
+    folder.check(FLAGS.export_dir, FLAGS.workdir, name)  # before anything is written
     variants = variants_lib.resolve(FLAGS.workdir, FLAGS.variants)
     dataset = common.load_data(settings)
     chance.refuse_export(FLAGS.workdir, dataset, FLAGS.allow_chance_accuracy)
@@ -41,13 +43,13 @@ def main(argv):
     else:
         representative = data.representative_dataset(dataset, size, FLAGS.calibration_steps,
                                                      FLAGS.calibration_seed)
-    name = FLAGS.name or common.default_name(FLAGS.workdir)
     conversion = {k: FLAGS[k].value for k in ("rgb_input", "output_kind", "inference_input_type",
                                                "inference_output_type")}
     _, refused = variants_lib.export(FLAGS.workdir, FLAGS.export_dir, name, dataset, size,
                                      variants, representative, FLAGS.max_accuracy_drop,
                                      conversion, FLAGS.selective_int8, FLAGS.gate,
                                      debugger=FLAGS.quantization_debugger)
+    folder.record(FLAGS.export_dir, FLAGS.workdir, name, settings["dataset"])
     problems = []
     if FLAGS.onnx:
         try:
