@@ -1,3 +1,5 @@
+import json
+import os
 import time
 
 import numpy as np
@@ -240,3 +242,208 @@ def test_flip_shift_moves_whole_pixels_by_at_most_two_with_reflected_borders():
 def test_unknown_augmentation_is_refused():
     with pytest.raises(ValueError, match="geometric, flip_shift"):
         data.augmenter((32, 32), augmentation="mixup")
+
+
+# ---- folders as people keep their photos ----------------------------------------------------
+def _write(path, size, value=0):
+    """A PNG at `path` of `size` (height, width), RGB, every pixel `value` (0..255)."""
+    from PIL import Image
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.new("RGB", (size[1], size[0]), (value, value, value)).save(path)
+
+
+def _images(split):
+    """{image bytes: label} of an unbatched split."""
+    return {x.tobytes(): int(y) for x, y in split.as_numpy_iterator()}
+
+
+def test_a_folder_of_mixed_sizes_trains_at_its_most_common_size(tmp_path):
+    # train: 6 images of 24x32 (height x width), 1 of 16x16, 1 of 40x30; test: 2 of 48x64
+    for c in ("a", "b"):
+        for i in range(3):
+            _write(tmp_path / "train" / c / f"{i}.png", (24, 32))
+        _write(tmp_path / "test" / c / "0.png", (48, 64))
+    _write(tmp_path / "train" / "a" / "small.png", (16, 16))
+    _write(tmp_path / "train" / "b" / "tall.png", (40, 30))
+    ds = data.load(f"folder:{tmp_path}")
+    assert ds.image_shape == (24, 32, 3)  # not the first file's (train/a/0.png's) by luck
+    assert data.resolve_image_size(ds, None) == (24, 32)
+    source = data.image_size_source(ds, (24, 32), given=False)
+    assert source["source"] == "most common train size" and source["resized"] == 4
+    assert source["text"] == (
+        f"24x32 (height x width; the most common size of {ds.num_train} train images; 4 images "
+        f"of other sizes, in all splits, are resized bilinear, antialiased)")
+    x, _ = next(data.pipeline(ds.test, (24, 32), 2, training=False).as_numpy_iterator())
+    assert x.shape == (2, 24, 32, 3)  # the other sizes are resized to it
+    assert data.size_setting((24, 32)) == [24, 32] and data.size_setting((32, 32)) == 32
+    assert data.resolve_image_size(ds, [24, 32]) == (24, 32)  # as config.json records it
+    # --image_size replaces it, and says so
+    assert data.resolve_image_size(ds, 16) == (16, 16)
+    given = data.image_size_source(ds, (16, 16), given=True)
+    assert given["source"] == "--image_size" and given["resized"] == 9  # all but small.png
+    assert given["text"] == ("16x16 (--image_size; the most common train size is 24x32; 9 "
+                             "images of other sizes, in all splits, are resized bilinear, "
+                             "antialiased)")
+    # the model card sees only the recorded size: another size than the data's is --image_size
+    assert data.image_size_source(ds, (16, 16))["source"] == "--image_size"
+    assert data.image_size_source(ds, (24, 32))["source"] == "most common train size"
+    # the issue's folder: 64x48, 48x64, 96x96 and 40x30, one each: a tie, the largest wins
+    assert data.most_common_size({(48, 64): 1, (64, 48): 1, (96, 96): 1, (30, 40): 1}) == (96, 96)
+    assert data.most_common_size({(48, 64): 2, (96, 96): 1}) == (48, 64)
+
+
+def test_large_photos_are_capped_at_224_on_the_longer_side_keeping_the_aspect(tmp_path):
+    assert data.capped_size(3024, 4032) == (168, 224)  # a phone photo, landscape
+    assert data.capped_size(4032, 3024) == (224, 168)
+    assert data.capped_size(1080, 1920) == (126, 224)
+    assert data.capped_size(224, 100) == (224, 100) and data.capped_size(32, 32) == (32, 32)
+    for c in ("a", "b"):
+        for i in range(3):
+            _write(tmp_path / "train" / c / f"{i}.png", (300, 400))
+        _write(tmp_path / "test" / c / "0.png", (300, 400))
+    ds = data.load(f"folder:{tmp_path}")
+    assert ds.image_shape[:2] == (300, 400) and data.resolve_image_size(ds, None) == (168, 224)
+    source = data.image_size_source(ds, (168, 224), given=False)
+    assert source["capped_at"] == 224 and source["native"] == [300, 400]
+    assert source["text"] == (f"168x224 (height x width; the most common size of "
+                              f"{ds.num_train} train images, 300x400, with its longer side "
+                              f"capped at 224; all 8 images are resized bilinear, antialiased)")
+
+
+def _unsplit(root, counts, offset=0):
+    """root/<class>/<i>.png, `counts` {class: images}, each image a distinct grey level."""
+    value = offset
+    for c, n in counts.items():
+        for i in range(n):
+            _write(root / c / f"{i}.png", (4, 4), value)
+            value += 1
+
+
+def test_an_unsplit_folder_gets_a_stratified_seeded_test_split(tmp_path):
+    counts = {"a": 20, "b": 10, "c": 5}
+    _unsplit(tmp_path / "photos", counts)
+    ds = data.load(f"folder:{tmp_path}/photos")
+    assert ds.class_names == ["a", "b", "c"]
+    assert ds.test_split == {"source": "folder", "fraction": 0.2, "seed": data.TEST_SEED,
+                             "stratified": True, "count": 7}
+    test, train, validation = _images(ds.test), _images(ds.train), _images(ds.validation)
+    # round(0.2 x each class), at least one: 4, 2, 1
+    assert sorted(test.values()) == [0] * 4 + [1] * 2 + [2]
+    assert (len(test), len(train), len(validation)) == (ds.num_test, ds.num_train,
+                                                        ds.num_validation)
+    assert not set(test) & set(train) and not set(test) & set(validation)
+    assert not set(train) & set(validation) and len(test) + len(train) + len(validation) == 35
+    assert ds.validation_split["source"] == "train" and ds.num_validation == 3  # 10% of the rest
+    assert data.test_split_source(ds) == (
+        "20% of each class of the folder, 7 of 35 images (stratified, fixed seed "
+        f"{data.TEST_SEED}; --test_fraction sets the share)")
+    # every stage loads the folder again: the same split, whatever the order of the loads
+    again = data.load(f"folder:{tmp_path}/photos")
+    assert _images(again.test) == test and _images(again.validation) == validation
+    wider = data.load(f"folder:{tmp_path}/photos", test_fraction=0.4)
+    assert wider.num_test == 8 + 4 + 2 and wider.test_split["fraction"] == 0.4
+    with pytest.raises(UserError, match=r"--test_fraction=0.7: must be in \(0, 0.5\]"):
+        data.load(f"folder:{tmp_path}/photos", test_fraction=0.7)
+
+
+def test_a_train_folder_without_test_gets_the_same_split(tmp_path):
+    _unsplit(tmp_path / "train", {"a": 10, "b": 6})
+    ds = data.load(f"folder:{tmp_path}")
+    assert ds.test_split["source"] == "train" and ds.test_split["count"] == 2 + 1
+    test = _images(ds.test)
+    assert not set(test) & set(_images(ds.train)) and not set(test) & set(_images(ds.validation))
+    assert _images(data.load(f"folder:{tmp_path}").test) == test
+    assert "of each class of train/, 3 of 16 images" in data.test_split_source(ds)
+    # with validation/ beside it, only the test split is drawn from train/
+    _unsplit(tmp_path / "validation", {"a": 2, "b": 2}, offset=100)
+    ds = data.load(f"folder:{tmp_path}")
+    assert ds.validation_split == {"source": "validation"} and ds.num_validation == 4
+    assert (ds.num_train, ds.num_test) == (13, 3)
+    assert data.test_split_source(ds).startswith("20% of each class of train/, 3 of 16 images")
+    # a test/ folder alone is not a data set
+    (tmp_path / "train").rename(tmp_path / "test")
+    with pytest.raises(UserError, match="missing train/ subfolder beside test/"):
+        data.load(f"folder:{tmp_path}")
+
+
+def test_a_class_too_small_to_split_is_one_line_naming_the_fix(tmp_path):
+    _unsplit(tmp_path, {"a": 10, "b": 2})
+    with pytest.raises(UserError, match=r"b/ has 2 image\(s\) \(1 class\(es\) with fewer than 3\); "
+                                        r"the test and validation splits are drawn from each "
+                                        r"class's images, so add images to b/ or remove the "
+                                        r"class$"):
+        data.load(f"folder:{tmp_path}")
+
+
+def test_a_path_without_folder_prefix_suggests_it(tmp_path, monkeypatch):
+    (tmp_path / "photos").mkdir()
+    with pytest.raises(UserError, match=rf"^--dataset={tmp_path}/photos: a folder of images is "
+                                        rf"given as folder:PATH; use "
+                                        rf"--dataset=folder:{tmp_path}/photos$"):
+        data.load(f"{tmp_path}/photos")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UserError, match="use --dataset=folder:photos/$"):
+        data.load("photos/")
+
+
+def test_no_images_names_every_extension_read_and_what_is_there(tmp_path):
+    with pytest.raises(UserError, match=r"no such directory; give a folder of class folders of "
+                                        r"\.png, \.jpg or \.jpeg \(any case\) images"):
+        data.load(f"folder:{tmp_path}/nope")
+    for c in ("a", "b"):
+        (tmp_path / "heic" / c).mkdir(parents=True)
+        (tmp_path / "heic" / c / "IMG_0001.HEIC").write_bytes(b"\0" * 8)
+    with pytest.raises(UserError, match=r"the folder has no class folders with \.png, \.jpg or "
+                                        r"\.jpeg \(any case\) images \(it holds 2 \.heic "
+                                        r"file\(s\), which are not read: convert them to \.jpg\)"):
+        data.load(f"folder:{tmp_path}/heic")
+    _write(tmp_path / "loose" / "0.JPG", (4, 4))  # any case is read, but not outside a class
+    with pytest.raises(UserError, match=r"\(1 image\(s\) lie directly in it: put each class's "
+                                        r"images in a folder of their own\)"):
+        data.load(f"folder:{tmp_path}/loose")
+
+
+def test_several_corrupt_images_are_counted_and_the_first_named(tmp_path):
+    _unsplit(tmp_path, {"a": 5, "b": 5})
+    for i in range(5):
+        (tmp_path / "a" / f"{i}.png").write_bytes(b"not a png")
+    with pytest.raises(UserError, match=r": 5 images cannot be decoded: a/0.png \(.+\), a/1.png "
+                                        r"\(.+\), a/2.png \(.+\) and 2 more; replace or delete "
+                                        r"them, or pass --skip_corrupt"):
+        data.load(f"folder:{tmp_path}")
+
+
+def test_an_unsplit_folder_of_mixed_sizes_trains_saying_its_size_and_test_split(tmp_path):
+    """What a user with photos/<class>/*.jpg of several sizes meets: the size and the drawn
+    test split are printed before training, recorded in config.json and metrics.json, and
+    export scores the same test images."""
+    from inprocess import run_main
+
+    photos = tmp_path / "photos"
+    for c, value in (("cat", 40), ("dog", 200)):
+        for i in range(14):
+            _write(photos / c / f"{i}.png", (24, 32), value + i)
+        _write(photos / c / "odd.png", (30, 40), value)
+    workdir = str(tmp_path / "w")
+    result = run_main("train", f"--dataset=folder:{photos}", f"--workdir={workdir}",
+                      "--epochs=1", "--warmup_epochs=0", "--model=small_cnn", "--width=4",
+                      "--per_replica_batch_size=8", "--allow_chance_accuracy")
+    assert result.returncode == 0, result.stderr[-2000:]
+    lines = [l for l in result.stdout.splitlines() if l.startswith("tftool-train: ")]
+    assert lines[0] == ("tftool-train: input 24x32 (height x width; the most common size of 22 "
+                        "train images; 2 images of other sizes, in all splits, are resized "
+                        "bilinear, antialiased)"), result.stdout
+    assert lines[1] == ("tftool-train: test split: 20% of each class of the folder, 6 of 30 "
+                        "images (stratified, fixed seed 20261203; --test_fraction sets the "
+                        "share)"), result.stdout
+    config = json.load(open(os.path.join(workdir, "float", "config.json")))
+    assert config["image_size"] == [24, 32] and config["test_fraction"] == 0.2
+    metrics = json.load(open(os.path.join(workdir, "float", "metrics.json")))
+    assert metrics["test_split"]["count"] == 6 and metrics["input_size"]["size"] == [24, 32]
+    export_dir = str(tmp_path / "e")
+    result = run_main("export", f"--workdir={workdir}", f"--export_dir={export_dir}",
+                      "--variants=float32", "--allow_chance_accuracy", "--max_accuracy_drop=1")
+    assert result.returncode == 0, result.stderr[-2000:]
+    card = json.load(open(os.path.join(export_dir, "photos_small_cnn_float32.json")))
+    assert card["test_examples"] == 6 and card["input"]["shape"][1:3] == [24, 32]

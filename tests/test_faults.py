@@ -264,7 +264,7 @@ def test_train_refuses_a_workdir_made_with_another_input_size(trained):
     # (--dataset and --model: tests/test_e2e.py and tests/test_workdir.py; same check_config)
     workdir, _, common = trained
     before = snapshot(workdir)
-    line = "was made with --image_size=(default), not 16"
+    line = "was made with --image_size=8, not 16"  # the size it resolved and recorded
     result = run_cli("train", *common, "--image_size=16")
     assert result.returncode == 2
     assert line in last_line(result) and "use another --workdir" in last_line(result)
@@ -306,7 +306,8 @@ def test_folder_with_one_class_or_no_images(tmp_path):
                                         "needs at least 2"):
         data.load(f"folder:{tmp_path}")
     os.remove(tmp_path / "test" / "only" / "0.png")
-    with pytest.raises(UserError, match="test/ has no class folders with .png/.jpg images"):
+    with pytest.raises(UserError, match=r"test/ has no class folders with \.png, \.jpg or "
+                                        r"\.jpeg \(any case\) images; expected test/<class>/"):
         data.load(f"folder:{tmp_path}")
 
 
@@ -345,6 +346,13 @@ def test_the_first_training_command_works_with_defaults_and_an_explicit_warmup_i
                       "--epochs=1", "--width=8", "--allow_chance_accuracy")
     assert result.returncode == 0, result.stderr[-2000:]
     assert os.path.isfile(f"{tmp_path}/w/float/model.h5")
+    # the input size is recorded as resolved (it was null when not given); a data set's own
+    # size with nothing resized is not printed (a folder's size is: tests/test_data.py)
+    assert "tftool-train: input" not in result.stdout, result.stdout
+    assert json.load(open(f"{tmp_path}/w/float/config.json"))["image_size"] == 8
+    metrics = json.load(open(f"{tmp_path}/w/float/metrics.json"))
+    assert metrics["input_size"]["source"] == "native" and metrics["test_split"] == {
+        "source": "test"}
     result = run_main("train", f"--workdir={tmp_path}/w2", "--dataset=folder:/no/such/folder",
                       "--epochs=1", "--warmup_epochs=1")
     assert result.returncode == 2

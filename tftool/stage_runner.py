@@ -34,7 +34,7 @@ from absl import logging
 
 # Data flags the float stage records and every later stage inherits from WORKDIR/float.
 DATA_SETTINGS = ("dataset", "data_dir", "manual_dir", "channels", "image_size",
-                 "validation_fraction")
+                 "validation_fraction", "test_fraction")
 
 
 # ---- stage folder bookkeeping ----------------------------------------------------------------
@@ -326,6 +326,7 @@ def run(job, context):
             **evaluate.keras_metrics(model, context.dataset, context.image_size,
                                      splits=context.splits),
             "validation_split": context.dataset.validation_split,
+            "test_split": context.dataset.test_split,
             "stage": job.stage, "epochs": job.config.epochs, "seed": job.config.seed,
             "augment": job.config.augment,  # clustered stages, students: clean by default
             # the policy and flips: a later stage takes the float model's (cli/common.py)

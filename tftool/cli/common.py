@@ -79,7 +79,10 @@ FLAG_SPECS = {
     "manual_dir": Spec("string", None, "TFDS manual download directory (catalog data sets)."),
     "channels": Spec("integer", None, "Force 1 (grayscale) or 3 (RGB) input channels.",
                      check=lambda v: v in (None, 1, 3), message="--channels must be 1 or 3"),
-    "image_size": Spec("integer", None, "Square input size in pixels (default: native).",
+    "image_size": Spec("integer", None, "Square input size in pixels. Default: the data's "
+                       "own size (a folder: the most common size of its train images), the "
+                       "longer side capped at 224 keeping the aspect ratio; tftool-train prints "
+                       "it first and records it.",
                        check=lambda v: v is None or v >= 4,
                        message="--image_size must be ≥ 4 pixels"),
     "validation_fraction": Spec("float", 0.1, "Share of train held out as the validation split "
@@ -90,6 +93,12 @@ FLAG_SPECS = {
                                 "Recorded by tftool-train; later stages inherit it.",
                                 check=lambda v: v is None or 0.0 < v <= 0.5,
                                 message="--validation_fraction must be in (0, 0.5], e.g. 0.1"),
+    "test_fraction": Spec("float", 0.2, "Share of a folder: data set held out as the test split "
+                          "(stratified by class, fixed seed) when it has no test/ subfolder "
+                          "(PATH/<class>/ alone, or PATH/train/ without test/). Recorded by "
+                          "tftool-train; later stages inherit it.",
+                          check=lambda v: v is None or 0.0 < v <= 0.5,
+                          message="--test_fraction must be in (0, 0.5], e.g. 0.2"),
     "download": Spec("boolean", True, "Allow TFDS to download a catalog data set."),
     "skip_corrupt": Spec("boolean", False, "folder: data sets: skip images that cannot be "
                          "decoded (and say how many) instead of stopping at the first one. "
@@ -455,7 +464,7 @@ FLAG_SPECS = {
 }
 
 DATA_FLAGS = ("workdir", "dataset", "data_dir", "manual_dir", "channels", "image_size",
-              "validation_fraction", "download", "skip_corrupt")
+              "validation_fraction", "test_fraction", "download", "skip_corrupt")
 TRAINING_FLAGS = ("epochs", "per_replica_batch_size", "learning_rate", "lr_schedule",
                   "warmup_epochs", "optimizer", "momentum", "weight_decay", "label_smoothing",
                   "use_ema", "ema_momentum", "augment", "augmentation", "hflip", "seed",
@@ -513,13 +522,33 @@ def load_data(settings):
     return data.load(settings["dataset"], data_dir=settings["data_dir"],
                      manual_dir=settings["manual_dir"], channels=settings["channels"],
                      download=FLAGS.download, skip_corrupt=bool(settings.get("skip_corrupt")),
-                     validation_fraction=fraction)
+                     validation_fraction=fraction,
+                     test_fraction=settings.get("test_fraction") or data.DEFAULT_TEST_FRACTION)
 
 
 def image_size(dataset, settings):
     from tftool import data
 
     return data.resolve_image_size(dataset, settings["image_size"])
+
+
+def recorded_image_size(settings, size):
+    """What tftool-train records as image_size in config.json: the resolved `size` (height,
+    width) as data.size_setting gives it, so later stages and readers see the size trained at.
+    A workdir whose float/config.json recorded none (made before sizes were recorded) keeps
+    None unless --image_size or --overwrite is given, so re-running it resumes or skips the
+    stage instead of refusing it."""
+    from tftool import data, io, stages
+
+    if settings.get("image_size") is None and not FLAGS.overwrite:
+        path = os.path.join(stages.stage_dir(FLAGS.workdir, "float"), "config.json")
+        try:
+            old = io.read_json_object(path) or {}
+        except UserError:  # damaged: check_config names it
+            old = {}
+        if "image_size" in old and old["image_size"] is None:
+            return None
+    return data.size_setting(size)
 
 
 def build_strategy():

@@ -31,9 +31,19 @@ def main(argv):
     chosen = {}
 
     def resolve(dataset, size):
+        from tftool import data
+
+        # The input size, and a test split drawn from the folder, out loud before anything else
+        chosen["input"] = data.image_size_source(dataset, size, given=bool(FLAGS.image_size))
+        if chosen["input"]["source"] != "native" or chosen["input"]["resized"] != 0:
+            print(f"tftool-train: input {chosen['input']['text']}", flush=True)  # decided
+        drawn = data.test_split_source(dataset)
+        if drawn:
+            print(f"tftool-train: test split: {drawn}", flush=True)
         chosen["preset"], chosen["reason"] = common.apply_preset(dataset, size)
 
     context, settings = common.stage_context("float", strategy, resolve=resolve)
+    settings["image_size"] = common.recorded_image_size(settings, context.image_size)
     with precision.policy_for_training(FLAGS.mixed_precision, FLAGS.model) as policy:
         setting = {None: "auto", True: "on", False: "off"}[FLAGS.mixed_precision]
         logging.info("dtype policy %s (--mixed_precision: %s)", policy, setting)
@@ -47,6 +57,7 @@ def main(argv):
             weights=FLAGS.weights, stages=FLAGS.stages, minimalistic=FLAGS.minimalistic,
             freeze_backbone_epochs=FLAGS.freeze_backbone_epochs, whitening=FLAGS.whitening,
             metrics_extra={"mixed_precision": setting, "dtype_policy": policy,
+                           "input_size": chosen["input"],
                            "preset": chosen["preset"].name,
                            "preset_reason": chosen["reason"],
                            "preset_source": chosen["preset"].source,

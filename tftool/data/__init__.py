@@ -4,18 +4,25 @@ Three kinds of `--dataset`:
   digits          the UCI handwritten digits bundled with scikit-learn (tftool/data/digits.py)
   <catalog name>  any TFDS catalog data set with image/label supervised keys (mnist, cifar10, ...);
                   `data_dir` and `manual_dir` are passed to TFDS so prepared data works offline
-  folder:PATH     PATH/train/<class>/*.png|jpg and PATH/test/<class>/..., optionally
-                  PATH/validation/<class>/... (tfds.ImageFolder; every file is checked up
-                  front, see _load_folder)
+  folder:PATH     your own images: PATH/<class>/*.jpg (unsplit), or PATH/train/<class>/... with
+                  optionally PATH/test/<class>/... and PATH/validation/<class>/... (.png, .jpg,
+                  .jpeg in any case; every file is checked up front, see _load_folder)
 
 Every data set has train, validation and test splits: its own validation split where it has
-one, else a stratified, seeded share of train (--validation_fraction, split_validation).
+one, else a stratified, seeded share of train (--validation_fraction, split_validation). A
+folder without test/ gets a stratified, seeded test split the same way (--test_fraction,
+test_indices), drawn before the validation split.
+
+Input size: resolve_image_size (--image_size, else the most common size of the train images,
+its longer side capped at MAX_AUTO_SIZE); image_size_source says where it came from.
 
 Every loader returns a `Dataset` of unbatched (uint8 image HxWxC, int64 label) pairs; the
 pipeline functions here resize, scale to [0, 1] float32, cache, shuffle, batch and augment.
 """
+import collections
 import dataclasses
 import os
+import random
 import socket
 import time
 
@@ -30,7 +37,8 @@ import tf_keras as keras
 
 AUTOTUNE = tf.data.AUTOTUNE
 FOLDER_PREFIX = "folder:"
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")  # compared in lower case: .JPG is read too
+IMAGE_EXTENSIONS_TEXT = ".png, .jpg or .jpeg (any case)"
 # Data sets whose classes do not change under a left-right mirror; a flip on digits would turn a
 # 2 into something that is not a digit, so `--hflip` defaults to these only.
 HFLIP_SAFE = ("cifar10", "cifar100", "imagenette", "imagenet2012", "tf_flowers", "cats_vs_dogs",
@@ -46,6 +54,12 @@ class Dataset:
     validation_split says where the validation images come from: {"source": "validation"}
     (the data set's own split) or {"source": "train", "fraction", "seed", "stratified"} (a
     stratified, seeded share of train, removed from train: split_validation).
+    test_split says the same of the test images: {"source": "test"} (the data set's own test
+    split; "validation" for a TFDS set whose held-out split is named so) or {"source":
+    "folder" (PATH/<class>/ alone) or "train" (PATH/train/ without test/), "fraction", "seed",
+    "stratified": True, "count"} (a stratified, seeded share drawn by test_indices).
+    image_sizes: folder data sets: {split: {(height, width): images}} of the native sizes
+    (pixels) of the images of each split; {} for TFDS sets (every image is image_shape).
     """
     name: str
     train: tf.data.Dataset
@@ -58,6 +72,8 @@ class Dataset:
     validation: tf.data.Dataset = None
     num_validation: int = 0
     validation_split: dict = dataclasses.field(default_factory=dict)
+    test_split: dict = dataclasses.field(default_factory=lambda: {"source": "test"})
+    image_sizes: dict = dataclasses.field(default_factory=dict)
 
     @property
     def num_classes(self):
@@ -76,6 +92,11 @@ SPLITS = ("train", "validation", "test")
 # the training --seed: runs with different seeds are then scored on the same validation images.
 VALIDATION_SEED = 20261202
 DEFAULT_VALIDATION_FRACTION = 0.1
+# A folder without test/ gets a stratified test split (test_indices) drawn with this fixed seed,
+# for the same reason: every stage (quantize, prune, export, benchmark load the folder again)
+# and every training --seed scores on the same test images.
+TEST_SEED = 20261203
+DEFAULT_TEST_FRACTION = 0.2
 # Above this many train images the validation share is the last `fraction` of the train
 # records (TFDS split slicing, "train[-k:]"): TFDS shuffles records when it prepares a data set,
 # so the slice is a random sample, and a label pass over ImageNet's 1.28 M train records would
@@ -84,7 +105,8 @@ LARGE_TRAIN = 200_000
 
 
 def load(dataset, data_dir=None, manual_dir=None, channels=None, download=True,
-         skip_corrupt=False, validation_fraction=DEFAULT_VALIDATION_FRACTION):
+         skip_corrupt=False, validation_fraction=DEFAULT_VALIDATION_FRACTION,
+         test_fraction=DEFAULT_TEST_FRACTION):
     """Loads `dataset` (see module docstring) as a `Dataset` with train/validation/test splits.
 
     Args:
@@ -98,20 +120,25 @@ def load(dataset, data_dir=None, manual_dir=None, channels=None, download=True,
       validation_fraction: share of train held out as the validation split (stratified by
         class, seeded with VALIDATION_SEED) when the data set has no validation split of its
         own (TFDS "validation" beside "test"; PATH/validation/<class>/), in (0, 0.5].
+      test_fraction: share of a folder's images held out as the test split (stratified by
+        class, seeded with TEST_SEED) when it has no test/ subfolder, in (0, 0.5]; unused
+        for TFDS sets and folders with test/.
 
     Raises:
-      UserError: unknown data set, missing/empty/one-class folder, a class folder without
-        train images, a corrupt image in a folder (named), data absent offline, a
-        validation_fraction out of (0, 0.5].
+      UserError: unknown data set, a folder path given without folder:, missing/empty/
+        one-class folder, a class folder without train images or with too few images to
+        split, corrupt images in a folder (counted and named), data absent offline, a
+        validation_fraction or test_fraction out of (0, 0.5].
     """
     if channels not in (None, 1, 3):
         raise UserError(f"--channels={channels}: use 1 (grayscale) or 3 (RGB)")
-    if not 0.0 < validation_fraction <= 0.5:
-        raise UserError(f"--validation_fraction={validation_fraction}: must be in (0, 0.5], "
-                        f"e.g. 0.1")
+    for name, value, example in (("validation_fraction", validation_fraction, 0.1),
+                                 ("test_fraction", test_fraction, 0.2)):
+        if not 0.0 < value <= 0.5:
+            raise UserError(f"--{name}={value}: must be in (0, 0.5], e.g. {example}")
     if dataset.startswith(FOLDER_PREFIX):
         return _load_folder(dataset[len(FOLDER_PREFIX):], channels, skip_corrupt,
-                            validation_fraction)
+                            validation_fraction, test_fraction)
     if dataset == "digits":
         from tftool.data import digits
         builder = digits.Digits(data_dir=data_dir)
@@ -143,6 +170,9 @@ def _catalog_builder(name, data_dir, manual_dir, download):
     # Community data sets would be listed from GCS: a network call (and a warning when offline)
     # for names tftool cannot load anyway (they need their own builder code).
     if name not in tfds.list_builders(with_community_datasets=False):
+        if os.path.isdir(os.path.expanduser(name)):  # a folder of images, without folder:
+            raise UserError(f"--dataset={name}: a folder of images is given as folder:PATH; "
+                            f"use --dataset={FOLDER_PREFIX}{name}")
         raise UserError(f"--dataset={name}: unknown data set; use digits, folder:PATH, or a TFDS "
                         f"catalog name such as mnist, fashion_mnist or cifar10")
     builder = tfds.builder(name, data_dir=data_dir)
@@ -231,6 +261,7 @@ def _from_builder(name, builder, channels, validation_fraction):
         num_test=splits[test_split].num_examples,
         hflip_safe=name in HFLIP_SAFE,
         validation_split=info,
+        test_split={"source": test_split},
     )
 
 
@@ -271,6 +302,36 @@ def validation_indices(labels, fraction, seed=VALIDATION_SEED):
     return np.sort(np.asarray(chosen, np.int64))
 
 
+def test_indices(labels, fraction, seed=TEST_SEED, keep=1):
+    """Which images of a folder without test/ form the test split: stratified and seeded.
+
+    Each class gives round(fraction × its images) of its images, at least one (every class is
+    tested) and at most all but `keep` (what stays for training and a validation split drawn
+    from it), drawn at random with `seed`. Same labels, fraction and seed: same indices, on
+    every machine, so every stage that loads the folder again scores on the same test images.
+    Args:
+      labels: int [n] labels of the images to split, in their (fixed) order.
+      fraction: share to hold out, in (0, 0.5].
+      keep: images of each class that must stay out of the test split, ≥ 1.
+    Returns:
+      sorted int64 indices into `labels`.
+    Raises:
+      ValueError: a class with fewer than keep + 1 images (the folder loader names it first).
+    """
+    labels = np.asarray(labels)
+    rng = np.random.RandomState(seed)
+    chosen = []
+    for c in np.unique(labels):
+        idx = np.flatnonzero(labels == c)
+        if len(idx) < keep + 1:
+            raise ValueError(f"class {c} has {len(idx)} image(s); a test split needs "
+                             f"{keep + 1}")
+        rng.shuffle(idx)
+        take = min(max(1, int(round(fraction * len(idx)))), len(idx) - keep)
+        chosen.extend(idx[:take])
+    return np.sort(np.asarray(chosen, np.int64))
+
+
 def split_validation(ds, labels, fraction, seed=VALIDATION_SEED):
     """Splits an unbatched train split into (train, validation, info) by validation_indices.
 
@@ -300,17 +361,81 @@ def _list_images(class_dir):
     return sorted(f for f in os.listdir(class_dir) if f.lower().endswith(IMAGE_EXTENSIONS))
 
 
-def _unreadable(path):
-    """None if PIL fully decodes the image at `path`, else the reason (one short string)."""
+def _class_folders(directory):
+    """The sorted sub-folders of `directory`, hidden ones (.thumbnails, .ipynb_checkpoints)
+    left out."""
+    return sorted(f for f in os.listdir(directory)
+                  if not f.startswith(".") and os.path.isdir(os.path.join(directory, f)))
+
+
+def _inspect(path):
+    """(size, reason) of the image at `path`: its (height, width) in pixels and None when PIL
+    decodes it fully, else None and the reason (one short string). The size comes with the
+    decode the corruption check needs anyway, so reading every size costs nothing more."""
     from PIL import Image
 
     try:
         with Image.open(path) as image:
             image.load()  # decodes every pixel: catches truncated files, not just bad headers
-        return None
+            width, height = image.size
+        return (height, width), None
     except Exception as e:  # PIL raises OSError, SyntaxError, ValueError, ... on bad files
         text = str(e).splitlines()[0] if str(e) else type(e).__name__
-        return text.replace(f" '{path}'", "").replace(f" {path}", "")  # the caller names it
+        return None, text.replace(f" '{path}'", "").replace(f" {path}", "")  # named by caller
+
+
+def _stray_files(directory):
+    """Why `directory` (a split folder, or an unsplit folder) has no class folders of images,
+    when its contents say: images lying in it directly, or only files of another kind
+    (.heic, .webp, ...) in it and its sub-folders. "" when neither."""
+    loose, other = 0, collections.Counter()
+    for name in os.listdir(directory):
+        if name.startswith("."):
+            continue
+        path = os.path.join(directory, name)
+        if name.lower().endswith(IMAGE_EXTENSIONS) and os.path.isfile(path):
+            loose += 1
+            continue
+        inner = ([f for f in os.listdir(path) if os.path.isfile(os.path.join(path, f))]
+                 if os.path.isdir(path) else [name])
+        for f in inner:
+            if not f.startswith(".") and not f.lower().endswith(IMAGE_EXTENSIONS):
+                other[os.path.splitext(f)[1].lower() or "extension-less"] += 1
+    if loose:
+        return f" ({loose} image(s) lie directly in it: put each class's images in a folder " \
+               f"of their own)"
+    if other:
+        kind, n = other.most_common(1)[0]
+        return f" (it holds {n} {kind} file(s), which are not read: convert them to .jpg)"
+    return ""
+
+
+def _folder_splits(root, where):
+    """{split: folder} of a folder data set: train/ and whichever of validation/ and test/ lie
+    beside it, or {"train": root} for an unsplit folder of class folders.
+    Raises: UserError: test/ or validation/ without train/."""
+    names = _class_folders(root)
+    if "train" in names:
+        return {split: os.path.join(root, split) for split in SPLITS if split in names}
+    present = [split for split in ("test", "validation") if split in names]
+    if present:
+        raise UserError(f"{where}: missing train/ subfolder beside {present[0]}/; expected "
+                        f"train/<class>/*.jpg, or every class folder directly in the folder "
+                        f"(PATH/<class>/*.jpg) to have the splits drawn")
+    return {"train": root}
+
+
+def _corrupt_message(where, root, bad, named=3):
+    """The one-line error for unreadable images `bad` [(path, reason)]: the file and why for
+    one; the count and the first `named` files (relative to `root`) for several."""
+    if len(bad) == 1:
+        path, reason = bad[0]
+        return (f"{where}: cannot decode {path} ({reason}); replace or delete it, or pass "
+                f"--skip_corrupt to skip unreadable images")
+    first = ", ".join(f"{os.path.relpath(p, root)} ({reason})" for p, reason in bad[:named])
+    more = f" and {len(bad) - named} more" if len(bad) > named else ""
+    return (f"{where}: {len(bad)} images cannot be decoded: {first}{more}; replace or delete "
+            f"them, or pass --skip_corrupt to skip unreadable images")
 
 
 # Train images a folder class needs when the validation split is drawn from train.
@@ -318,140 +443,306 @@ MIN_IMAGES_PER_CLASS = 2
 
 
 def _load_folder(path, channels, skip_corrupt=False,
-                 validation_fraction=DEFAULT_VALIDATION_FRACTION):
-    """PATH/{train,[validation,]test}/<class>/*.png|jpg as a Dataset, read by tfds.ImageFolder.
+                 validation_fraction=DEFAULT_VALIDATION_FRACTION,
+                 test_fraction=DEFAULT_TEST_FRACTION):
+    """A folder of images as a Dataset: PATH/<class>/* (unsplit), or PATH/train/<class>/* with
+    optionally PATH/test/<class>/* and PATH/validation/<class>/* (IMAGE_EXTENSIONS in any
+    case; hidden folders are skipped). The classes are the sorted class folder names.
 
     Every image is decoded once with PIL before training, so a corrupt or truncated file stops
     the run at once with its name, not with a TensorFlow traceback in the middle of epoch 7
-    (about 0.2 ms per small PNG). With `skip_corrupt` such files are left out and counted.
-    Without a validation/ folder, a stratified `validation_fraction` of train is held out
-    (split_validation).
+    (about 0.2 ms per small PNG); the same pass reads every image's size (image_sizes). With
+    `skip_corrupt` such files are left out and counted.
+    Splits: without test/, a stratified `test_fraction` of the train images (of every image
+    of an unsplit folder) is the test split (test_indices, TEST_SEED); then, without
+    validation/, a stratified `validation_fraction` of the rest is the validation split
+    (validation_indices, VALIDATION_SEED). Each split's files are listed by class and name,
+    then shuffled with a seed per split name (tfds.ImageFolder's order, which this loader used
+    before), so every load of the same folder, in every stage, gives the same splits.
     Raises:
-      UserError: missing folder or split, no class folders with images, fewer than 2 train
-        classes, a class with fewer than MIN_IMAGES_PER_CLASS train images (without a
-        validation/ folder), a test or validation class absent from train, or a corrupt image
-        (without skip_corrupt).
+      UserError: missing folder, test/ or validation/ without train/, no class folders with
+        images, unreadable images (without skip_corrupt: the count and the first names),
+        fewer than 2 classes, a class with too few images for the splits drawn from it (2
+        with test/ and without validation/; 3 without both), a test or validation class
+        absent from train, a class folder with no readable train image.
     """
+    where = f"--dataset={FOLDER_PREFIX}{path}"
     root = os.path.abspath(os.path.expanduser(path))
     if not os.path.isdir(root):
-        raise UserError(f"--dataset=folder:{path}: no such directory; give a folder with "
-                        f"train/<class>/*.png and test/<class>/*.png")
-    names = ["train", "test"]
-    if os.path.isdir(os.path.join(root, "validation")):
-        names.insert(1, "validation")
-    files = {}  # split -> {class: [paths]}
-    for split in names:
-        split_dir = os.path.join(root, split)
-        if not os.path.isdir(split_dir):
-            raise UserError(f"--dataset=folder:{path}: missing {split}/ subfolder; expected "
-                            f"{split}/<class>/*.png|jpg")
-        classes = [c for c in sorted(os.listdir(split_dir))
-                   if os.path.isdir(os.path.join(split_dir, c))]
-        files[split] = {c: [os.path.join(split_dir, c, f)
-                            for f in _list_images(os.path.join(split_dir, c))] for c in classes}
-        files[split] = {c: fs for c, fs in files[split].items() if fs}
-        if not files[split]:
-            raise UserError(f"--dataset=folder:{path}: {split}/ has no class folders with "
-                            f".png/.jpg images")
-    start, bad = time.perf_counter(), []
-    for split in files:
-        for c, fs in files[split].items():
-            good = []
+        raise UserError(f"{where}: no such directory; give a folder of class folders of "
+                        f"{IMAGE_EXTENSIONS_TEXT} images, PATH/<class>/*.jpg (or "
+                        f"PATH/train/<class>/ and PATH/test/<class>/)")
+    split_dirs = _folder_splits(root, where)
+    unsplit = split_dirs["train"] == root
+    shown = {split: "" if unsplit else f"{split}/" for split in split_dirs}  # in messages
+    holder = {split: "the folder" if unsplit else f"{split}/" for split in split_dirs}
+    listed = {}  # split -> {class: [paths]}: every image file, unreadable ones included
+    for split, split_dir in split_dirs.items():
+        listed[split] = {c: [os.path.join(split_dir, c, f)
+                             for f in _list_images(os.path.join(split_dir, c))]
+                         for c in _class_folders(split_dir)}
+        if not any(listed[split].values()):
+            expected = (f"{split}/<class>/*.jpg" if not unsplit else
+                        "PATH/<class>/*.jpg, or PATH/train/<class>/ and PATH/test/<class>/")
+            raise UserError(f"{where}: {holder[split]} has no class folders with "
+                            f"{IMAGE_EXTENSIONS_TEXT} images{_stray_files(split_dir)}; "
+                            f"expected {expected}")
+    start, bad, sizes = time.perf_counter(), [], {}
+    for classes in listed.values():
+        for fs in classes.values():
             for f in fs:
-                reason = _unreadable(f)
-                if reason is None:
-                    good.append(f)
-                elif skip_corrupt:
-                    bad.append(f)
-                else:
-                    raise UserError(f"--dataset=folder:{path}: cannot decode {f} ({reason}); "
-                                    f"replace or delete it, or pass --skip_corrupt to skip "
-                                    f"unreadable images")
-            files[split][c] = good
-        files[split] = {c: fs for c, fs in files[split].items() if fs}
+                sizes[f], reason = _inspect(f)
+                if reason is not None:
+                    bad.append((f, reason))
     logging.info("checked the images of %s in %.1f s", root, time.perf_counter() - start)
+    if bad and not skip_corrupt:
+        raise UserError(_corrupt_message(where, root, bad))
     if bad:
         logging.warning("--skip_corrupt: skipped %d unreadable image(s) in %s (first: %s)",
-                        len(bad), root, bad[0])
+                        len(bad), root, bad[0][0])
+    unreadable = {f for f, _ in bad}
+    files = {split: {c: [f for f in fs if f not in unreadable] for c, fs in classes.items()}
+             for split, classes in listed.items()}
+    files = {split: {c: fs for c, fs in classes.items() if fs} for split, classes in files.items()}
     if len(files["train"]) < 2:
-        raise UserError(f"--dataset=folder:{path}: train/ has {len(files['train'])} class "
-                        f"folder with images; a classifier needs at least 2")
-    few = sorted(c for c, fs in files["train"].items() if len(fs) < MIN_IMAGES_PER_CLASS)
-    if few and "validation" not in files:
+        raise UserError(f"{where}: {holder['train']} has {len(files['train'])} "
+                        f"class folder with images; a classifier needs at least 2")
+    draw_test, draw_validation = "test" not in files, "validation" not in files
+    keep = MIN_IMAGES_PER_CLASS if draw_validation else 1  # train images a class keeps
+    need = keep + draw_test
+    few = sorted(c for c, fs in files["train"].items() if len(fs) < need)
+    if few and not draw_test:
         # with one image a class is either never validated or never trained
-        raise UserError(f"--dataset=folder:{path}: train/{few[0]}/ has "
+        raise UserError(f"{where}: train/{few[0]}/ has "
                         f"{len(files['train'][few[0]])} image(s) ({len(few)} class(es) with "
                         f"fewer than {MIN_IMAGES_PER_CLASS}); the validation split is drawn "
                         f"from each class's train images, so add images to train/{few[0]}/, "
                         f"remove the class, or give a validation/ folder")
-    for split in names[1:]:
+    if few:
+        drawn = "test and validation splits are" if draw_validation else "test split is"
+        raise UserError(f"{where}: {shown['train']}{few[0]}/ has "
+                        f"{len(files['train'][few[0]])} image(s) ({len(few)} class(es) with "
+                        f"fewer than {need}); the {drawn} drawn from each class's images, so "
+                        f"add images to {shown['train']}{few[0]}/ or remove the class")
+    for split in list(split_dirs)[1:]:
         missing = sorted(set(files[split]) - set(files["train"]))
         if missing:
-            raise UserError(f"--dataset=folder:{path}: {split}/ has classes with no train "
-                            f"images ({', '.join(missing)}); add train/{missing[0]}/ or remove "
+            raise UserError(f"{where}: {split}/ has classes with no train images "
+                            f"({', '.join(missing)}); add train/{missing[0]}/ or remove "
                             f"{split}/{missing[0]}/")
-    first_file = files["train"][sorted(files["train"])[0]][0]
+    empty = sorted(set().union(*listed.values()) - set(files["train"]))
+    if empty:  # a class folder with no (readable) train image would be a logit never trained
+        raise UserError(f"{where}: class folder(s) {', '.join(empty)} have no readable train "
+                        f"images; add images to {shown['train']}{empty[0]}/ or remove the "
+                        f"folder")
+    class_names = sorted(files["train"])
+    index = {c: i for i, c in enumerate(class_names)}
+    first_file = files["train"][class_names[0]][0]
     first = tf.io.decode_image(tf.io.read_file(first_file), expand_animations=False)
     native_channels = 1 if first.shape[-1] in (1, 2) else 3
     channels = channels or native_channels
-    # TFDS ImageFolder lists the files; its label index is the sorted class folder names.
-    builder = tfds.ImageFolder(root, shape=(None, None, channels), dtype=tf.uint8)
-    empty = sorted(set(builder.info.features["label"].names) - set(files["train"]))
-    if empty:  # a class folder with no (readable) train image would be a logit never trained
-        raise UserError(f"--dataset=folder:{path}: class folder(s) {', '.join(empty)} have no "
-                        f"readable train images; add images to train/{empty[0]}/ or remove "
-                        f"the folder")
-    image_feature = builder.info.features["image"]
-    skipped = tf.constant(bad or [""])
 
-    def raw(split):
-        """The split's (undecoded image, label, file name) records, --skip_corrupt's files
-        left out by name before anything decodes them."""
-        ds = builder.as_dataset(split, shuffle_files=False,
-                                decoders={"image": tfds.decode.SkipDecoding()})
-        if bad:
-            ds = ds.filter(lambda ex: tf.logical_not(
-                tf.reduce_any(tf.equal(ex["image/filename"], skipped))))
-        return ds
+    def ordered(split):
+        """[(path, class)] of a split folder in its fixed order, unreadable files left out."""
+        examples = [(f, c) for c in sorted(listed[split]) for f in listed[split][c]]
+        random.Random(split).shuffle(examples)  # tfds.ImageFolder's order (seed: split name)
+        return [(f, c) for f, c in examples if f not in unreadable]
 
-    def decoded(ds):
-        return ds.map(lambda ex: (image_feature.decode_example(ex["image"]), ex["label"]),
-                      num_parallel_calls=AUTOTUNE)
+    def labels(examples):
+        return np.asarray([index[c] for _, c in examples], np.int64)
 
-    def count(split):
-        return sum(len(fs) for fs in files[split].values())
+    def held_out(examples, indices):
+        """(examples at `indices`, the rest), each in its order."""
+        chosen = set(indices.tolist())
+        return ([e for i, e in enumerate(examples) if i in chosen],
+                [e for i, e in enumerate(examples) if i not in chosen])
 
-    if "validation" in files:
-        train, validation = raw("train"), raw("validation")
-        info = {"source": "validation"}
-        num_train, num_validation = count("train"), count("validation")
+    train = ordered("train")
+    if draw_test:
+        test, train = held_out(train, test_indices(labels(train), test_fraction, TEST_SEED,
+                                                   keep))
+        test_info = {"source": "folder" if unsplit else "train", "fraction": test_fraction,
+                     "seed": TEST_SEED, "stratified": True, "count": len(test)}
     else:
-        labels = _labels(raw("train"), "label")
-        train, validation, info = split_validation(raw("train"), labels, validation_fraction)
-        num_train, num_validation = len(labels) - info["count"], info["count"]
+        test, test_info = ordered("test"), {"source": "test"}
+    if draw_validation:
+        validation, train = held_out(train, validation_indices(labels(train),
+                                                               validation_fraction))
+        info = {"source": "train", "fraction": validation_fraction, "seed": VALIDATION_SEED,
+                "stratified": True, "count": len(validation)}
+    else:
+        validation, info = ordered("validation"), {"source": "validation"}
+
+    def decoded(examples):
+        """Unbatched (uint8 [H, W, channels], int64 label) pairs, read and decoded lazily."""
+        paths = tf.constant([f for f, _ in examples], tf.string, shape=[len(examples)])
+        ys = tf.constant(labels(examples), tf.int64, shape=[len(examples)])
+
+        def decode(f, y):
+            image = tf.io.decode_image(tf.io.read_file(f), channels=channels, dtype=tf.uint8,
+                                       expand_animations=False)
+            image.set_shape([None, None, channels])
+            return image, y
+        return tf.data.Dataset.from_tensor_slices((paths, ys)).map(
+            decode, num_parallel_calls=AUTOTUNE)
+
+    image_sizes = {split: dict(collections.Counter(sizes[f] for f, _ in examples))
+                   for split, examples in (("train", train), ("validation", validation),
+                                           ("test", test))}
     return Dataset(
         name=os.path.basename(root.rstrip("/")),
         train=decoded(train),
         validation=decoded(validation),
-        test=decoded(raw("test")),
-        class_names=list(builder.info.features["label"].names),
-        image_shape=(int(first.shape[0]), int(first.shape[1]), channels),
-        num_train=num_train,
-        num_validation=num_validation,
-        num_test=count("test"),
+        test=decoded(test),
+        class_names=class_names,
+        image_shape=most_common_size(image_sizes["train"]) + (channels,),
+        num_train=len(train),
+        num_validation=len(validation),
+        num_test=len(test),
         hflip_safe=False,
         validation_split=info,
+        test_split=test_info,
+        image_sizes=image_sizes,
     )
 
 
-def resolve_image_size(data, image_size):
-    """(height, width) to train at: `image_size` (int, square) or the data set's native size."""
-    if image_size:
-        return (int(image_size), int(image_size))
+# Without --image_size, a native size whose longer side is larger than this is brought down to
+# it keeping the aspect ratio: 224 px is the usual ImageNet input, and a phone photo (3024x4032)
+# at full size would need ~240x the compute of 224x168 per image.
+MAX_AUTO_SIZE = 224
+RESIZE_METHOD = "bilinear, antialiased"  # how to_pixels/preprocess resize an image
+
+
+def most_common_size(counts):
+    """The (height, width) with the most images in `counts` {(height, width): images}; a tie
+    goes to the larger size (area, then height): shrinking keeps detail that enlarging
+    cannot add. Raises ValueError: empty counts."""
+    if not counts:
+        raise ValueError("no image sizes to choose from")
+    return max(counts, key=lambda hw: (counts[hw], hw[0] * hw[1], hw[0]))
+
+
+def capped_size(height, width, limit=MAX_AUTO_SIZE):
+    """(height, width) with the longer side brought down to `limit` pixels when larger,
+    keeping the aspect ratio (the other side rounded half up, at least 1 pixel):
+    (3024, 4032) -> (168, 224); (32, 32) -> (32, 32)."""
+    longer = max(height, width)
+    if longer <= limit:
+        return (height, width)
+    return tuple(max(1, (side * limit * 2 + longer) // (2 * longer)) for side in (height, width))
+
+
+def auto_image_size(data):
+    """(height, width) in pixels a data set trains at without --image_size: its native size
+    (image_shape: a folder's most common train image size, most_common_size), capped at
+    MAX_AUTO_SIZE (capped_size).
+    Raises: UserError: a TFDS set whose images have no fixed size (pass --image_size)."""
     h, w = data.image_shape[:2]
     if h is None or w is None:
         raise UserError(f"--dataset={data.name}: images have no fixed size; pass --image_size")
-    return (int(h), int(w))
+    return capped_size(int(h), int(w))
+
+
+def resolve_image_size(data, image_size):
+    """(height, width) in pixels to train at.
+
+    Args:
+      image_size: --image_size (int: a square), a size config.json recorded (int, or
+        [height, width] for a non-square one: size_setting), or None: auto_image_size.
+    Raises: UserError: None for a TFDS set of varying image sizes (auto_image_size).
+    """
+    if image_size:
+        if isinstance(image_size, (list, tuple)):
+            return (int(image_size[0]), int(image_size[1]))
+        return (int(image_size), int(image_size))
+    return auto_image_size(data)
+
+
+def size_setting(size):
+    """What config.json records as image_size for a resolved (height, width): an int for a
+    square (as --image_size takes it), else [height, width]."""
+    h, w = (int(v) for v in size)
+    return h if h == w else [h, w]
+
+
+def image_size_source(data, size, given=None):
+    """Where the input size comes from, in words and figures: the first line of tftool-train
+    and the model card.
+
+    Args:
+      data: the Dataset; size: the resolved (height, width) in pixels.
+      given: whether --image_size chose it; None: whenever it differs from auto_image_size
+        (the model card sees only the size config.json recorded).
+    Returns:
+      {"size": [h, w], "source": "--image_size", "most common train size" or "native",
+       "native": [h, w] (a folder's most common train size; None for varying TFDS images),
+       "train_images": int, "capped_at": MAX_AUTO_SIZE when the cap changed the size else None,
+       "resized": images (all splits) of another size than `size`, resized RESIZE_METHOD
+       (None: unknown), "resize": RESIZE_METHOD, "text": a phrase such as "32x32 (the most
+       common size of 900 train images; 12 images of other sizes, in all splits, are resized
+       bilinear, antialiased)"}.
+    """
+    size = tuple(int(v) for v in size)
+    h, w = data.image_shape[:2]
+    native = None if h is None or w is None else (int(h), int(w))
+    auto = capped_size(*native) if native else None
+    given = size != auto if given is None else bool(given)
+    total = data.num_train + data.num_validation + data.num_test
+    if data.image_sizes:
+        counts = collections.Counter()
+        for split_counts in data.image_sizes.values():
+            counts.update(split_counts)
+        resized = total - counts.get(size, 0)
+    else:
+        resized = None if native is None else (0 if native == size else total)
+    capped = not given and auto != native
+
+    def shown(hw):
+        return f"{hw[0]}x{hw[1]}"
+
+    if given:
+        source = "--image_size"
+        why = ("--image_size" + (f"; the most common train size is {shown(native)}"
+                                 if data.image_sizes else
+                                 f"; the data set's images are {shown(native)}" if native
+                                 else ""))
+    elif data.image_sizes:
+        source = "most common train size"
+        why = f"the most common size of {data.num_train} train images"
+    else:
+        source = "native"
+        why = "the data set's native size"
+    if capped:
+        why += f", {shown(native)}, with its longer side capped at {MAX_AUTO_SIZE}"
+    if resized is None:
+        why += f"; the images vary in size and are resized {RESIZE_METHOD}"
+    elif resized == 0:
+        why += "; no image is resized"
+    elif resized == total:
+        why += f"; all {total} images are resized {RESIZE_METHOD}"
+    else:
+        why += (f"; {resized} images of other sizes, in all splits, are resized "
+                f"{RESIZE_METHOD}")
+    orientation = "height x width; " if size[0] != size[1] else ""
+    return {"size": list(size), "source": source, "native": list(native) if native else None,
+            "train_images": data.num_train, "capped_at": MAX_AUTO_SIZE if capped else None,
+            "resized": resized, "resize": RESIZE_METHOD,
+            "text": f"{shown(size)} ({orientation}{why})"}
+
+
+def test_split_source(data):
+    """One phrase saying how a drawn test split was made, e.g. "20% of each class of the
+    folder, 36 of 180 images (stratified, fixed seed 20261203; --test_fraction sets the
+    share)"; None for a data set's own test split."""
+    info = data.test_split
+    if info.get("source") not in ("folder", "train"):
+        return None
+    pool = "the folder" if info["source"] == "folder" else "train/"
+    total = data.num_train + data.num_validation + data.num_test
+    if info["source"] == "train" and data.validation_split.get("source") == "validation":
+        total -= data.num_validation  # validation/ is a folder of its own
+    return (f"{info['fraction'] * 100:g}% of each class of {pool}, {info['count']} of {total} "
+            f"images (stratified, fixed seed {info['seed']}; --test_fraction sets the share)")
 
 
 def preprocess(image, image_size):

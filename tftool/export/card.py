@@ -23,6 +23,7 @@ def model_card(name, variant, stage, runner, dataset, image_size, accuracy, num_
     """
     import tensorflow as tf
 
+    from tftool import data
     from tftool.export import metadata
 
     inp, out = runner.input_details, runner.output_details
@@ -44,6 +45,8 @@ def model_card(name, variant, stage, runner, dataset, image_size, accuracy, num_
                    "meaning": "probabilities" if runner.outputs_probabilities else "logits"},
         "preprocessing": {
             "range": [0.0, 1.0], "size": list(image_size), "channels": runner.input_shape[-1],
+            # [height, width] and where it came from (--image_size or the training images)
+            "size_from": data.image_size_source(dataset, image_size)["text"],
             "resize": "bilinear, antialiased", "layout": "NHWC",
             "formula": ("x = pixel / 255" if in_dtype == "float32" else
                         "q = pixel (raw uint8, scale 1/255, zero point 0)" if in_dtype == "uint8"
