@@ -8,7 +8,8 @@ are, then the command exits 2 naming the refused ones, so `make export` fails.
 import sys
 
 import tftool  # noqa: F401  (Keras 2 before TensorFlow)
-from tftool import UserError, chance, data, stages
+from tftool import UserError, chance
+from tftool.benchmark import suite
 from tftool.cli import common
 from tftool.export import folder, variants as variants_lib
 
@@ -29,20 +30,14 @@ def main(argv):
         from tftool import onnx_runtime
 
         onnx_runtime.require()
-    if not stages.has_model(FLAGS.workdir, "float"):  # the accuracy gate compares with it
-        raise UserError(stages.missing_model_message(FLAGS.workdir, "float", "tftool-export"))
+    variants = variants_lib.resolve(FLAGS.workdir, FLAGS.variants)
     name = FLAGS.name or common.default_name(FLAGS.workdir)
     folder.check(FLAGS.export_dir, FLAGS.workdir, name)  # before anything is written
-    variants = variants_lib.resolve(FLAGS.workdir, FLAGS.variants)
     dataset = common.load_data(settings)
     chance.refuse_export(FLAGS.workdir, dataset, FLAGS.allow_chance_accuracy)
     size = common.image_size(dataset, settings)
-    if FLAGS.calibration_data == "blank":
-        representative = variants_lib.blank_representative_dataset(
-            size + (dataset.image_shape[-1],), FLAGS.calibration_steps)
-    else:
-        representative = data.representative_dataset(dataset, size, FLAGS.calibration_steps,
-                                                     FLAGS.calibration_seed)
+    representative = variants_lib.calibration(FLAGS.calibration_data, dataset, size,
+                                              FLAGS.calibration_steps, FLAGS.calibration_seed)
     conversion = {k: FLAGS[k].value for k in ("rgb_input", "output_kind", "inference_input_type",
                                                "inference_output_type")}
     _, refused = variants_lib.export(FLAGS.workdir, FLAGS.export_dir, name, dataset, size,
@@ -70,6 +65,9 @@ def main(argv):
         for line in micro_problems:
             print(f"tftool-export: micro: {line}", file=sys.stderr, flush=True)
         problems += micro_problems
+        line = suite.refresh_report_line(FLAGS.workdir, FLAGS.export_dir, name)
+        if line:
+            print(line, flush=True)
     if problems and not refused:
         raise UserError(f"{len(problems)} micro/ONNX export(s) not written (see above); the "
                         f"other files were written")

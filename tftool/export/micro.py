@@ -6,6 +6,11 @@ was made, and returns:
   op_resolver_header  <name>_op_resolver.h: a tflite::MicroMutableOpResolver<N> with exactly
                       the model's N distinct ops
   ops                 the model's builtin op names (UserError for an op TFLM lacks)
+  io_details          its input and output as firmware feeds and reads them (dtype, shape,
+                      scale, zero point, the formula from an 8-bit pixel, logits or
+                      probabilities), read from the flatbuffer
+  card_section        the same for the model card's "micro" section, with what differs from
+                      the app's .tflite
   smallest_arena      the smallest tensor arena (bytes) with which TFLM allocates and invokes
   arena_with_margin   that size plus MARGIN, rounded up to whole KiB
   arena_used_bytes    what TFLM's RecordingMicroAllocator reports as used
@@ -136,26 +141,26 @@ def model_ops(tflite_bytes):
     Raises:
       UserError: not a .tflite flatbuffer.
     """
-    from ai_edge_litert.tools import flatbuffer_utils
-
     model = _model(tflite_bytes)
-    names = {value: key for key, value in vars(flatbuffer_utils.BuiltinOperator).items()
-             if not key.startswith("_")}
-    custom = flatbuffer_utils.BuiltinOperator.CUSTOM
     used = set()
     for s in range(model.SubgraphsLength()):
         subgraph = model.Subgraphs(s)
         for i in range(subgraph.OperatorsLength()):
             used.add(subgraph.Operators(i).OpcodeIndex())
-    found = set()
-    for index in used:
-        opcode = model.OperatorCodes(index)
-        code = flatbuffer_utils.get_builtin_code_from_operator_code(opcode)
-        if code == custom:
-            found.add(("custom", (opcode.CustomCode() or b"").decode("utf-8", "replace")))
-        else:
-            found.add(("builtin", names.get(code, f"builtin code {code}")))
-    return sorted(found)
+    return sorted({_op_kind_name(model, index) for index in used})
+
+
+def _op_kind_name(model, opcode_index):
+    """("builtin", BuiltinOperator name) or ("custom", custom code) of one operator code."""
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    opcode = model.OperatorCodes(opcode_index)
+    code = flatbuffer_utils.get_builtin_code_from_operator_code(opcode)
+    if code == flatbuffer_utils.BuiltinOperator.CUSTOM:
+        return "custom", (opcode.CustomCode() or b"").decode("utf-8", "replace")
+    names = {value: key for key, value in vars(flatbuffer_utils.BuiltinOperator).items()
+             if not key.startswith("_")}
+    return "builtin", names.get(code, f"builtin code {code}")
 
 
 def ops(tflite_bytes):
@@ -178,7 +183,184 @@ def ops(tflite_bytes):
     return [name for _, name in found]
 
 
-def c_source(tflite_bytes, name, arena=None):
+# What the op writing the output tensor makes of it (skipping pure type conversions, e.g. the
+# QUANTIZE of a uint8-output export): kind of output firmware reads.
+_OUTPUT_KINDS = {"SOFTMAX": "probabilities", "LOG_SOFTMAX": "log_probabilities"}
+_CONVERSIONS = ("QUANTIZE", "DEQUANTIZE")
+# numpy dtype name -> the C++ type firmware declares its input/output buffer with.
+_C_TYPES = {"int8": "std::int8_t", "uint8": "std::uint8_t", "int16": "std::int16_t",
+            "int32": "std::int32_t", "float32": "float"}
+
+
+def _tensor(model, index):
+    """(dtype name, shape list, scale float, zero point int) of subgraph 0's tensor `index`;
+    scale 0.0 and zero point 0 for a tensor that is not quantized."""
+    from ai_edge_litert.tools import flatbuffer_utils
+
+    tensor = model.Subgraphs(0).Tensors(index)
+    dtype = flatbuffer_utils.type_to_name(tensor.Type()).lower()
+    shape = [int(d) for d in tensor.ShapeAsNumpy()] if tensor.ShapeLength() else []
+    quantization = tensor.Quantization()
+    scales = (quantization.ScaleAsNumpy() if quantization is not None
+              and quantization.ScaleLength() else np.zeros(0, np.float32))
+    zero_points = (quantization.ZeroPointAsNumpy() if quantization is not None
+                   and quantization.ZeroPointLength() else np.zeros(0, np.int64))
+    if len(scales) > 1:
+        raise UserError(f"tensor {index} is quantized per channel ({len(scales)} scales); "
+                        f"tftool describes models with one input/output scale")
+    scale = float(np.float32(scales[0])) if len(scales) else 0.0
+    zero_point = int(zero_points[0]) if len(zero_points) else 0
+    return dtype, shape, scale, zero_point
+
+
+def _io_counts(subgraph):
+    """E.g. "1 input and 2 outputs"."""
+    inputs, outputs = subgraph.InputsLength(), subgraph.OutputsLength()
+    return (f"{inputs} input{'' if inputs == 1 else 's'} and "
+            f"{outputs} output{'' if outputs == 1 else 's'}")
+
+
+def _producer(model, index):
+    """(operator, its builtin name, or "custom <code>") of subgraph 0's operator that writes
+    tensor `index`; (None, None) when no operator does (a graph input)."""
+    subgraph = model.Subgraphs(0)
+    for i in range(subgraph.OperatorsLength()):
+        op = subgraph.Operators(i)
+        if index in [int(t) for t in op.OutputsAsNumpy()]:
+            kind, name = _op_kind_name(model, op.OpcodeIndex())
+            return op, name if kind == "builtin" else f"custom {name}"
+    return None, None
+
+
+def pixel_formula(dtype, scale, zero_point):
+    """How firmware turns an 8-bit camera pixel (0..255) into the model's input value.
+
+    tftool's models are trained on x = pixel / 255 in [0, 1]; an integer input holds
+    q = round(x / scale) + zero_point, clamped to the type's range. When that is pixel plus a
+    constant for every pixel 0..255 (scale 1/255 as float32), the formula says so: "q = pixel"
+    (uint8, zero point 0) or "q = pixel - 128" (int8, zero point -128).
+    Args:
+      dtype: numpy dtype name of the input tensor, e.g. "int8", "uint8", "float32".
+      scale: float, the tensor's scale (ignored for float32); zero_point: int.
+    Returns:
+      str, e.g. "q = pixel - 128" or "q = round(pixel / 255 / 0.0078125) - 1, clamped to
+      -128..127" or "x = pixel / 255.0" (float input).
+    Raises:
+      ValueError: an integer dtype with scale ≤ 0.
+    """
+    if not np.issubdtype(np.dtype(dtype), np.integer):
+        return "x = pixel / 255.0"
+    if not scale > 0:
+        raise ValueError(f"{dtype} input with scale {scale}: a quantized input has scale > 0")
+    info = np.iinfo(np.dtype(dtype))
+    pixels = np.arange(256, dtype=np.float64)
+    exact = np.clip(np.round(pixels / 255.0 / np.float32(scale)) + zero_point,
+                    info.min, info.max)
+    clamp = f", clamped to {info.min}..{info.max}"
+    offset = "" if zero_point == 0 else f" {'-' if zero_point < 0 else '+'} {abs(zero_point)}"
+    if np.array_equal(exact, np.clip(pixels + zero_point, info.min, info.max)):
+        clipped = zero_point < info.min or zero_point + 255 > info.max
+        return f"q = pixel{offset}{clamp if clipped else ''}"
+    return f"q = round(pixel / 255 / {str(np.float32(scale))}){offset}{clamp}"
+
+
+def io_details(tflite_bytes):
+    """The model's input and output as firmware feeds and reads them, read from the flatbuffer.
+
+    Everything comes from the file's tensors and graph (subgraph 0), nothing is assumed: a
+    micro export (int8 input, zero point -128, int8 logits) differs from the app's .tflite of
+    the same variant (uint8 input, zero point 0, float32 probabilities).
+    Args:
+      tflite_bytes: a .tflite flatbuffer (bytes) with one input and one output.
+    Returns:
+      dict with
+        "input": dtype (numpy name: "int8", "uint8", "int16", "float32"), shape ([int], e.g.
+          [1, 8, 8, 1], NHWC), channels (int, the last dimension), scale (float, the file's
+          float32; 0.0 when not quantized), zero_point (int), formula (str, pixel_formula:
+          the input value from an 8-bit pixel 0..255);
+        "output": dtype, shape ([1, K]), num_classes (int K, the last dimension), scale,
+          zero_point, kind ("probabilities" when the op writing the output, type conversions
+          skipped, is SOFTMAX; "log_probabilities" for LOG_SOFTMAX; else "logits"), last_op
+          (that op's builtin name, e.g. "FULLY_CONNECTED").
+    Raises:
+      UserError: not a .tflite flatbuffer; not exactly one input and one output; an input or
+        output quantized per channel.
+    """
+    model = _model(tflite_bytes)
+    subgraph = model.Subgraphs(0)
+    if subgraph.InputsLength() != 1 or subgraph.OutputsLength() != 1:
+        raise UserError(f"the model has {_io_counts(subgraph)}; tftool describes models "
+                        f"with one input and one output")
+    dtype, shape, scale, zero_point = _tensor(model, int(subgraph.Inputs(0)))
+    inp = {"dtype": dtype, "shape": shape, "channels": shape[-1] if shape else 1,
+           "scale": scale, "zero_point": zero_point,
+           "formula": pixel_formula(dtype, scale, zero_point)}
+    index = int(subgraph.Outputs(0))
+    dtype, shape, scale, zero_point = _tensor(model, index)
+    op, last_op = _producer(model, index)
+    while last_op in _CONVERSIONS:
+        op, last_op = _producer(model, int(op.InputsAsNumpy()[0]))
+    out = {"dtype": dtype, "shape": shape, "num_classes": shape[-1] if shape else 1,
+           "scale": scale, "zero_point": zero_point,
+           "kind": _OUTPUT_KINDS.get(last_op, "logits"), "last_op": last_op}
+    return {"input": inp, "output": out}
+
+
+def card_section(tflite_bytes, labels, app_card=None):
+    """The model card's "micro" fields that say how to feed and read the micro model.
+
+    Args:
+      tflite_bytes: the micro .tflite flatbuffer (bytes), as written to the C array.
+      labels: class names in output order (len = the output's num_classes).
+      app_card: the variant's model card (export/card.py model_card), whose top-level "input"
+        and "output" describe the app's .tflite; None: no comparison.
+    Returns:
+      dict: "input" and "output" (io_details), "labels" (list of str); with app_card also
+      "io_differences" ([{"field": "input.zero_point", "micro": -128, "app": 0}, ...]: every
+      input/output field in which the micro model differs from the app's file; [] when none)
+      and "io_note" (one sentence saying which to follow).
+    Raises:
+      ValueError: len(labels) differs from the output's num_classes.
+      UserError: see io_details.
+    """
+    details = io_details(tflite_bytes)
+    labels = [str(label) for label in labels]
+    if len(labels) != details["output"]["num_classes"]:
+        raise ValueError(f"{len(labels)} labels for a model with "
+                         f"{details['output']['num_classes']} outputs")
+    section = {**details, "labels": labels}
+    if app_card is None:
+        return section
+    app_in, app_out = app_card.get("input") or {}, app_card.get("output") or {}
+    pairs = [("input.dtype", details["input"]["dtype"], app_in.get("dtype")),
+             ("input.shape", details["input"]["shape"], app_in.get("shape")),
+             ("input.scale", details["input"]["scale"], app_in.get("scale")),
+             ("input.zero_point", details["input"]["zero_point"], app_in.get("zero_point")),
+             ("input.formula", details["input"]["formula"],
+              (app_card.get("preprocessing") or {}).get("formula")),
+             ("output.dtype", details["output"]["dtype"], app_out.get("dtype")),
+             ("output.scale", details["output"]["scale"], app_out.get("scale")),
+             ("output.zero_point", details["output"]["zero_point"], app_out.get("zero_point")),
+             ("output.kind", details["output"]["kind"], app_out.get("meaning"))]
+    differences = [{"field": field, "micro": mine, "app": theirs}
+                   for field, mine, theirs in pairs
+                   if not (mine == theirs or isinstance(mine, float)
+                           and isinstance(theirs, (int, float))
+                           and math.isclose(mine, theirs, rel_tol=1e-6, abs_tol=0.0))]
+    app_file = app_card.get("file", "the app's .tflite")
+    section["io_differences"] = differences
+    if differences:
+        section["io_note"] = (
+            f"The micro C array is another flatbuffer than {app_file}: "
+            + "; ".join(f"{d['field']} {d['micro']} (not {d['app']})" for d in differences)
+            + ". Firmware must feed and read it per this section's input and output, not the "
+              "card's top-level input, output and preprocessing.")
+    else:
+        section["io_note"] = f"The micro C array has the same input and output as {app_file}."
+    return section
+
+
+def c_source(tflite_bytes, name, arena=None, labels=None):
     """The model as a C array for TFLM firmware: (header_text, source_text).
 
     The header `<name>_model_data.h` declares
@@ -187,20 +369,48 @@ def c_source(tflite_bytes, name, arena=None):
     and the source `<name>_model_data.cc` includes it and defines the array `alignas(16)`
     (TFLM reads tensors in place from the flatbuffer; 16 bytes is the alignment TFLM's own
     generate_cc_arrays.py uses). Both are C++ (alignas needs C++11).
+
+    For a model with one input and one output, the header also says how to feed and read
+    it, read from these bytes (io_details), each `constexpr` and prefixed with <name>_:
+      input:  typedef <C type> <name>_input_t; char <name>_input_dtype[] ("int8");
+              int <name>_input_shape[] ({1, H, W, C}); for a rank-4 input int
+              <name>_input_batch/_height/_width; int <name>_input_channels; int
+              <name>_input_bytes; float <name>_input_scale; int <name>_input_zero_point; and a
+              comment with the formula from an 8-bit pixel (e.g. q = pixel - 128);
+      output: typedef <name>_output_t; char <name>_output_dtype[]; float
+              <name>_output_scale; int <name>_output_zero_point; char <name>_output_kind[]
+              ("logits", "probabilities", "log_probabilities"); bool
+              <name>_output_is_probabilities (the op writing the output is SOFTMAX); int
+              <name>_num_classes;
+      labels: with `labels`, `extern const char* const <name>_labels[<name>_num_classes];`
+              defined in the source, the class names in output order.
+    A model with several inputs or outputs gets a comment saying they are not described.
     Args:
       tflite_bytes: a .tflite flatbuffer (bytes); its length is <name>_model_data_len.
       name: C identifier prefix, e.g. "digits_int8".
       arena: footprint()'s dict; when given, the header also defines
         `constexpr unsigned int <name>_tensor_arena_size` (its arena_bytes).
+      labels: optional class names (str) in output order; UTF-8, escaped for C.
     Returns:
       (str, str): header text, source text.
     Raises:
-      ValueError: name is not a C identifier.
-      UserError: not a .tflite flatbuffer.
+      ValueError: name is not a C identifier; labels of another length than the output's
+        last dimension, or labels for a model with several outputs.
+      UserError: not a .tflite flatbuffer; an input or output quantized per channel.
     """
     _check_name(name)
-    _model(tflite_bytes)
+    model = _model(tflite_bytes)
     data = bytes(tflite_bytes)
+    subgraph = model.Subgraphs(0)
+    single = subgraph.InputsLength() == 1 and subgraph.OutputsLength() == 1
+    if single:
+        io_header, io_source = _io_c_text(io_details(data), name, labels)
+    elif labels is not None:
+        raise ValueError(f"labels given for a model with {subgraph.OutputsLength()} outputs; "
+                         f"they name the classes of a single output")
+    else:
+        io_header, io_source = (f"// {_io_counts(subgraph)}: tftool describes the input and "
+                                f"output of single-input, single-output models only.\n\n"), ""
     guard = f"TFTOOL_{name.upper()}_MODEL_DATA_H_"
     what = (f"// The TensorFlow Lite flatbuffer of model '{name}' ({len(data)} bytes) as a C "
             f"array for\n// TensorFlow Lite Micro: tflite::GetModel({name}_model_data).\n"
@@ -214,8 +424,9 @@ def c_source(tflite_bytes, name, arena=None):
                       f"constexpr unsigned int {name}_tensor_arena_size = "
                       f"{arena['arena_bytes']};\n\n")
     header = (f"{what}#ifndef {guard}\n#define {guard}\n\n"
+              + ("#include <cstdint>\n\n" if single else "") +
               f"extern const unsigned char {name}_model_data[];\n"
-              f"extern const unsigned int {name}_model_data_len;\n\n{arena_line}"
+              f"extern const unsigned int {name}_model_data_len;\n\n{arena_line}{io_header}"
               f"#endif  // {guard}\n")
     lines = []
     for start in range(0, len(data), _BYTES_PER_LINE):
@@ -225,8 +436,100 @@ def c_source(tflite_bytes, name, arena=None):
               f"// 16-byte aligned: TFLM reads weights and tensor data in place.\n"
               f"alignas(16) const unsigned char {name}_model_data[] = {{\n"
               + "\n".join(lines) +
-              f"\n}};\n\nconst unsigned int {name}_model_data_len = {len(data)};\n")
+              f"\n}};\n\nconst unsigned int {name}_model_data_len = {len(data)};\n"
+              + io_source)
     return header, source
+
+
+def _c_float(value):
+    """A float32 as the shortest C++ float literal that reads back to the same float32."""
+    return f"{str(np.float32(value))}f"  # str: format() would print the float64 digits
+
+
+def _c_string(text):
+    """A C string literal of `text`'s UTF-8 bytes: printable ASCII as is; quote, backslash
+    and '?' (trigraphs) escaped; every other byte as a 3-digit octal escape (a hex escape
+    would swallow the hex digits after it)."""
+    out = []
+    for byte in str(text).encode("utf-8"):
+        char = chr(byte)
+        if char in '"\\?':
+            out.append("\\" + char)
+        elif 32 <= byte < 127:
+            out.append(char)
+        else:
+            out.append(f"\\{byte:03o}")
+    return '"' + "".join(out) + '"'
+
+
+def _io_c_text(details, name, labels):
+    """(header lines, source lines) describing the model's input and output; see c_source."""
+    inp, out = details["input"], details["output"]
+    integer_in = np.issubdtype(np.dtype(inp["dtype"]), np.integer)
+    shape = inp["shape"]
+    channels = inp["channels"]
+    color = {1: "grayscale", 3: "RGB"}.get(channels, f"{channels} channels")
+    lines = [f"// Input tensor: {inp['dtype']} {shape}"
+             + (", NHWC" if len(shape) == 4 else "") + f", {color}.\n// The model was "
+             f"trained on x = pixel / 255 in [0, 1]"
+             + (",\n// stored as q = round(x / scale) + zero_point.\n" if integer_in
+                else ".\n")]
+    if integer_in:
+        info = np.iinfo(np.dtype(inp["dtype"]))
+        lines.append(f"// From an 8-bit camera pixel (0..255): {inp['formula']}\n"
+                     f"// (in general q = round(pixel / 255 / scale) + zero_point, clamped "
+                     f"to {info.min}..{info.max}).\n")
+    else:
+        lines.append(f"// From an 8-bit camera pixel (0..255): {inp['formula']} (not "
+                     f"quantized: scale and zero point 0).\n")
+    if inp["dtype"] in _C_TYPES:
+        lines.append(f"typedef {_C_TYPES[inp['dtype']]} {name}_input_t;\n")
+    lines.append(f"constexpr char {name}_input_dtype[] = \"{inp['dtype']}\";\n"
+                 f"constexpr int {name}_input_shape[] = "
+                 f"{{{', '.join(str(d) for d in shape)}}};\n")
+    if len(shape) == 4:
+        lines.append(f"constexpr int {name}_input_batch = {shape[0]};\n"
+                     f"constexpr int {name}_input_height = {shape[1]};\n"
+                     f"constexpr int {name}_input_width = {shape[2]};\n")
+    size = int(np.prod(shape)) if shape else 1
+    try:
+        nbytes = f"{size * np.dtype(inp['dtype']).itemsize}"
+    except TypeError:  # a type numpy lacks
+        nbytes = None
+    lines.append(f"constexpr int {name}_input_channels = {channels};\n"
+                 + (f"constexpr int {name}_input_bytes = {nbytes};\n" if nbytes else "")
+                 + f"constexpr float {name}_input_scale = {_c_float(inp['scale'])};\n"
+                 f"constexpr int {name}_input_zero_point = {inp['zero_point']};\n\n")
+    kind = out["kind"]
+    why = (f"the last op is {out['last_op']}" + ("" if kind != "logits" else ", not SOFTMAX"))
+    value = ("value = (q - zero_point) * scale" if np.issubdtype(np.dtype(out["dtype"]),
+                                                                  np.integer)
+             else "not quantized: scale and zero point 0")
+    lines.append(f"// Output tensor: {out['dtype']} {out['shape']}, {kind} ({why});\n"
+                 f"// {value}.\n"
+                 f"// The class is the index of the largest value"
+                 + (f": {name}_labels[i] names output i.\n" if labels is not None else ".\n"))
+    if out["dtype"] in _C_TYPES:
+        lines.append(f"typedef {_C_TYPES[out['dtype']]} {name}_output_t;\n")
+    lines.append(f"constexpr char {name}_output_dtype[] = \"{out['dtype']}\";\n"
+                 f"constexpr float {name}_output_scale = {_c_float(out['scale'])};\n"
+                 f"constexpr int {name}_output_zero_point = {out['zero_point']};\n"
+                 f"constexpr char {name}_output_kind[] = \"{kind}\";\n"
+                 f"constexpr bool {name}_output_is_probabilities = "
+                 f"{'true' if kind == 'probabilities' else 'false'};\n"
+                 f"constexpr int {name}_num_classes = {out['num_classes']};\n\n")
+    if labels is None:
+        return "".join(lines), ""
+    labels = list(labels)
+    if len(labels) != out["num_classes"]:
+        raise ValueError(f"{len(labels)} labels for a model with {out['num_classes']} "
+                         f"outputs")
+    lines.append(f"// Class names in output order (defined in {name}_model_data.cc).\n"
+                 f"extern const char* const {name}_labels[{name}_num_classes];\n\n")
+    source = (f"\n// Class names in output order: {name}_labels[i] names output i.\n"
+              f"const char* const {name}_labels[{name}_num_classes] = {{\n"
+              + "".join(f"    {_c_string(label)},\n" for label in labels) + "};\n")
+    return "".join(lines), source
 
 
 def op_resolver_header(tflite_bytes, name):

@@ -26,9 +26,12 @@ def resolve(workdir, requested):
     """The variants to export: `requested`, or (None) every variant WORKDIR can give.
 
     Raises:
-      UserError: an unknown variant, a requested variant whose stage has no model, or whose
-        model is (not) QAT-wrapped; each names the fix.
+      UserError: no float model (the accuracy gate compares with it); an unknown variant, a
+        requested variant whose stage has no model, or whose model is (not) QAT-wrapped; each
+        names the fix.
     """
+    if not stages.has_model(workdir, "float"):
+        raise UserError(stages.missing_model_message(workdir, "float", "tftool-export"))
     if requested is None:
         return available(workdir)
     for variant in requested:
@@ -61,6 +64,18 @@ def blank_representative_dataset(input_shape, num_samples):
         for _ in range(num_samples):
             yield [np.zeros((1, *input_shape), np.float32)]
     return gen
+
+
+def calibration(calibration_data, dataset, image_size, num_samples, seed):
+    """The representative_dataset of --calibration_data: "train" (or any value but "blank"):
+    data.representative_dataset's `num_samples` training images (seeded); "blank":
+    blank_representative_dataset, the deliberately broken calibration."""
+    from tftool import data
+
+    if calibration_data == "blank":
+        return blank_representative_dataset(tuple(image_size) + (dataset.image_shape[-1],),
+                                            num_samples)
+    return data.representative_dataset(dataset, image_size, num_samples, seed)
 
 
 def app_conversion(mode, rgb_input=True, output_kind="probabilities",
@@ -373,8 +388,11 @@ def export_micro(workdir, export_dir, name, dataset, image_size, variants,
     gives; no RGB conversion), measured in the TFLM interpreter (micro.footprint: flash, the
     smallest working tensor arena + margin) and checked against LiteRT on the whole test
     split (micro.compare_with_litert); then written as <name>_<variant>_model_data.{h,cc}
-    (the arena size in the header) and <name>_<variant>_op_resolver.h, and the figures go
-    into the variant's model card ("micro").
+    (the arena size, the input's dtype, shape, scale, zero point and pixel formula, the
+    output's dtype, scale, zero point and kind, and the class names in the header and source)
+    and <name>_<variant>_op_resolver.h, and the figures go into the variant's model card
+    ("micro"), with the same input/output fields (micro.card_section) and where they differ
+    from the app's .tflite of the variant.
     Returns:
       (written: [paths], problems: [one line per variant not written: an op TFLM lacks, or
       over the --micro_flash_kb/--micro_ram_kb budget]).
@@ -404,6 +422,8 @@ def export_micro(workdir, export_dir, name, dataset, image_size, variants,
         section = {k: v for k, v in footprint.items() if k != "message"}
         section["budget_kb"] = {"flash": micro_flash_kb, "ram": micro_ram_kb}
         section["input_shape"] = [1, *models[stage].input_shape[1:]]
+        # How to feed and read this flatbuffer (not the app's: int8 I/O, logits), read from it.
+        section.update(micro.card_section(content, dataset.class_names, card))
         # The app export's file this was measured beside (export/card.py carry_over).
         section["file_sha256"] = (card or {}).get("sha256")
         if not footprint["fits"]:  # named, not written; the report still shows its figures
@@ -415,7 +435,8 @@ def export_micro(workdir, export_dir, name, dataset, image_size, variants,
                    for pixels, _ in data.test_batches(dataset, image_size))
         labels = [y for _, ys in data.test_batches(dataset, image_size) for y in ys]
         agreement = micro.compare_with_litert(content, batches, labels)
-        header, source = micro.c_source(content, cname, arena=footprint)
+        header, source = micro.c_source(content, cname, arena=footprint,
+                                        labels=dataset.class_names)
         folder = os.path.join(export_dir, "micro")
         paths = [os.path.join(folder, f"{cname}_model_data.h"),
                  os.path.join(folder, f"{cname}_model_data.cc"),
