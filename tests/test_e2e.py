@@ -2,6 +2,7 @@
 in-process (tests/inprocess.py); a few subprocess runs check the command-line contract."""
 import json
 import os
+import re
 
 import pytest
 
@@ -111,23 +112,26 @@ def test_benchmark_rows(pipeline_run):
 
 
 def test_report_and_model_cards(pipeline_run):
-    _, export_dir, _ = pipeline_run
+    workdir, export_dir, _ = pipeline_run
     report_md = open(os.path.join(export_dir, "report.md")).read()
     lines = report_md.splitlines()
     every = lines[lines.index("## Every variant"):]
     table = [l for l in every if l.startswith("| ")]
     assert len(table) == 2 + len(VARIANTS)  # header, Keras float, one line per variant
     assert "speed-up vs TFLite float32" in table[0] and "★" in report_md
-    # the recommendation block: one variant per target, the gate and its setting, the input
+    # the recommendation block: one file per target with its path, the gate and its setting,
+    # the input; the microcontroller command names this run's folders
     ship = lines[lines.index("## What to ship"):lines.index("## Every variant")]
-    picks = [l for l in ship if l.startswith("| phone") or l.startswith("| most accurate on validation")]
+    picks = [l for l in ship
+             if l.startswith(("- **Phone**", "- **Edge CPU**", "- **Most accurate**"))]
     assert len(picks) == 3
     for line in picks:
-        variant = line.split("| ")[2].split(":")[0]
-        assert variant in VARIANTS and f"digits_small_cnn_{variant}.tflite" in line
-        assert " RGB |" in line  # the input it takes
+        variant = re.search(r"digits_small_cnn_(\w+)\.tflite", line).group(1)
+        path = os.path.join(export_dir, f"digits_small_cnn_{variant}.tflite")
+        assert variant in VARIANTS and f"`{path}`" in line
+    assert all(" RGB)" in line for line in picks[:2])  # the input it takes
     assert "`--gate=paired --max_accuracy_drop=0.01`" in report_md
-    assert any("run `make micro`" in l for l in ship)
+    assert any(f"`make micro WORKDIR={workdir} EXPORT_DIR={export_dir}`" in l for l in ship)
     assert open(os.path.join(export_dir, "report.png"), "rb").read(4) == b"\x89PNG"
     card = json.load(open(os.path.join(export_dir, "digits_small_cnn_int8.json")))
     assert card["converter_versions"]["tensorflow"] and card["accuracy_gate"]["float_accuracy"]

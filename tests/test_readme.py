@@ -58,12 +58,25 @@ def test_the_quick_start_runs_as_written(tmp_path):
     assert re.search(r"work/float: test accuracy 0\.9\d{3} \[0\.\d{4}, 0\.\d{4}\] on 359 "
                      r"images", train.replace(moved["work"], "work")), train
     exported = [l for l in export.splitlines() if ".tflite: " in l]
-    assert len(exported) == 5 and all(re.search(r"vs float [+-]\d+\.\d\d points \[", l)
+    assert len(exported) == 5 and all(re.search(r"vs float [+-]?\d+\.\d\d points \[", l)
                                       for l in exported), export
     lines = predict.splitlines()  # one line per image of test/7; a 5-epoch model gets most right
     assert len(lines) == 36 and all(re.match(r".*/7/\d+_\+0\.png: \d 0\.\d{3}, ", l)
                                     for l in lines), predict
     assert sum(re.match(r".*: 7 ", l) is not None for l in lines) >= 32, predict
     assert "## What to ship" in benchmark and "int8" in benchmark
+    # The report's microcontroller hint, run as printed, builds this model (not the digits
+    # into ./workdir) and updates the report, whose line then names the C array.
+    hint = re.search(r"`(tftool-export --workdir=\S+ --export_dir=\S+ --micro)`", benchmark)
+    assert hint and moved["work"] in hint.group(1), benchmark
+    result = subprocess.run(shlex.split(hint.group(1)), cwd=REPO, env=env, capture_output=True,
+                            text=True, timeout=900)
+    assert result.returncode == 0, (result.stdout[-2000:], result.stderr[-2000:])
+    assert "report.md: updated with the microcontroller figures" in result.stdout
+    micro = os.listdir(os.path.join(moved["exported"], "micro"))
+    assert micro and all(f.startswith("digits28_small_cnn_") for f in micro), micro
+    report = open(os.path.join(moved["exported"], "report.md"), encoding="utf-8").read()
+    assert re.search(r"\*\*Microcontroller\*\* .*: ship `\S+/micro/digits28_small_cnn_\w+"
+                     r"_model_data\.cc`", report), report
     if "work" not in moved:  # the patterns above must have matched
         pytest.fail("the quick start's folders were not recognized")

@@ -102,18 +102,43 @@ class Paired:
     def describe(self, unit_points=True, counts=True):
         """E.g. "-1.11 points [-2.81, +0.11], within noise (4 images only the reference gets
         right, 0 only this one)": the change of the other model's accuracy (−drop) with its
-        95% interval, as points by default; `counts` adds the discordant counts."""
+        95% interval, as points by default (format_signed: a part that rounds to zero reads
+        "0.00"); `counts` adds the discordant counts."""
         scale = 100.0 if unit_points else 1.0
-        # + 0.0: no "-0.00" for an unchanged accuracy
-        change, low, high = (-self.drop * scale + 0.0, -self.high * scale + 0.0,
-                             -self.low * scale + 0.0)
+        change, low, high = -self.drop * scale, -self.high * scale, -self.low * scale
         verdict = "within noise" if self.within_noise else ("worse" if change < 0 else "better")
         unit = " points" if unit_points else ""
-        text = f"{change:+.2f}{unit} [{low:+.2f}, {high:+.2f}], {verdict}"
+        text = f"{format_signed(change)}{unit} [{format_signed(low)}, {format_signed(high)}], " \
+               f"{verdict}"
         if counts:
             text += (f" ({self.only_reference} images only the reference gets right, "
                      f"{self.only_other} only this one)")
         return text
+
+
+def format_signed(value, digits=2):
+    """A change as text with its sign: "+1.10", "-2.81", and "0.00" for any value that rounds
+    to zero at `digits` decimals (no "-0.00", no "+0.00").
+
+    Args:
+      value: float, e.g. a change in percentage points.
+      digits: decimals shown, ≥ 0.
+    Returns: str.
+    """
+    if round(value, digits) == 0:
+        return f"{0.0:.{digits}f}"
+    return f"{value:+.{digits}f}"
+
+
+def format_change(change, low, high, digits=2):
+    """"-1.11 [-2.81, +0.11]": a change with its 95% interval, each part by `format_signed`
+    (an unchanged accuracy reads "0.00 [0.00, 0.00]").
+
+    Args: change, low, high: floats in the same unit (e.g. points); digits: decimals shown.
+    Returns: str.
+    """
+    return (f"{format_signed(change, digits)} [{format_signed(low, digits)}, "
+            f"{format_signed(high, digits)}]")
 
 
 def paired_drop(reference_correct, other_correct, confidence=CONFIDENCE):

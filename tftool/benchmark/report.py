@@ -99,12 +99,14 @@ def summarize(rows):
     """One entry per (variant, format), in the order rows first name them.
 
     Latency figures are batch 1 with the default runtime (XNNPACK on): p50 at 1 thread
-    ("p50_1") and at the largest thread count measured ("p50_all"); "throughput_ips" at the
-    largest batch and thread count. Speed-ups are p50_1 ratios (reference p50 / this p50) to the
-    Keras float row and the TFLite float32 row. "delta_points" is (accuracy − Keras float
-    accuracy) × 100, percentage points. "pareto": Pareto-optimal in (accuracy, p50_1, size)
-    among the TFLite variants (pareto_front). "noisy": any of the picked rows was flagged noisy;
-    "noisy_1", "noisy_all", "noisy_throughput": that figure's row was. "accuracy_interval",
+    ("p50_1"; at the fewest measured when 1 was not) and at the largest thread count
+    measured ("p50_all"), with those thread counts ("threads_1", "threads_all");
+    "throughput_ips" at the largest batch and thread count. Speed-ups are p50_1 ratios
+    (reference p50 / this p50) to the Keras float row and the TFLite float32 row.
+    "delta_points" is (accuracy − Keras float accuracy) × 100, percentage points. "pareto":
+    Pareto-optimal in (accuracy, p50_1, size) among the TFLite variants (pareto_front).
+    "noisy": any of the picked rows was flagged noisy; "noisy_1", "noisy_all",
+    "noisy_throughput": that figure's row was. "accuracy_interval",
     "validation_accuracy(_interval)", "paired_vs_float" and "paired_vs_baseline"
     (stats.Paired.as_dict) come from the rows when the benchmark measured them.
     """
@@ -135,6 +137,8 @@ def summarize(rows):
             "size_bytes": base["size_bytes"], "gzip_bytes": base["gzip_bytes"],
             "p50_1": one["latency_ms_p50"] if one else None,
             "p50_all": every["latency_ms_p50"] if every else None,
+            "threads_1": one["num_threads"] if one else None,
+            "threads_all": every["num_threads"] if every else None,
             "throughput_ips": big.get("throughput_ips") if big else None,
             "noisy": any(r.get("noisy") for r in picked),
             "noisy_1": bool(one and one.get("noisy")),
@@ -205,13 +209,20 @@ def _accuracy_cell(e, key="accuracy"):
 
 def _delta_cell(paired):
     """"−1.11 [−2.81, +0.11] ≈" from a stats.Paired dict: the change in points with its 95%
-    interval; ≈ marks a change within noise (the interval holds 0)."""
+    interval; ≈ marks a change within noise (the interval holds 0). A part that rounds to
+    zero reads "0.00" (stats.format_signed)."""
+    from tftool import stats
+
     if not paired:
         return "–"
-    change, low, high = (-paired["drop"] * 100 + 0.0, -paired["high"] * 100 + 0.0,
-                         -paired["low"] * 100 + 0.0)
     mark = " ≈" if paired["within_noise"] else ""
-    return f"{change:+.2f} [{low:+.2f}, {high:+.2f}]{mark}"
+    return stats.format_change(*_change_points(paired)) + mark
+
+
+def _change_points(paired):
+    """(change, low, high) in percentage points of the other model's accuracy against the
+    reference, from a stats.Paired dict (whose drop is reference − other, a fraction)."""
+    return -paired["drop"] * 100, -paired["high"] * 100, -paired["low"] * 100
 
 
 def eligible(entries, gate=None):
@@ -240,47 +251,221 @@ def _as_paired(d):
                                              "neither", "drop", "low", "high")})
 
 
-def recommend(entries, gate=None):
-    """What to ship, one pick per target, among the variants within the gate (`eligible`).
+# The --workdir and --export_dir defaults (cli/common.py), for reports made without them.
+DEFAULT_WORKDIR, DEFAULT_EXPORT_DIR = "workdir", "exported"
 
-    Returns: list of (target, entry or None, how: a line naming the file or command to use).
-      smallest  least file size; ties: faster p50 @1 thread, then more accurate;
-      fastest   least p50 @1 thread, latencies within LATENCY_TIE counting as equal; ties:
-                smaller file, then more accurate;
-      microcontroller  least flash among variants whose `micro` figures (tftool-export
-                --micro) fit their budget; ties: smaller arena. None when not measured;
-      most accurate on validation  highest validation accuracy (the choice reads validation,
-                the table reports test); ties: smaller file.
+
+def within_noise_of(e, best):
+    """Whether entry `e` is as accurate as entry `best` within noise.
+
+    True when their 95% intervals of the change against the float model (paired_vs_float,
+    the same test images) overlap; without those, when their accuracy intervals
+    ("accuracy_interval", Wilson) overlap; without either, when e's accuracy is at least
+    best's. An entry is always within noise of itself.
+    Args: e, best: summarize() entries.
+    Returns: bool.
     """
-    pool = eligible(entries, gate)
-    picks = []
-    if not pool:
-        return [("any", None, "no variant is within the accuracy gate against float")]
-    smallest = min(pool, key=lambda e: (e["size_bytes"], e["p50_1"] or float("inf"),
-                                        -e["accuracy"]))
-    fastest_p50 = min(e["p50_1"] for e in pool if e["p50_1"] is not None) \
-        if any(e["p50_1"] is not None for e in pool) else None
-    fast = [e for e in pool if fastest_p50 is not None and e["p50_1"] is not None
-            and e["p50_1"] <= fastest_p50 * (1 + LATENCY_TIE)]
-    fastest = min(fast, key=lambda e: (e["size_bytes"], -e["accuracy"])) if fast else None
-    picks.append(("phone / edge (MediaPipe Tasks, LiteRT): smallest", smallest,
-                  _file_of(smallest)))
-    picks.append(("phone / edge: fastest at 1 thread", fastest, _file_of(fastest)))
-    fits = [e for e in pool if (e.get("micro") or {}).get("fits")]
-    if fits:
-        mcu = min(fits, key=lambda e: (e["micro"]["flash_bytes"], e["micro"]["arena_bytes"]))
-        picks.append(("microcontroller (TFLite Micro): least flash", mcu,
-                      f"micro/{_stem(mcu)}_model_data.cc (flash "
-                      f"{mcu['micro']['flash_bytes'] / 1024:.1f} KiB, tensor arena "
-                      f"{mcu['micro']['arena_bytes'] / 1024:.1f} KiB)"))
+    if e is best:
+        return True
+    pe, pb = e.get("paired_vs_float"), best.get("paired_vs_float")
+    if pe and pb:
+        (_, low_e, high_e), (_, low_b, high_b) = _change_points(pe), _change_points(pb)
+    elif e.get("accuracy_interval") and best.get("accuracy_interval"):
+        (low_e, high_e), (low_b, high_b) = e["accuracy_interval"], best["accuracy_interval"]
     else:
-        picks.append(("microcontroller (TFLite Micro)", None,
-                      "not measured: run `make micro` (tftool-export --micro) for flash and "
-                      "tensor arena"))
-    # chosen on the validation split, like every choice; the table shows its test accuracy
-    best = max(pool, key=lambda e: (e.get("validation_accuracy") or e["accuracy"],
-                                    -e["size_bytes"]))
-    picks.append(("most accurate on validation", best, _file_of(best)))
+        return e["accuracy"] >= best["accuracy"]
+    return low_e <= high_b and low_b <= high_e
+
+
+def micro_commands(workdir=None, export_dir=None):
+    """The commands that measure microcontroller flash and tensor arena for this report's
+    files (TensorFlow Lite Micro, written to EXPORT_DIR/micro/).
+
+    Args: workdir, export_dir: the folders the report was made from (None: the flag defaults
+      "workdir" and "exported").
+    Returns: (make command, tftool-export command), shell-quoted.
+    """
+    import shlex
+
+    work = shlex.quote(workdir or DEFAULT_WORKDIR)
+    export = shlex.quote(export_dir or DEFAULT_EXPORT_DIR)
+    return (f"make micro WORKDIR={work} EXPORT_DIR={export}",
+            f"tftool-export --workdir={work} --export_dir={export} --micro")
+
+
+def _ms(value):
+    """A latency in ms for a sentence: "0.0863", "1.24", "31.2"."""
+    return f"{value:.4f}" if value < 1 else f"{value:.2f}" if value < 10 else f"{value:.1f}"
+
+
+def _kib(size):
+    return f"{size / 1024:.1f} KiB"
+
+
+def _threads(n):
+    return f"{n} thread{'' if n == 1 else 's'}"
+
+
+def _vs_float(e):
+    """"-0.28 [-1.80, +1.10] points vs float", or the test accuracy when no paired figure."""
+    from tftool import stats
+
+    paired = e.get("paired_vs_float")
+    if paired:
+        return f"{stats.format_change(*_change_points(paired))} points vs float"
+    return f"test accuracy {_accuracy_cell(e)}"
+
+
+def _input_note(e):
+    """" (input uint8 RGB)", or "" when the input is unknown."""
+    known = _input_cell(e)
+    return "" if known == "–" else f" (input {known})"
+
+
+def _ship_path(e, export_dir):
+    import os
+
+    name = f"{_stem(e)}.tflite"
+    return os.path.join(export_dir, name) if export_dir else name
+
+
+def _near_reason(e, best, near, what):
+    """Why `e` among `near` (the entries within noise of `best`): "within noise of the most
+    accurate (...), <what>" with what's "{group}" read as "of those", or, when e is the most
+    accurate, says so."""
+    if e is best:
+        if len(near) == 1:
+            return f"the most accurate file ({_vs_float(e)}; no other is within noise of it)"
+        group = f"of the {len(near)} within noise of it"
+        return f"the most accurate file ({_vs_float(e)}) and {what.format(group=group)}"
+    return f"within noise of the most accurate ({_vs_float(e)}), " \
+           f"{what.format(group='of those')}"
+
+
+def recommend(entries, gate=None, workdir=None, export_dir=None):
+    """What to ship: one file per target, each with its reason in words.
+
+    Only files within the accuracy gate against float count (`eligible`). The most accurate
+    of them (test accuracy; ties: the smaller) anchors the choice: the files within noise of
+    it (`within_noise_of`) count as equally accurate, and among those
+      Phone            the smallest file, then the fastest p50 (batch 1, 1 thread: "p50_1");
+      Edge CPU         the fastest p50 at the most threads measured ("p50_all"), latencies
+                       within ±LATENCY_TIE a tie, then the smallest; "not measured" when the
+                       benchmark timed one thread count only;
+      Microcontroller  among the files whose `micro` figures (tftool-export --micro) fit their
+                       budget, the least flash, then the least tensor arena; when nothing was
+                       measured, the commands that measure it (micro_commands(workdir,
+                       export_dir)).
+    A last item names the most accurate file with its interval and the files within noise.
+
+    Args:
+      entries: summarize() entries (with "file", "input" and "micro" from the model cards
+        when present).
+      gate: the cards' "accuracy_gate" section (rule, max_accuracy_drop), or None (paired,
+        0.01).
+      workdir, export_dir: the folders the report was made from; they appear in the file
+        paths and commands (None: file names alone, the flag defaults in commands).
+    Returns:
+      list of {"target": "Phone" | "Edge CPU" | "Microcontroller" | "Most accurate" | "Any",
+      "setting": str (batch and threads, runtime), "entry": the pick or None,
+      "text": one sentence, Markdown}. Just one {"target": "Any", "entry": None, ...} when
+      no file is within the gate.
+    """
+    import re
+
+    pool = eligible(entries, gate)
+    if not pool:
+        return [{"target": "Any", "setting": "", "entry": None,
+                 "text": "no file is within the accuracy gate against the float model; "
+                         "nothing to ship."}]
+    best = max(pool, key=lambda e: (e["accuracy"], -e["size_bytes"]))
+    near = [e for e in pool if within_noise_of(e, best)]
+    inf = float("inf")
+    picks = []
+
+    threads_1 = min(e.get("threads_1") or 1 for e in pool)
+    phone = min(near, key=lambda e: (e["size_bytes"], e["p50_1"] or inf, -e["accuracy"]))
+    what = "the smallest {group}"
+    if sum(e["size_bytes"] == phone["size_bytes"] for e in near) > 1:
+        what += " and, of the equally small, the fastest"
+    latency = (f"p50 {_ms(phone['p50_1'])} ms at {_threads(threads_1)}"
+               + (" (noisy)" if phone.get("noisy_1") else "")
+               if phone["p50_1"] is not None else "p50 not measured")
+    picks.append({
+        "target": "Phone", "setting": f"LiteRT / MediaPipe Tasks, batch 1, {_threads(threads_1)}",
+        "entry": phone,
+        "text": f"ship `{_ship_path(phone, export_dir)}`{_input_note(phone)} — "
+                f"{_near_reason(phone, best, near, what)}: {_kib(phone['size_bytes'])}, "
+                f"{latency}."})
+
+    multi = [e for e in near if e.get("p50_all") is not None
+             and (e.get("threads_all") or 0) > (e.get("threads_1") or 1)]
+    if multi:
+        threads_all = max(e["threads_all"] for e in multi)
+        multi = [e for e in multi if e["threads_all"] == threads_all]
+        fastest = min(e["p50_all"] for e in multi)
+        fast = [e for e in multi if e["p50_all"] <= fastest * (1 + LATENCY_TIE)]
+        edge = min(fast, key=lambda e: (e["size_bytes"], e["p50_all"], -e["accuracy"]))
+        what = (f"the fastest {{group}} at {_threads(threads_all)}" if len(fast) == 1 else
+                f"the smallest {{group}} within ±{LATENCY_TIE:.0%} of the fastest p50 at "
+                f"{_threads(threads_all)}")
+        picks.append({
+            "target": "Edge CPU", "setting": f"LiteRT, batch 1, {_threads(threads_all)}",
+            "entry": edge,
+            "text": f"ship `{_ship_path(edge, export_dir)}`{_input_note(edge)} — "
+                    f"{_near_reason(edge, best, near, what)}: p50 {_ms(edge['p50_all'])} ms"
+                    f"{' (noisy)' if edge.get('noisy_all') else ''} at "
+                    f"{_threads(threads_all)}, {_kib(edge['size_bytes'])}."})
+    else:
+        picks.append({
+            "target": "Edge CPU", "setting": "LiteRT, batch 1, several threads", "entry": None,
+            "text": f"not measured: the benchmark timed {_threads(threads_1)} only; "
+                    f"`tftool-benchmark --workdir={workdir or DEFAULT_WORKDIR} "
+                    f"--export_dir={export_dir or DEFAULT_EXPORT_DIR} --threads=1,N` "
+                    f"(N: the device's cores) times more."})
+
+    measured = [e for e in pool if e.get("micro")]
+    fits = [e for e in measured if e["micro"].get("fits")]
+    micro_setting = "TensorFlow Lite Micro, int8 input and output"
+    if fits:
+        fits_near = [e for e in fits if e in near]
+        candidates = fits_near or [max(fits, key=lambda e: (e["accuracy"], -e["size_bytes"]))]
+        mcu = min(candidates, key=lambda e: (e["micro"]["flash_bytes"],
+                                             e["micro"]["arena_bytes"], e["size_bytes"]))
+        reason = (_near_reason(mcu, best, near, "the least flash {group}") if fits_near else
+                  f"the most accurate file that fits its budget ({_vs_float(mcu)}); none "
+                  f"within noise of the most accurate file fits")
+        cname = re.sub(r"\W", "_", _stem(mcu))
+        folder = f"{export_dir}/micro" if export_dir else "micro"
+        picks.append({
+            "target": "Microcontroller", "setting": micro_setting, "entry": mcu,
+            "text": f"ship `{folder}/{cname}_model_data.cc` (`{_stem(mcu)}.tflite` as a C "
+                    f"array, with its `_op_resolver.h`) — {reason}: flash "
+                    f"{_kib(mcu['micro']['flash_bytes'])}, tensor arena "
+                    f"{_kib(mcu['micro']['arena_bytes'])}."})
+    elif measured:
+        least = min(measured, key=lambda e: e["micro"]["flash_bytes"])
+        picks.append({
+            "target": "Microcontroller", "setting": micro_setting, "entry": None,
+            "text": f"none of the {len(measured)} measured integer files fits the "
+                    f"--micro_flash_kb/--micro_ram_kb budget (least flash: `{_stem(least)}`, "
+                    f"flash {_kib(least['micro']['flash_bytes'])}, tensor arena "
+                    f"{_kib(least['micro']['arena_bytes'])})."})
+    else:
+        make, export = micro_commands(workdir, export_dir)
+        picks.append({
+            "target": "Microcontroller", "setting": micro_setting, "entry": None,
+            "text": f"flash and tensor arena not measured: run `{make}` (or `{export}`), "
+                    f"which updates this report: this line then names the file."})
+
+    others = [e["variant"] for e in near if e is not best]
+    picks.append({
+        "target": "Most accurate", "setting": "test split", "entry": best,
+        "text": f"`{_ship_path(best, export_dir)}`, test accuracy {_accuracy_cell(best)}"
+                f"{', ' + _vs_float(best) if best.get('paired_vs_float') else ''}; within "
+                f"noise of it: "
+                f"{', '.join(others) if others else 'no other file'} "
+                f"({len(near)} of the {len(pool)} files within the gate)."})
     return picks
 
 
@@ -290,10 +475,6 @@ def _stem(e):
 
     path = e.get("file") or e.get("path") or e["variant"]
     return os.path.splitext(os.path.basename(path))[0]
-
-
-def _file_of(e):
-    return "–" if e is None else f"`{_stem(e)}.tflite`"
 
 
 def _input_cell(e):
@@ -366,9 +547,10 @@ def runtime_table(rows):
 
 
 def summary_markdown(entries, title, notes=(), num_classes=None, num_test=None, gate=None,
-                     runtimes=()):
-    """report.md: what to ship (recommend), what the intervals say (distillation, compression),
-    then one table line per variant and the notes (list of str lines).
+                     runtimes=(), workdir=None, export_dir=None):
+    """report.md: what to ship (recommend: one file per target, its reason in words, the rule
+    that breaks ties within noise stated above them), what the intervals say (distillation,
+    compression), then one table line per variant and the notes (list of str lines).
 
     Accuracies carry their 95% interval; "Δ vs float" is the paired change in points with its
     95% interval, ≈ marking a change within noise (stats.paired_drop). `gate` is the export's
@@ -382,8 +564,11 @@ def summary_markdown(entries, title, notes=(), num_classes=None, num_test=None, 
     a variant over its budget.
     With `num_classes` and `num_test` (test images), an accuracy near chance
     (chance.near_chance) reads e.g. "0.1150 ≈chance" and a note says what that means.
+    `workdir` and `export_dir` (the folders the benchmark read) go into the file paths and
+    the commands the recommendations print (None: file names alone, the flag defaults).
+    Returns: report.md's text.
     """
-    from tftool import chance
+    from tftool import chance, stats
 
     def at_chance(e):
         return bool(num_classes and num_test and e["accuracy"] is not None
@@ -407,16 +592,21 @@ def summary_markdown(entries, title, notes=(), num_classes=None, num_test=None, 
                      f"passed it against its reference at export. The picks below also hold "
                      f"against the float model.")
     lines += ["", "## What to ship", "",
-              "| target | file | test accuracy | vs float (points) | size KiB | p50 ms @1 "
-              "thread | input |",
-              "|---|---|---:|---:|---:|---:|---|"]
-    for target, e, how in recommend(entries, gate):
-        if e is None:
-            lines.append(f"| {target} | {how} | – | – | – | – | – |")
-            continue
-        lines.append(f"| {target} | {e['variant']}: {how} | {_accuracy_cell(e)} | "
-                     f"{_delta_cell(e.get('paired_vs_float'))} | {e['size_bytes'] / 1024:.1f} | "
-                     f"{_fmt(e['p50_1'], '{:.4f}')} | {_input_cell(e)} |")
+              "How: only files within the accuracy gate against the float model count. Those "
+              "whose 95% intervals of the change vs float overlap the most accurate file's are "
+              "within noise of it, as good as it on these test images; among them the phone "
+              "gets the smallest, then the fastest at 1 thread; the edge CPU the fastest at "
+              f"its thread count (p50 within ±{LATENCY_TIE:.0%} is a tie), then the smallest; "
+              "the microcontroller the least flash, then the least tensor arena.", ""]
+    for pick in recommend(entries, gate, workdir, export_dir):
+        setting = f" ({pick['setting']})" if pick["setting"] else ""
+        lines.append(f"- **{pick['target']}**{setting}: {pick['text']}")
+    outside = [e for e in entries if e["format"] == "tflite"
+               and e not in eligible(entries, gate)]
+    if outside:
+        lines.append("- Outside the gate against float, never picked: " + ", ".join(
+            f"{e['variant']} ({_delta_cell(e.get('paired_vs_float'))} points)"
+            for e in outside) + ".")
     findings = _findings(entries)
     if findings:
         lines += [""] + [f"- {f}" for f in findings]
@@ -441,7 +631,8 @@ def summary_markdown(entries, title, notes=(), num_classes=None, num_test=None, 
         def mark(key):
             return "*" if e.get(key) else ""
         delta = (_delta_cell(e.get("paired_vs_float")) if e["format"] != "keras"
-                 else _fmt(e.get("delta_points"), "{:+.2f}"))
+                 else "–" if e.get("delta_points") is None
+                 else stats.format_signed(e["delta_points"]))
         cells = [
             name, _input_cell(e),
             _accuracy_cell(e) + (" ≈chance" if at_chance(e) else ""),
@@ -463,38 +654,73 @@ def summary_markdown(entries, title, notes=(), num_classes=None, num_test=None, 
     return "\n".join(lines + [""] + [f"{n}  " for n in notes]) + "\n"
 
 
-def _label_points(fig, ax, points, areas):
-    """One label per point (variant, size), moved down until it overlaps no earlier label:
-    variants often share an accuracy and a latency (float16 and float32 on a CPU)."""
+def plot_limits(entries):
+    """The axes limits of report.png: every point and every 95% interval bar inside, with a
+    margin (markers are drawn up to ~20 pt wide).
+
+    Args: entries: summarize() entries; those without "p50_1" are not plotted.
+    Returns: ((x_low, x_high) in ms, for a log axis; (y_low, y_high) in accuracy percent),
+      or None when no entry has a latency.
+    """
+    points = [e for e in entries if e["p50_1"] is not None]
+    if not points:
+        return None
+    xs = [e["p50_1"] for e in points]
+    ys = [e["accuracy"] * 100 for e in points]
+    for e in points:
+        ys += [v * 100 for v in e.get("accuracy_interval") or ()]
+    span = max(ys) - min(ys)
+    margin = max(0.15 * span, 0.3)  # points; the bars' caps and the markers stay inside
+    return (min(xs) / 1.6, max(xs) * 1.6), (min(ys) - margin, max(ys) + margin)
+
+
+def _label_points(fig, ax, points):
+    """One label per point (variant, size), in a column right of the axes, each joined to its
+    point by a thin line. Labels are ordered by their point's height and spaced at least one
+    measured text height apart, so none overlaps another (variants often share an accuracy
+    and a latency: float16 and float32 on a CPU). Call after the layout is final (the
+    positions are figure pixels). Returns the annotations."""
+    labels = []
+    for e in sorted(points, key=lambda e: (e["accuracy"], -e["p50_1"], e["variant"])):
+        text = f"{e['variant']}{FORMAT_SUFFIX.get(e['format'], '')} · {_kib(e['size_bytes'])}"
+        labels.append((e, ax.annotate(
+            text, (e["p50_1"], e["accuracy"] * 100), xytext=(0, 0), textcoords="figure pixels",
+            fontsize=9, va="center", ha="left", annotation_clip=False, zorder=1.5,
+            arrowprops={"arrowstyle": "-", "color": "grey", "linewidth": 0.5,
+                        "shrinkA": 2, "shrinkB": 4})))
+    from matplotlib.text import Text
+
     fig.canvas.draw()
-    placed = []  # label boxes in display pixels: (x0, y0, x1, y1)
-    line_px = 11 * fig.dpi / 72  # one 9-pt text line plus spacing, in pixels
-    order = sorted(points, key=lambda e: (-e["accuracy"], e["p50_1"]))
-    for e in order:
-        x, y = ax.transData.transform((e["p50_1"], e["accuracy"] * 100))
-        label = e["variant"] + FORMAT_SUFFIX.get(e["format"], "")
-        label += f" · {e['size_bytes'] / 1024:.0f} KiB"
-        width = 6.2 * len(label) * fig.dpi / 100
-        radius_pt = areas[id(e)] ** 0.5 / 2  # scatter's s is the marker area in points²
-        dx, dy = (radius_pt + 4) * fig.dpi / 72, 4 * fig.dpi / 72
-        box = (x + dx, y + dy, x + dx + width, y + dy + line_px)
-        while any(box[0] < b[2] and b[0] < box[2] and box[1] < b[3] and b[1] < box[3]
-                  for b in placed):
-            dy -= line_px
-            box = (x + dx, y + dy, x + dx + width, y + dy + line_px)
-        placed.append(box)
-        ax.annotate(label, (e["p50_1"], e["accuracy"] * 100), fontsize=9, zorder=4,
-                    xytext=(dx * 72 / fig.dpi, dy * 72 / fig.dpi), textcoords="offset points",
-                    arrowprops={"arrowstyle": "-", "color": "grey", "linewidth": 0.6}
-                    if dy < 0 else None)
+    renderer = fig.canvas.get_renderer()
+    # Text's extent: the label alone (an Annotation's own includes its line)
+    step = max(Text.get_window_extent(a, renderer).height for _, a in labels) * 1.25
+    box = ax.get_window_extent(renderer)
+    x = box.x1 + 12 * fig.dpi / 72
+    top = fig.bbox.height - step / 2
+    bottom = min(box.y0, top - step * (len(labels) - 1))
+    wanted = [min(max(ax.transData.transform((e["p50_1"], e["accuracy"] * 100))[1], bottom),
+                  top) for e, _ in labels]
+    placed = []
+    for y in wanted:  # bottom to top: each at its point's height or one step above the last
+        placed.append(y if not placed else max(y, placed[-1] + step))
+    for i in range(len(placed) - 1, -1, -1):  # then pushed down from the top where needed
+        limit = top if i == len(placed) - 1 else placed[i + 1] - step
+        placed[i] = min(placed[i], limit)
+    for (_, annotation), y in zip(labels, placed):
+        annotation.set_position((x, y))
+    return [a for _, a in labels]
 
 
-def plot_png(entries, title):
-    """report.png as bytes: p50 latency at 1 thread (x, log scale) vs top-1 accuracy (y).
+def plot_figure(entries, title):
+    """The figure of report.png (matplotlib, Agg backend); plot_png renders it.
 
-    One labelled point per variant; marker area proportional to the file size; Pareto-optimal
-    TFLite variants filled and joined by a line, the others hollow; the Keras float model a
-    grey square (a reference, not a deployable file). Uses matplotlib's Agg backend.
+    p50 latency at 1 thread (x, log scale) vs top-1 test accuracy (y) with its 95% interval
+    as a bar; the axes span every point and bar (plot_limits). Marker area proportional to
+    the file size; Pareto-optimal TFLite variants filled and joined by a line, the others
+    hollow; the Keras float model a grey square (a reference, not a deployable file). Labels
+    (variant · size) sit in a column right of the axes, never overlapping (_label_points).
+    Args: entries: summarize() entries; title: str.
+    Returns: matplotlib.figure.Figure; the caller closes it (matplotlib.pyplot.close).
     """
     import matplotlib
 
@@ -502,13 +728,14 @@ def plot_png(entries, title):
     import matplotlib.pyplot as plt
 
     points = [e for e in entries if e["p50_1"] is not None]
-    fig, ax = plt.subplots(figsize=(9, 6), dpi=120)
+    height = max(6.0, 0.25 * len(points) + 1.5)  # inches: room for one label per point
+    fig, ax = plt.subplots(figsize=(10, height), dpi=120)
+    # Fixed margins, not tight_layout: the labels are placed in pixels after the layout.
+    fig.subplots_adjust(left=0.08, right=0.64, bottom=0.1, top=0.93)
     if points:
         largest = max(e["size_bytes"] for e in points)
-        areas = {}
         for e in points:
-            area = 1400 * e["size_bytes"] / largest  # points², ∝ file size
-            areas[id(e)] = area
+            area = 600 * e["size_bytes"] / largest  # points², ∝ file size
             y = e["accuracy"] * 100
             interval = e.get("accuracy_interval")
             if interval:  # the 95% interval of the accuracy as a vertical bar
@@ -527,20 +754,26 @@ def plot_png(entries, title):
             ax.plot([e["p50_1"] for e in front], [e["accuracy"] * 100 for e in front],
                     color="tab:blue", linestyle="--", linewidth=1, zorder=1,
                     label="Pareto front (filled: Pareto-optimal)")
-            ax.legend(loc="lower right", fontsize=9)
+            ax.legend(loc="lower left", fontsize=8)
         ax.set_xscale("log")
-        xs = [e["p50_1"] for e in points]
-        ax.set_xlim(min(xs) / 1.6, max(xs) * 3.0)  # room for the labels on the right
-        ys = [e["accuracy"] * 100 for e in points]
-        pad = max(0.5, (max(ys) - min(ys)) * 0.25)
-        ax.set_ylim(min(ys) - pad, max(ys) + pad)
-        _label_points(fig, ax, points, areas)
+        (x_low, x_high), (y_low, y_high) = plot_limits(points)
+        ax.set_xlim(x_low, x_high)
+        ax.set_ylim(y_low, y_high)
     ax.set_xlabel("p50 latency, batch 1, 1 thread (ms, log scale)")
     ax.set_ylabel("top-1 test accuracy (%), bars: 95% interval")
     ax.set_title(title, fontsize=11)
     ax.grid(True, which="both", alpha=0.3)
     fig.text(0.01, 0.01, "marker area ∝ .tflite / .h5 file size", fontsize=8, color="dimgrey")
-    fig.tight_layout()
+    if points:
+        _label_points(fig, ax, points)
+    return fig
+
+
+def plot_png(entries, title):
+    """report.png as bytes (PNG): plot_figure(entries, title) rendered and closed."""
+    fig = plot_figure(entries, title)  # selects the Agg backend before pyplot is imported
+    import matplotlib.pyplot as plt
+
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
     plt.close(fig)

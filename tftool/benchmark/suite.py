@@ -188,19 +188,31 @@ def measure_all(workdir, export_dir, name, dataset, image_size, threads, batch_s
     return rows
 
 
+# What write_outputs was given besides the rows (benchmark.json), so refresh_report can write
+# report.md again when the cards gain figures (tftool-export --micro) without timing again.
+SETTINGS_FILE = "benchmark_settings.json"
+
+
 def write_outputs(export_dir, name, rows, threads, batch_sizes, timing_settings, max_cv,
-                  load_before, examples, num_classes=None):
-    """Writes benchmark.json/.md, report.md/.png and the model cards' "benchmark" sections.
+                  load_before, examples, num_classes=None, workdir=None, meta=None):
+    """Writes benchmark.json/.md, report.md/.png, SETTINGS_FILE and the model cards'
+    "benchmark" sections.
 
     num_classes: when given, report.md marks accuracies near chance ("≈chance").
+    workdir: the stage folders the exports came from; report.md's commands name it (and
+      export_dir), e.g. `make micro WORKDIR=... EXPORT_DIR=...`.
+    meta: the run's "measured" time, machine and versions (None: now, this machine).
 
     Returns: report.md's text.
     """
-    info = machine()
-    info["load_average_before"] = load_before
-    meta = {"measured": datetime.datetime.now(datetime.timezone.utc).isoformat(
-                timespec="seconds"),
-            "machine": info, "runtime_versions": rows_lib.versions(), "test_examples": examples}
+    if meta is None:
+        info = machine()
+        info["load_average_before"] = load_before
+        meta = {"measured": datetime.datetime.now(datetime.timezone.utc).isoformat(
+                    timespec="seconds"),
+                "machine": info, "runtime_versions": rows_lib.versions(),
+                "test_examples": examples}
+    info = meta["machine"]
     entries = report.summarize(rows)
     title = f"{name}: which file to ship"
     notes = [
@@ -265,8 +277,13 @@ def write_outputs(export_dir, name, rows, threads, batch_sizes, timing_settings,
                         "✗ = over the --micro_flash_kb/--micro_ram_kb budget given to export.")
     summary = report.summary_markdown(entries, title, notes, num_classes=num_classes,
                                       num_test=examples, gate=gate,
-                                      runtimes=report.runtime_table(rows))
+                                      runtimes=report.runtime_table(rows),
+                                      workdir=workdir, export_dir=export_dir)
     io.write_json(os.path.join(export_dir, "benchmark.json"), rows)
+    io.write_json(os.path.join(export_dir, SETTINGS_FILE), {
+        "threads": threads, "batch_sizes": batch_sizes, "timing_settings": timing_settings,
+        "max_cv": max_cv, "load_before": load_before, "examples": examples,
+        "num_classes": num_classes, "workdir": workdir, "meta": meta})
     io.write_text(os.path.join(export_dir, "benchmark.md"),
                   f"# {name}: every benchmark row ({examples} test images)\n\n"
                   f"{report.markdown_table(rows)}")
@@ -282,3 +299,45 @@ def write_outputs(export_dir, name, rows, threads, batch_sizes, timing_settings,
         card["benchmark"] = card_benchmark(variant_rows, entry, meta)
         io.write_json(path, card)
     return summary
+
+
+def refresh_report(export_dir, name):
+    """Writes report.md/.png (and the cards' "benchmark" sections) again from the last
+    benchmark's rows (benchmark.json, SETTINGS_FILE) and the model cards as they are now, without
+    timing anything: after `tftool-export --micro` adds flash and arena figures to the cards,
+    the report's microcontroller line names its file.
+
+    Returns:
+      (report.md's text, None), or (None, why not in one line) when there is no benchmark to
+      refresh or it measured files that have since changed (a card's benchmark is stale, or a
+      file it measured is gone): then only a new tftool-benchmark run can say.
+    Raises:
+      UserError: a damaged benchmark.json, SETTINGS_FILE or card.
+    """
+    fix = "run tftool-benchmark again"
+    rows = io.read_json(os.path.join(export_dir, "benchmark.json"), fix=fix)
+    settings = io.read_json_object(os.path.join(export_dir, SETTINGS_FILE), fix=fix)
+    if not rows or not settings:
+        return None, f"no benchmark in {export_dir} yet"
+    for variant, fmt in {(r["variant"], r["format"]) for r in rows if r["format"] == "tflite"}:
+        card = io.read_json_object(os.path.join(export_dir, f"{name}_{variant}.json"), fix=fix)
+        if not card or (card.get("benchmark") or {}).get("stale"):
+            return None, f"its benchmark measured an earlier {name}_{variant}.tflite"
+    return write_outputs(export_dir, name, rows, settings["threads"], settings["batch_sizes"],
+                         settings["timing_settings"], settings["max_cv"],
+                         settings["load_before"], settings["examples"],
+                         num_classes=settings["num_classes"], workdir=settings["workdir"],
+                         meta=settings["meta"]), None
+
+
+def refresh_report_line(workdir, export_dir, name):
+    """refresh_report after `tftool-export --micro`, as the one line export prints: that
+    report.md was updated, or which command updates it; None when no benchmark wrote one."""
+    path = os.path.join(export_dir, "report.md")
+    if not os.path.exists(path):
+        return None
+    _, why_not = refresh_report(export_dir, name)
+    if why_not is None:
+        return f"{path}: updated with the microcontroller figures"
+    return (f"{path}: not updated ({why_not}): run `tftool-benchmark --workdir={workdir} "
+            f"--export_dir={export_dir}` to update it")

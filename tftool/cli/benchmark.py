@@ -37,7 +37,7 @@ def main(argv):
                              batch_sizes, xnnpack, settings, FLAGS.max_cv, FLAGS.memory)
     summary = suite.write_outputs(FLAGS.export_dir, name, rows, threads, batch_sizes, settings,
                                   FLAGS.max_cv, load_before, rows[0]["examples"],
-                                  num_classes=dataset.num_classes)
+                                  num_classes=dataset.num_classes, workdir=FLAGS.workdir)
     print(summary)
 
 
