@@ -25,9 +25,10 @@ def test_thresholds():
     # 2 classes: 0.5 + 5 points.
     assert chance.near_chance(0.54, 2, 1000) is not None
     assert chance.near_chance(0.56, 2, 1000) is None
-    # 2 classes, 6 test images (a folder's drawn test split): 3σ = 0.61, so the threshold is
-    # 1.11 and a perfect score used to be flagged; such a split cannot tell, so nothing is.
-    assert chance.near_chance(1.0, 2, 6) is None and chance.near_chance(0.5, 2, 6) is None
+    # 2 classes, 6 test images (a folder's drawn test split): 3σ = 0.61, so the threshold
+    # was 1.11 and a perfect score was flagged; capped at 1, only a perfect score passes.
+    assert chance.near_chance(1.0, 2, 6) is None
+    assert chance.near_chance(5 / 6, 2, 6).threshold == 1.0
     assert chance.near_chance(0.5, 2, 12) is not None  # 12 images: threshold 0.93
 
 

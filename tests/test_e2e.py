@@ -291,6 +291,10 @@ def test_re_export_keeps_the_benchmark_figures_and_marks_them_stale_when_the_fil
               "--variants=int8"]
     result = run_main("export", *common, "--micro")
     assert result.returncode == 0, result.stderr[-3000:]
+    # the benchmark's report is written again with the micro figures, nothing timed again
+    assert f"{copy}/report.md: updated with the microcontroller figures" in result.stdout
+    assert re.search(r"\*\*Microcontroller\*\* .*: ship `\S+/micro/digits_small_cnn_int8_model"
+                     r"_data\.cc`", open(os.path.join(copy, "report.md")).read())
     card = json.load(open(card_path))
     assert card["benchmark"] == before["benchmark"] and "stale" not in card["benchmark"]
     assert card["micro"]["file_sha256"] == card["sha256"] and card["micro"]["fits"]
@@ -302,6 +306,10 @@ def test_re_export_keeps_the_benchmark_figures_and_marks_them_stale_when_the_fil
     assert card["benchmark"]["stale"].startswith("measured on an earlier export")
     assert "run tftool-benchmark again" in card["benchmark"]["stale"]
     assert "run tftool-export --micro again" in card["micro"]["stale"]
+    result = run_main("export", *common, "--calibration_steps=7", "--micro")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (f"{copy}/report.md: not updated (its benchmark measured an earlier "
+            f"digits_small_cnn_int8.tflite): run `tftool-benchmark") in result.stdout
 
 
 def test_onnx_exports_are_benchmarked_beside_litert(pipeline_run, tfds_dir, tmp_path):

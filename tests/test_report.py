@@ -207,8 +207,8 @@ def test_microcontroller_pick_reads_the_micro_figures():
                       micro={"fits": False, "flash_bytes": 7000, "arena_bytes": 90000})]
     pick = _picks(entries, export_dir="out")["Microcontroller"]
     assert pick["entry"]["variant"] == "pqat_int8"
-    assert pick["text"].startswith("ship `out/micro/n_pqat_int8_model_data.cc` "
-                                   "(`n_pqat_int8.tflite` as a C array")
+    assert pick["text"].startswith("ship `out/micro/n_pqat_int8_model_data.cc` and its `.h` "
+                                   "(the pqat_int8 model converted for TFLM with int8 input")
     assert pick["text"].endswith("the least flash of those: flash 7.8 KiB, tensor arena "
                                  "4.9 KiB.")
     for e in entries:

@@ -57,6 +57,35 @@ def test_later_stages_inherit_the_float_data_settings(tmp_path):
     assert stage_runner.data_settings("w", "float", {})["dataset"] == "digits"
 
 
+def test_a_workdir_that_recorded_no_size_runs_at_its_models_size(tmp_path, monkeypatch):
+    """config.json said image_size null before sizes were recorded; the size was then the
+    first image's, uncapped, and may not be what today's rule picks: the model's own input
+    size is used, not a guess that would feed it the wrong shape."""
+    import types
+
+    import tf_keras as keras
+    from absl import flags
+
+    from tftool import data
+    from tftool.cli import common
+
+    (tmp_path / "float").mkdir()
+    (tmp_path / "float" / "config.json").write_text(json.dumps({"image_size": None}))
+    inputs = keras.Input((300, 400, 3))
+    keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(inputs)).save(
+        str(tmp_path / "float" / "model.h5"))
+    values = flags.FlagValues()
+    common.define(("workdir", "overwrite"), flag_values=values)
+    values(["prog", f"--workdir={tmp_path}"])
+    monkeypatch.setattr(common, "FLAGS", values)
+    photos = types.SimpleNamespace(image_shape=(300, 400, 3))  # today's rule: 168x224
+    assert stage_runner.trained_image_size(str(tmp_path)) == [300, 400]
+    assert common.image_size(photos, {"image_size": None}) == (300, 400)
+    assert common.image_size(photos, {"image_size": 32}) == (32, 32)  # recorded: as recorded
+    (tmp_path / "float" / "config.json").write_text(json.dumps({"image_size": [24, 32]}))
+    assert common.image_size(photos, {"image_size": None}) == data.capped_size(300, 400)
+
+
 @pytest.fixture(scope="module")
 def tiny_workdir(tmp_path_factory, tfds_dir):
     """A float model of the tiny setting, shared by the stage tests below."""

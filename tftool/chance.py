@@ -60,8 +60,8 @@ def near_chance(test_accuracy, num_classes, num_test, train_accuracy=None):
       num_test: test images, ≥ 1.
       train_accuracy: top-1 training accuracy (last epoch), or None when unknown.
     Returns:
-      a Verdict, or None when the test accuracy is clearly above chance, or when the test
-      split is too small for even a perfect score to stand out (the threshold exceeds 1).
+      a Verdict, or None when the test accuracy is clearly above chance. On a test split so
+      small that the threshold exceeds 1, it is 1: only a perfect score passes.
     Raises:
       ValueError: num_classes < 2, num_test < 1, or an accuracy outside [0, 1].
     """
@@ -75,8 +75,10 @@ def near_chance(test_accuracy, num_classes, num_test, train_accuracy=None):
     chance = 1.0 / num_classes
     sigma = math.sqrt(chance * (1.0 - chance) / num_test)
     threshold = chance + max(3.0 * sigma, min((1.0 - chance) / 10.0, chance))
-    if test_accuracy >= threshold or threshold > 1.0:
-        return None  # above chance; or a split too small to tell (2 classes, 6 images: 1.11)
+    # A split too small to tell (2 classes, 6 images: 1.11): a perfect score still passes.
+    threshold = min(threshold, 1.0)
+    if test_accuracy >= threshold:
+        return None
     learned = train_accuracy is not None and train_accuracy >= chance + (1.0 - chance) / 4
     return Verdict(test_accuracy=float(test_accuracy),
                    train_accuracy=None if train_accuracy is None else float(train_accuracy),

@@ -118,7 +118,10 @@ def skip_if_complete(stage, settings, context, inputs=(), free=()):
 def require(chosen, what, records, fix):
     """Raises UserError when no candidate passed (names the best one tried and the fix)."""
     if chosen is None:
-        tried = ", ".join(f"{r['value']}: {-r['drop'] * 100:+.2f} points" for r in records)
+        from tftool import stats
+
+        tried = ", ".join(f"{r['value']}: {stats.format_signed(-r['drop'] * 100)} points"
+                          for r in records)
         raise UserError(f"{what}=auto: no candidate kept the validation accuracy within the "
                         f"accuracy gate ({tried}); {fix}")
     return chosen

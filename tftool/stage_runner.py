@@ -202,6 +202,30 @@ def data_settings(workdir, stage, given, explicit=()):
     return settings
 
 
+def trained_image_size(workdir):
+    """[height, width] of the float model's input, read from WORKDIR/float/model.h5's config
+    (no weights loaded), or None when there is no model or it has no fixed size.
+
+    For workdirs whose config.json recorded image_size null: then the size was the first
+    image's, uncapped, and today's rule (the most common size, capped at 224) may differ.
+    """
+    import json
+
+    import h5py
+
+    path = stages.model_path(workdir, "float")
+    if not os.path.exists(path):
+        return None
+    try:
+        with h5py.File(path, "r") as f:
+            config = json.loads(f.attrs["model_config"])
+        shape = config["config"]["layers"][0]["config"]["batch_input_shape"]
+    except (OSError, KeyError, IndexError, TypeError, ValueError):
+        return None  # unreadable here: the stage that loads the model names the problem
+    h, w = shape[1], shape[2]
+    return None if h is None or w is None else [int(h), int(w)]
+
+
 # ---- running a stage -------------------------------------------------------------------------
 @dataclasses.dataclass
 class Context:

@@ -293,6 +293,15 @@ def micro_commands(workdir=None, export_dir=None):
             f"tftool-export --workdir={work} --export_dir={export} --micro")
 
 
+def benchmark_command(workdir=None, export_dir=None):
+    """`tftool-benchmark --workdir=W --export_dir=E` for this report's folders, shell-quoted
+    (None: the flag defaults)."""
+    import shlex
+
+    return (f"tftool-benchmark --workdir={shlex.quote(workdir or DEFAULT_WORKDIR)} "
+            f"--export_dir={shlex.quote(export_dir or DEFAULT_EXPORT_DIR)}")
+
+
 def _ms(value):
     """A latency in ms for a sentence: "0.0863", "1.24", "31.2"."""
     return f"{value:.4f}" if value < 1 else f"{value:.2f}" if value < 10 else f"{value:.1f}"
@@ -420,8 +429,7 @@ def recommend(entries, gate=None, workdir=None, export_dir=None):
         picks.append({
             "target": "Edge CPU", "setting": "LiteRT, batch 1, several threads", "entry": None,
             "text": f"not measured: the benchmark timed {_threads(threads_1)} only; "
-                    f"`tftool-benchmark --workdir={workdir or DEFAULT_WORKDIR} "
-                    f"--export_dir={export_dir or DEFAULT_EXPORT_DIR} --threads=1,N` "
+                    f"`{benchmark_command(workdir, export_dir)} --threads=1,N` "
                     f"(N: the device's cores) times more."})
 
     measured = [e for e in pool if e.get("micro")]
@@ -439,8 +447,10 @@ def recommend(entries, gate=None, workdir=None, export_dir=None):
         folder = f"{export_dir}/micro" if export_dir else "micro"
         picks.append({
             "target": "Microcontroller", "setting": micro_setting, "entry": mcu,
-            "text": f"ship `{folder}/{cname}_model_data.cc` (`{_stem(mcu)}.tflite` as a C "
-                    f"array, with its `_op_resolver.h`) — {reason}: flash "
+            "text": f"ship `{folder}/{cname}_model_data.cc` and its `.h` (the {mcu['variant']} "
+                    f"model converted for TFLM with int8 input and output: the `.h` gives the "
+                    f"input's scale and zero point and what the output is, not the app "
+                    f"file's) — {reason}: flash "
                     f"{_kib(mcu['micro']['flash_bytes'])}, tensor arena "
                     f"{_kib(mcu['micro']['arena_bytes'])}."})
     elif measured:
@@ -594,7 +604,8 @@ def summary_markdown(entries, title, notes=(), num_classes=None, num_test=None, 
     lines += ["", "## What to ship", "",
               "How: only files within the accuracy gate against the float model count. Those "
               "whose 95% intervals of the change vs float overlap the most accurate file's are "
-              "within noise of it, as good as it on these test images; among them the phone "
+              "within noise of it, as good as it on these test images (the split the gate "
+              "reads); among them the phone "
               "gets the smallest, then the fastest at 1 thread; the edge CPU the fastest at "
               f"its thread count (p50 within ±{LATENCY_TIE:.0%} is a tie), then the smallest; "
               "the microcontroller the least flash, then the least tensor arena.", ""]

@@ -36,14 +36,23 @@ def machine():
     return {"cpu": cpu, "cores": CORES, "load_average": load, "system": platform.platform()}
 
 
-def card_benchmark(variant_rows, entry, meta):
-    """The "benchmark" section of a model card: the variant's figures from this run, and the
-    sha256 of the file measured (export keeps the section, marked stale when the file
-    changes: export/card.py carry_over)."""
+def _sha256(path):
     import hashlib
 
-    with open(entry["path"], "rb") as f:
-        digest = hashlib.sha256(f.read()).hexdigest()
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def _card_path(export_dir, name, variant, fmt):
+    return os.path.join(export_dir, f"{name}_{variant}"
+                        + (".onnx.json" if fmt == "onnx" else ".json"))
+
+
+def card_benchmark(variant_rows, entry, meta, export_dir):
+    """The "benchmark" section of a model card: the variant's figures from this run, and the
+    sha256 of the file measured, EXPORT_DIR/<the row's file name> (export keeps the section,
+    marked stale when the file changes: export/card.py carry_over)."""
+    digest = _sha256(os.path.join(export_dir, os.path.basename(entry["path"])))
     return {
         "file_sha256": digest,
         "accuracy": entry["accuracy"], "accuracy_interval": entry.get("accuracy_interval"),
@@ -239,8 +248,7 @@ def write_outputs(export_dir, name, rows, threads, batch_sizes, timing_settings,
     cards = {}
     for entry in entries:
         if entry["format"] in ("tflite", "onnx"):
-            path = os.path.join(export_dir, f"{name}_{entry['variant']}"
-                                + (".onnx.json" if entry["format"] == "onnx" else ".json"))
+            path = _card_path(export_dir, name, entry["variant"], entry["format"])
             key = (entry["variant"], entry["format"])
             cards[key] = (path, io.read_json_object(path, fix="run tftool-export again"))
             card = cards[key][1] or {}
@@ -296,7 +304,7 @@ def write_outputs(export_dir, name, rows, threads, batch_sizes, timing_settings,
             continue
         variant_rows = [r for r in rows
                         if r["variant"] == entry["variant"] and r["format"] == entry["format"]]
-        card["benchmark"] = card_benchmark(variant_rows, entry, meta)
+        card["benchmark"] = card_benchmark(variant_rows, entry, meta, export_dir)
         io.write_json(path, card)
     return summary
 
@@ -309,20 +317,28 @@ def refresh_report(export_dir, name):
 
     Returns:
       (report.md's text, None), or (None, why not in one line) when there is no benchmark to
-      refresh or it measured files that have since changed (a card's benchmark is stale, or a
-      file it measured is gone): then only a new tftool-benchmark run can say.
+      refresh, it came from a tftool without SETTINGS_FILE, or it measured files that have
+      since changed or gone (every exported file it measured must still have the sha256 its
+      card's benchmark section recorded): then only a new tftool-benchmark run can say.
     Raises:
       UserError: a damaged benchmark.json, SETTINGS_FILE or card.
     """
     fix = "run tftool-benchmark again"
     rows = io.read_json(os.path.join(export_dir, "benchmark.json"), fix=fix)
-    settings = io.read_json_object(os.path.join(export_dir, SETTINGS_FILE), fix=fix)
-    if not rows or not settings:
+    if not rows:
         return None, f"no benchmark in {export_dir} yet"
-    for variant, fmt in {(r["variant"], r["format"]) for r in rows if r["format"] == "tflite"}:
-        card = io.read_json_object(os.path.join(export_dir, f"{name}_{variant}.json"), fix=fix)
-        if not card or (card.get("benchmark") or {}).get("stale"):
-            return None, f"its benchmark measured an earlier {name}_{variant}.tflite"
+    settings = io.read_json_object(os.path.join(export_dir, SETTINGS_FILE), fix=fix)
+    if not settings:
+        return None, "its benchmark was written by an older tftool"
+    measured_files = {(r["variant"], r["format"], os.path.basename(r["path"])) for r in rows
+                      if r["format"] in ("tflite", "onnx")}
+    for variant, fmt, base in sorted(measured_files):
+        file = os.path.join(export_dir, base)
+        card = io.read_json_object(_card_path(export_dir, name, variant, fmt), fix=fix) or {}
+        measured = card.get("benchmark") or {}
+        if (not os.path.exists(file) or measured.get("stale")
+                or measured.get("file_sha256") != _sha256(file)):
+            return None, f"its benchmark measured an earlier {os.path.basename(file)}"
     return write_outputs(export_dir, name, rows, settings["threads"], settings["batch_sizes"],
                          settings["timing_settings"], settings["max_cv"],
                          settings["load_before"], settings["examples"],

@@ -8,7 +8,7 @@ writes EXPORT_DIR/benchmark.{json,md}, report.{md,png} and the model cards' figu
 import tftool  # noqa: F401  (Keras 2 before TensorFlow)
 from tftool.benchmark import suite, timing
 from tftool.cli import common
-from tftool.export import folder
+from tftool.export import owner
 
 from absl import flags
 
@@ -28,7 +28,7 @@ def main(argv):
     timing.set_tf_threads(max(threads))  # before TensorFlow's first op (accuracy pass only)
     data_settings = common.data_settings("benchmark")
     name = FLAGS.name or common.default_name(FLAGS.workdir)
-    folder.check(FLAGS.export_dir, FLAGS.workdir, name, "tftool-benchmark")
+    owner.check(FLAGS.export_dir, FLAGS.workdir, name, "tftool-benchmark")
     suite.exported_files(FLAGS.export_dir, name)  # no exports: one line before loading data
     dataset = common.load_data(data_settings)
     size = common.image_size(dataset, data_settings)

@@ -527,9 +527,29 @@ def load_data(settings):
 
 
 def image_size(dataset, settings):
-    from tftool import data
+    """(height, width) the stage runs at: the recorded or given size; for a workdir whose
+    float/config.json recorded null (made before sizes were recorded, when the size was the
+    first image's, uncapped) the float model's own input size, unless --overwrite; else
+    data.resolve_image_size's choice."""
+    from tftool import data, stage_runner
 
-    return data.resolve_image_size(dataset, settings["image_size"])
+    size = settings["image_size"]
+    overwrite = "overwrite" in FLAGS and FLAGS.overwrite
+    if size is None and not overwrite and _recorded_null_size():
+        size = stage_runner.trained_image_size(FLAGS.workdir)
+    return data.resolve_image_size(dataset, size)
+
+
+def _recorded_null_size():
+    """Whether WORKDIR/float/config.json records image_size null (an older tftool's)."""
+    from tftool import io, stages
+
+    path = os.path.join(stages.stage_dir(FLAGS.workdir, "float"), "config.json")
+    try:
+        old = io.read_json_object(path) or {}
+    except UserError:  # damaged: check_config names it
+        old = {}
+    return "image_size" in old and old["image_size"] is None
 
 
 def recorded_image_size(settings, size):
@@ -538,16 +558,10 @@ def recorded_image_size(settings, size):
     A workdir whose float/config.json recorded none (made before sizes were recorded) keeps
     None unless --image_size or --overwrite is given, so re-running it resumes or skips the
     stage instead of refusing it."""
-    from tftool import data, io, stages
+    from tftool import data
 
-    if settings.get("image_size") is None and not FLAGS.overwrite:
-        path = os.path.join(stages.stage_dir(FLAGS.workdir, "float"), "config.json")
-        try:
-            old = io.read_json_object(path) or {}
-        except UserError:  # damaged: check_config names it
-            old = {}
-        if "image_size" in old and old["image_size"] is None:
-            return None
+    if settings.get("image_size") is None and not FLAGS.overwrite and _recorded_null_size():
+        return None
     return data.size_setting(size)
 
 
@@ -797,19 +811,20 @@ def run(prog, main, positional=False):
         if not FLAGS["verbosity"].present:
             quiet_logs()
         return guarded_main(argv)
+    app.run(quiet_main, argv=argv, flags_parser=parse_flags)
+
+
+def parse_flags(argv):
+    """absl's parse_flags_with_usage (a bad flag: its FATAL line, exit 1), except that a help
+    flag (--help, --helpshort, --helpfull, -?), which absl ends with exit status 1 after
+    printing the usage, exits 0: asking for help is not a failure (GNU and argparse exit 0),
+    so a script or `make` can call it. A bad flag before the help flag still exits 1."""
     try:
-        app.run(quiet_main, argv=argv)
+        return FLAGS(argv)
+    except flags.Error:
+        return app.parse_flags_with_usage(argv)  # parses again to print absl's message
     except SystemExit as e:
-        # absl's --help/--helpshort/--helpfull/-? print the usage and exit 1; asking for help
-        # is not a failure (GNU and argparse exit 0), so a script or `make` can call it.
-        if e.code == 1 and HELP_FLAGS.intersection(argv[1:]):
-            sys.exit(0)
-        raise
-
-
-# absl's help flags (absl.flags._helpers): each prints the usage and exits.
-HELP_FLAGS = {"--help", "-help", "-h", "-?", "--helpshort", "-helpshort", "--helpfull",
-              "-helpfull", "--helpxml", "-helpxml"}
+        sys.exit(0 if e.code == 1 else e.code)  # only a help flag exits inside parsing
 
 
 # Python-side messages that say nothing a user can act on: Keras's per-batch callback timing

@@ -11,7 +11,7 @@ import tftool  # noqa: F401  (Keras 2 before TensorFlow)
 from tftool import UserError, chance
 from tftool.benchmark import suite
 from tftool.cli import common
-from tftool.export import folder, variants as variants_lib
+from tftool.export import owner, variants as variants_lib
 
 from absl import flags
 
@@ -32,7 +32,7 @@ def main(argv):
         onnx_runtime.require()
     variants = variants_lib.resolve(FLAGS.workdir, FLAGS.variants)
     name = FLAGS.name or common.default_name(FLAGS.workdir)
-    folder.check(FLAGS.export_dir, FLAGS.workdir, name)  # before anything is written
+    owner.check(FLAGS.export_dir, FLAGS.workdir, name)  # before anything is written
     dataset = common.load_data(settings)
     chance.refuse_export(FLAGS.workdir, dataset, FLAGS.allow_chance_accuracy)
     size = common.image_size(dataset, settings)
@@ -44,7 +44,7 @@ def main(argv):
                                      variants, representative, FLAGS.max_accuracy_drop,
                                      conversion, FLAGS.selective_int8, FLAGS.gate,
                                      debugger=FLAGS.quantization_debugger)
-    folder.record(FLAGS.export_dir, FLAGS.workdir, name, settings["dataset"])
+    owner.record(FLAGS.export_dir, FLAGS.workdir, name, settings["dataset"])
     problems = []
     if FLAGS.onnx:
         try:

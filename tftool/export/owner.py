@@ -15,14 +15,19 @@ from tftool import UserError, io, stages
 SOURCE_FILE = "tftool_source.json"
 
 
-def _names_present(export_dir):
+def _names_present(export_dir, name):
     """The <name> prefixes of the EXPORT_DIR/<name>_<variant>.tflite files there (any
-    variant the registry knows)."""
+    variant the registry knows); `name`'s own files are recognized first (a model named
+    x_qat has x_qat_int8, which read alone would be model x's qat_int8)."""
     # longest first: x_qat_int8 is model x's qat_int8, not model x_qat's int8
     variants = sorted([*stages.VARIANTS, stages.SELECTIVE_VARIANT], key=len, reverse=True)
+    own = {f"{name}_{v}" for v in variants}
     names = set()
     for path in glob.glob(os.path.join(glob.escape(export_dir), "*.tflite")):
         stem = os.path.basename(path)[:-len(".tflite")]
+        if stem in own:
+            names.add(name)
+            continue
         for variant in variants:
             if stem.endswith("_" + variant):
                 names.add(stem[:-len(variant) - 1])
@@ -49,7 +54,7 @@ def check(export_dir, workdir, name, command="tftool-export"):
         return
     source = io.read_json_object(os.path.join(export_dir, SOURCE_FILE),
                                  fix=f"delete it if {export_dir} holds only tftool's files") or {}
-    other_names = sorted(_names_present(export_dir) - {name})
+    other_names = sorted(_names_present(export_dir, name) - {name})
     if source.get("name") and source["name"] != name:
         other_names = sorted(set(other_names) | {source["name"]})
     other_workdir = source.get("workdir")

@@ -1,12 +1,12 @@
 """An export folder holds one model's files: tftool-export and tftool-benchmark refuse to mix
-another model's into it (export/folder.py)."""
+another model's into it (export/owner.py)."""
 import json
 import os
 
 import pytest
 
 from tftool import UserError
-from tftool.export import folder
+from tftool.export import owner
 
 
 def _workdir_with_float(path):
@@ -18,24 +18,24 @@ def _workdir_with_float(path):
 def test_an_export_folder_refuses_another_models_files(tmp_path):
     export_dir = str(tmp_path / "exported")
     work = _workdir_with_float(tmp_path / "work")
-    folder.check(export_dir, work, "digits28_small_cnn")  # absent: fine
+    owner.check(export_dir, work, "digits28_small_cnn")  # absent: fine
     os.makedirs(export_dir)
     open(os.path.join(export_dir, "digits28_small_cnn_int8.tflite"), "wb").close()
-    folder.record(export_dir, work, "digits28_small_cnn", "folder:samples/digits28")
-    folder.check(export_dir, work, "digits28_small_cnn")  # its own model again: fine
+    owner.record(export_dir, work, "digits28_small_cnn", "folder:samples/digits28")
+    owner.check(export_dir, work, "digits28_small_cnn")  # its own model again: fine
     with pytest.raises(UserError) as e:  # make micro's default workdir after a quick start
-        folder.check(export_dir, str(tmp_path / "workdir"), "digits_small_cnn")
+        owner.check(export_dir, str(tmp_path / "workdir"), "digits_small_cnn")
     message = str(e.value)
     assert "holds the files of digits28_small_cnn" in message and "\n" not in message
     assert f"--export_dir={os.path.join(export_dir, 'digits_small_cnn')}" in message
     # the same file names from another workdir that still has its model: refused too
     other = _workdir_with_float(tmp_path / "other")
     with pytest.raises(UserError, match=f"exported from {os.path.abspath(work)}"):
-        folder.check(export_dir, other, "digits28_small_cnn")
+        owner.check(export_dir, other, "digits28_small_cnn")
     # ... but a workdir that is gone hands the folder over
     os.remove(os.path.join(work, "float", "model.h5"))
-    folder.check(export_dir, other, "digits28_small_cnn")
-    assert json.load(open(os.path.join(export_dir, folder.SOURCE_FILE)))["workdir"] == work
+    owner.check(export_dir, other, "digits28_small_cnn")
+    assert json.load(open(os.path.join(export_dir, owner.SOURCE_FILE)))["workdir"] == work
 
 
 def test_a_folder_exported_before_the_source_file_existed_is_judged_by_its_file_names(
@@ -44,9 +44,11 @@ def test_a_folder_exported_before_the_source_file_existed_is_judged_by_its_file_
     export_dir.mkdir()
     (export_dir / "mnist_resnet8_qat_int8.tflite").write_bytes(b"")
     (export_dir / "notes.tflite").write_bytes(b"")  # not a variant's name: ignored
-    folder.check(str(export_dir), str(tmp_path / "w"), "mnist_resnet8")
+    owner.check(str(export_dir), str(tmp_path / "w"), "mnist_resnet8")
+    # a model whose name ends like a stage (x_qat) owns x_qat_int8
+    owner.check(str(export_dir), str(tmp_path / "w"), "mnist_resnet8_qat")
     with pytest.raises(UserError, match="holds the files of mnist_resnet8,"):
-        folder.check(str(export_dir), str(tmp_path / "w"), "digits_small_cnn")
+        owner.check(str(export_dir), str(tmp_path / "w"), "digits_small_cnn")
 
 
 def test_make_micro_on_a_workdir_without_a_model_trains_nothing_and_says_so(tmp_path):
