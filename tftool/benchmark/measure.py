@@ -60,6 +60,20 @@ def _rss_bytes():
 
 
 def _peak_rss_bytes():
+    """Peak resident set size of this process since it was exec'ed, bytes.
+
+    Linux: VmHWM of /proc/self/status, the high-water mark of this process's own memory.
+    Not getrusage's ru_maxrss: Linux carries it across fork and exec, so a child started by a
+    3 GB parent (tftool-benchmark with TensorFlow and the data set loaded, or pytest) reported
+    3 GB for a 100 MB LiteRT process. Elsewhere ru_maxrss (macOS: bytes).
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) * 1024  # kB
+    except OSError:
+        pass
     import resource
 
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
