@@ -131,6 +131,6 @@ def test_the_console_script_help_lists_its_flags_and_stays_quiet():
     assert "Try --helpfull" in out or "--helpfull" not in out.split("flags:")[1]
     assert "oneDNN" not in out and "cuda" not in out.lower()
     # a bad flag before --help is still an error, not help
-    bad = subprocess.run([*command, "--target_sparsity=abc", "--help"], capture_output=True,
+    bad = subprocess.run([*command, "--epochs=abc", "--help"], capture_output=True,
                          text=True, timeout=300, cwd=REPO)
     assert bad.returncode == 1 and "FATAL Flags parsing error" in bad.stderr, bad.stderr[-2000:]

@@ -2,6 +2,7 @@
 another model's into it (export/owner.py)."""
 import json
 import os
+import shutil
 
 import pytest
 
@@ -32,7 +33,12 @@ def test_an_export_folder_refuses_another_models_files(tmp_path):
     other = _workdir_with_float(tmp_path / "other")
     with pytest.raises(UserError, match=f"exported from {os.path.abspath(work)}"):
         owner.check(export_dir, other, "digits28_small_cnn")
-    # ... but a workdir that is gone hands the folder over
+    # a project copied elsewhere, workdir and export folder together, is still the same one
+    copy = tmp_path / "copy"
+    shutil.copytree(work, copy / "work")
+    shutil.copytree(export_dir, copy / "exported")
+    owner.check(str(copy / "exported"), str(copy / "work"), "digits28_small_cnn")
+    # ... and a workdir that is gone hands the folder over
     os.remove(os.path.join(work, "float", "model.h5"))
     owner.check(export_dir, other, "digits28_small_cnn")
     assert json.load(open(os.path.join(export_dir, owner.SOURCE_FILE)))["workdir"] == work
@@ -63,9 +69,10 @@ def test_make_micro_on_a_workdir_without_a_model_trains_nothing_and_says_so(tmp_
     if not os.path.exists(os.path.join(venv, ".installed")):
         pytest.skip("make's install target needs the project's venv (make install)")
     workdir, export_dir = tmp_path / "workdir", tmp_path / "exported"
-    result = subprocess.run(["make", "-s", "micro", f"VENV={venv}", f"WORKDIR={workdir}",
-                             f"EXPORT_DIR={export_dir}"], cwd=REPO, capture_output=True,
-                            text=True, timeout=300)
+    # -o: never (re)install the venv from a test, whatever the mtimes of setup.cfg say
+    result = subprocess.run(["make", "-s", "-o", os.path.join(venv, ".installed"), "micro",
+                             f"VENV={venv}", f"WORKDIR={workdir}", f"EXPORT_DIR={export_dir}"],
+                            cwd=REPO, capture_output=True, text=True, timeout=300)
     assert result.returncode != 0
     errors = [l for l in result.stderr.splitlines() if l.startswith("tftool-export: error:")]
     assert len(errors) == 1 and f"run `tftool-train --workdir={workdir}`" in errors[0], \

@@ -43,7 +43,8 @@ def check(export_dir, workdir, name, command="tftool-export"):
     """Raises UserError (one line, with the fix) when EXPORT_DIR holds another model's files.
 
     Another model: .tflite files named for another <name>, or a SOURCE_FILE recording another
-    workdir that still has a float model (a workdir that is gone hands its folder over).
+    workdir that still has a float model (a workdir that is gone hands its folder over; a
+    workdir copied with its export folder is the same one).
     Args:
       export_dir, workdir: folders (need not exist); name: the <dataset>_<model> file prefix.
       command: the entry point, for the message.
@@ -58,7 +59,10 @@ def check(export_dir, workdir, name, command="tftool-export"):
     if source.get("name") and source["name"] != name:
         other_names = sorted(set(other_names) | {source["name"]})
     other_workdir = source.get("workdir")
+    relative = source.get("workdir_from_export_dir")  # still right when both were copied
     if other_workdir and (_same_dir(other_workdir, workdir)
+                          or (relative and _same_dir(os.path.join(export_dir, relative),
+                                                     workdir))
                           or not stages.has_model(other_workdir, "float")):
         other_workdir = None
     if not other_names and not other_workdir:
@@ -73,6 +77,10 @@ def check(export_dir, workdir, name, command="tftool-export"):
 
 
 def record(export_dir, workdir, name, dataset):
-    """Writes EXPORT_DIR/SOURCE_FILE: {"name", "workdir" (absolute), "dataset"}."""
+    """Writes EXPORT_DIR/SOURCE_FILE: {"name", "workdir" (absolute),
+    "workdir_from_export_dir" (relative: a project copied elsewhere, workdir and export folder
+    together, still matches), "dataset"}."""
     io.write_json(os.path.join(export_dir, SOURCE_FILE),
-                  {"name": name, "workdir": os.path.abspath(workdir), "dataset": dataset})
+                  {"name": name, "workdir": os.path.abspath(workdir),
+                   "workdir_from_export_dir": os.path.relpath(workdir, export_dir),
+                   "dataset": dataset})
