@@ -1,6 +1,6 @@
 """Surviving faults: SIGKILL mid-training, NaN loss, a full disk, bad files and bad flags.
 
-Every case of the README's "When something is wrong" table is here: it must stop with one
+Every case of docs/reference.md's "When something is wrong" table is here: it must stop with one
 line (exit 2, no traceback) and leave what was already written intact.
 """
 import errno
