@@ -188,8 +188,8 @@ def test_ties_within_noise_go_to_the_smallest_not_the_best_on_validation():
         e.update(threads_1=1, threads_all=4, p50_all=p50_all)
     edge = _picks(entries)["Edge CPU"]
     assert edge["entry"]["variant"] == "int8" and edge["setting"] == "LiteRT, batch 1, 4 threads"
-    assert edge["text"].endswith("the smallest of those within ±5% of the fastest p50 at 4 "
-                                 "threads: p50 0.5000 ms at 4 threads, 1171.9 KiB.")
+    assert edge["text"].endswith("the smallest of those whose p50 at 4 threads is within ±5% "
+                                 "of the fastest: p50 0.5000 ms at 4 threads, 1171.9 KiB.")
     # a file beyond noise of the best is not eligible for the tie, however small
     entries.append(_entry("pruned_int8", 0.84, 900_000, 1.5, _paired(0.013, 0.006, 0.02)))
     assert _picks(entries)["Phone"]["entry"]["variant"] == "qat_int8"

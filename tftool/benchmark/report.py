@@ -416,8 +416,8 @@ def recommend(entries, gate=None, workdir=None, export_dir=None):
         fast = [e for e in multi if e["p50_all"] <= fastest * (1 + LATENCY_TIE)]
         edge = min(fast, key=lambda e: (e["size_bytes"], e["p50_all"], -e["accuracy"]))
         what = (f"the fastest {{group}} at {_threads(threads_all)}" if len(fast) == 1 else
-                f"the smallest {{group}} within ±{LATENCY_TIE:.0%} of the fastest p50 at "
-                f"{_threads(threads_all)}")
+                f"the smallest {{group}} whose p50 at {_threads(threads_all)} is within "
+                f"±{LATENCY_TIE:.0%} of the fastest")
         picks.append({
             "target": "Edge CPU", "setting": f"LiteRT, batch 1, {_threads(threads_all)}",
             "entry": edge,
