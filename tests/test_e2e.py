@@ -297,6 +297,14 @@ def test_re_export_keeps_the_benchmark_figures_and_marks_them_stale_when_the_fil
                      r"_data\.cc`", open(os.path.join(copy, "report.md")).read())
     card = json.load(open(card_path))
     assert card["benchmark"] == before["benchmark"] and "stale" not in card["benchmark"]
+    # a file the benchmark never measured (exported after it) stops the refresh too
+    from tftool.benchmark import suite
+
+    extra = os.path.join(copy, "digits_small_cnn_int8_selective.tflite")
+    shutil.copy(path, extra)
+    assert suite.refresh_report(copy, "digits_small_cnn") == (
+        None, "digits_small_cnn_int8_selective.tflite was exported after its benchmark")
+    os.remove(extra)
     assert card["micro"]["file_sha256"] == card["sha256"] and card["micro"]["fits"]
     assert os.path.getmtime(path) == mtime  # the same bytes: not rewritten
     result = run_main("export", *common, "--calibration_steps=7")  # other int8 ranges

@@ -65,7 +65,7 @@ def _peak_rss_bytes():
     Linux: VmHWM of /proc/self/status, the high-water mark of this process's own memory.
     Not getrusage's ru_maxrss: Linux carries it across fork and exec, so a child started by a
     3 GB parent (tftool-benchmark with TensorFlow and the data set loaded, or pytest) reported
-    3 GB for a 100 MB LiteRT process. Elsewhere ru_maxrss (macOS: bytes).
+    3 GB for a LiteRT process of tens of MB. Elsewhere ru_maxrss (macOS: bytes).
     """
     try:
         with open("/proc/self/status") as f:

@@ -317,9 +317,10 @@ def refresh_report(export_dir, name):
 
     Returns:
       (report.md's text, None), or (None, why not in one line) when there is no benchmark to
-      refresh, it came from a tftool without SETTINGS_FILE, or it measured files that have
+      refresh, it came from a tftool without SETTINGS_FILE, it measured files that have
       since changed or gone (every exported file it measured must still have the sha256 its
-      card's benchmark section recorded): then only a new tftool-benchmark run can say.
+      card's benchmark section recorded), or a file was exported after it (the report would
+      leave it out): then only a new tftool-benchmark run can say.
     Raises:
       UserError: a damaged benchmark.json, SETTINGS_FILE or card.
     """
@@ -339,6 +340,12 @@ def refresh_report(export_dir, name):
         if (not os.path.exists(file) or measured.get("stale")
                 or measured.get("file_sha256") != _sha256(file)):
             return None, f"its benchmark measured an earlier {os.path.basename(file)}"
+    exported = {*glob.glob(os.path.join(glob.escape(export_dir), f"{glob.escape(name)}_*.tflite")),
+                *onnx_files(export_dir, name).values()}
+    unmeasured = sorted(os.path.basename(p) for p in exported
+                        if os.path.basename(p) not in {base for _, _, base in measured_files})
+    if unmeasured:
+        return None, f"{unmeasured[0]} was exported after its benchmark"
     return write_outputs(export_dir, name, rows, settings["threads"], settings["batch_sizes"],
                          settings["timing_settings"], settings["max_cv"],
                          settings["load_before"], settings["examples"],
@@ -355,5 +362,5 @@ def refresh_report_line(workdir, export_dir, name):
     _, why_not = refresh_report(export_dir, name)
     if why_not is None:
         return f"{path}: updated with the microcontroller figures"
-    return (f"{path}: not updated ({why_not}): run `tftool-benchmark --workdir={workdir} "
-            f"--export_dir={export_dir}` to update it")
+    command = report.benchmark_command(workdir, export_dir)
+    return f"{path}: not updated ({why_not}): run `{command}` to update it"

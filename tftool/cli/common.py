@@ -526,16 +526,16 @@ def load_data(settings):
                      test_fraction=settings.get("test_fraction") or data.DEFAULT_TEST_FRACTION)
 
 
-def image_size(dataset, settings):
+def image_size(dataset, settings, stage=None):
     """(height, width) the stage runs at: the recorded or given size; for a workdir whose
     float/config.json recorded null (made before sizes were recorded, when the size was the
-    first image's, uncapped) the float model's own input size, unless --overwrite; else
-    data.resolve_image_size's choice."""
+    first image's, uncapped) the float model's own input size, unless the float stage itself
+    is retrained (`stage` "float" with --overwrite); else data.resolve_image_size's choice."""
     from tftool import data, stage_runner
 
     size = settings["image_size"]
-    overwrite = "overwrite" in FLAGS and FLAGS.overwrite
-    if size is None and not overwrite and _recorded_null_size():
+    retrained = stage == "float" and "overwrite" in FLAGS and FLAGS.overwrite
+    if size is None and not retrained and _recorded_null_size():
         size = stage_runner.trained_image_size(FLAGS.workdir)
     return data.resolve_image_size(dataset, size)
 
@@ -675,10 +675,10 @@ def stage_context(stage, strategy=None, resolve=None):
     settings = data_settings(stage)
     dataset = load_data(settings)
     if resolve is not None:
-        resolve(dataset, image_size(dataset, settings))
+        resolve(dataset, image_size(dataset, settings, stage))
         check_training_flags()
     context = stage_runner.Context(workdir=FLAGS.workdir, strategy=strategy, dataset=dataset,
-                                   image_size=image_size(dataset, settings),
+                                   image_size=image_size(dataset, settings, stage),
                                    overwrite=FLAGS.overwrite, flags_text=flags_text(),
                                    allow_chance_accuracy=bool(
                                        "allow_chance_accuracy" in FLAGS
@@ -818,7 +818,8 @@ def parse_flags(argv):
     """absl's parse_flags_with_usage (a bad flag: its FATAL line, exit 1), except that a help
     flag (--help, --helpshort, --helpfull, -?), which absl ends with exit status 1 after
     printing the usage, exits 0: asking for help is not a failure (GNU and argparse exit 0),
-    so a script or `make` can call it. A bad flag before the help flag still exits 1."""
+    so a script or `make` can call it. A bad value before the help flag still exits 1 (absl
+    reports an unknown flag only after the whole line, so `--bogus --help` prints the help)."""
     try:
         return FLAGS(argv)
     except flags.Error:

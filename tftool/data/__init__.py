@@ -6,7 +6,7 @@ Three kinds of `--dataset`:
                   `data_dir` and `manual_dir` are passed to TFDS so prepared data works offline
   folder:PATH     your own images: PATH/<class>/*.jpg (unsplit), or PATH/train/<class>/... with
                   optionally PATH/test/<class>/... and PATH/validation/<class>/... (.png, .jpg,
-                  .jpeg in any case; every file is checked up front, see _load_folder)
+                  .jpeg in any case; every file is checked up front: data/folder.py)
 
 Every data set has train, validation and test splits: its own validation split where it has
 one, else a stratified, seeded share of train (--validation_fraction, split_validation). A

@@ -132,7 +132,8 @@ def load(path, channels, skip_corrupt=False,
       UserError: missing folder, test/ or validation/ without train/, no class folders with
         images, unreadable images (without skip_corrupt: the count and the first names),
         fewer than 2 classes, a class with too few images for the splits drawn from it (2
-        with test/ and without validation/; 3 without both), a test or validation class
+        with test/ and without validation/, or with validation/ and without test/; 3 without
+        both), a test or validation class
         absent from train, a class folder with no readable train image.
     """
     where = f"--dataset={FOLDER_PREFIX}{path}"

@@ -61,8 +61,8 @@ def check(export_dir, workdir, name, command="tftool-export"):
     other_workdir = source.get("workdir")
     relative = source.get("workdir_from_export_dir")  # still right when both were copied
     if other_workdir and (_same_dir(other_workdir, workdir)
-                          or (relative and _same_dir(os.path.join(export_dir, relative),
-                                                     workdir))
+                          or (relative and _same_dir(
+                              os.path.join(os.path.realpath(export_dir), relative), workdir))
                           or not stages.has_model(other_workdir, "float")):
         other_workdir = None
     if not other_names and not other_workdir:
@@ -82,5 +82,6 @@ def record(export_dir, workdir, name, dataset):
     together, still matches), "dataset"}."""
     io.write_json(os.path.join(export_dir, SOURCE_FILE),
                   {"name": name, "workdir": os.path.abspath(workdir),
-                   "workdir_from_export_dir": os.path.relpath(workdir, export_dir),
+                   "workdir_from_export_dir": os.path.relpath(os.path.realpath(workdir),
+                                                              os.path.realpath(export_dir)),
                    "dataset": dataset})
