@@ -736,31 +736,103 @@ def macs(model):
     return int(total)
 
 
+def is_user_builder(name):
+    """Whether `name` names a builder of the user's, "file.py:function" or
+    "package.module:function", rather than one of MODELS."""
+    return name not in MODELS and ":" in name
+
+
+def builder(name):
+    """The builder function of `name`: MODELS[name], or the user's "file.py:function" (a
+    Python file, relative to the current folder or absolute) or "package.module:function" (an
+    importable module). A user builder is called as fn(input_shape, num_classes, **kwargs)
+    with the keyword arguments of `build` that its signature names (width, alpha, ...), and
+    must return a tf_keras Model (build checks its input and output shapes).
+
+    Raises:
+      UserError: an unknown name, a missing file or module, an import that fails (its first
+        line), a missing or non-callable function; each names the fix.
+    """
+    import importlib
+    import importlib.util
+
+    if name in MODELS:
+        return MODELS[name]
+    if ":" not in name:
+        raise UserError(f"--model={name}: unknown model; use one of {', '.join(MODELS)}, or a "
+                        f"builder of your own as file.py:function or package.module:function")
+    where, function = name.rsplit(":", 1)
+    fix = ("; it is called as function(input_shape, num_classes) and returns a tf_keras "
+           "Model (import tf_keras as keras)")
+    try:
+        if where.endswith(".py"):
+            path = os.path.abspath(os.path.expanduser(where))
+            if not os.path.isfile(path):
+                raise UserError(f"--model={name}: no such file {path}{fix}")
+            spec = importlib.util.spec_from_file_location(
+                "tftool_user_builder_" + os.path.basename(path)[:-3], path)
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+        else:
+            module = importlib.import_module(where)
+    except UserError:
+        raise
+    except Exception as e:  # the user's code: name it in one line, no traceback
+        first = (str(e).splitlines() or [""])[0]
+        raise UserError(f"--model={name}: importing {where} failed: {type(e).__name__}: "
+                        f"{first}") from e
+    fn = getattr(module, function, None)
+    if not callable(fn):
+        raise UserError(f"--model={name}: {where} has no function {function!r}{fix}")
+    return fn
+
+
 def resolved(name, **kwargs):
     """`kwargs` with each None replaced by builder `name`'s own default (what a config records:
     `--width` unset is small_cnn's 32 and resnet8's 16). Keys the builder lacks are kept.
-    Raises: UserError: unknown model name."""
+    Raises: UserError: unknown model name (builder)."""
     import inspect
 
-    if name not in MODELS:
-        raise UserError(f"--model={name}: unknown model; use one of {', '.join(MODELS)}")
-    parameters = inspect.signature(MODELS[name]).parameters
+    parameters = inspect.signature(builder(name)).parameters
     return {k: (parameters[k].default if v is None and k in parameters
                 and parameters[k].default is not inspect.Parameter.empty else v)
             for k, v in kwargs.items()}
 
 
 def build(name, input_shape, num_classes, **kwargs):
-    """Builds model `name` from MODELS; keyword arguments a builder does not take are dropped.
+    """Builds model `name` (builder: one of MODELS or the user's file.py:function); keyword
+    arguments a builder does not take are dropped.
 
+    Args:
+      input_shape: (height, width, channels); num_classes: logits out.
+    Returns:
+      a tf_keras Model, float32 [N, H, W, C] in [0, 1] -> [N, num_classes] logits.
     Raises:
-      UserError: unknown model name.
+      UserError: unknown model name (builder); a user builder that raises (its error in one
+        line), returns something else than a tf_keras Model (a Keras 3 model, for one), or a
+        model whose input is not [N, H, W, C] or whose output is not [N, num_classes].
     """
     import inspect
 
-    if name not in MODELS:
-        raise UserError(f"--model={name}: unknown model; use one of {', '.join(MODELS)}")
-    fn = MODELS[name]
+    fn = builder(name)
     accepted = inspect.signature(fn).parameters
-    return fn(tuple(input_shape), num_classes,
-              **{k: v for k, v in kwargs.items() if k in accepted and v is not None})
+    arguments = {k: v for k, v in kwargs.items() if k in accepted and v is not None}
+    if name in MODELS:
+        return fn(tuple(input_shape), num_classes, **arguments)
+    try:
+        model = fn(tuple(input_shape), num_classes, **arguments)
+    except Exception as e:  # the user's code: its error in one line
+        first = (str(e).splitlines() or [""])[0]
+        raise UserError(f"--model={name} raised {type(e).__name__}: {first}") from e
+    if not isinstance(model, keras.Model):
+        kind = f"{type(model).__module__}.{type(model).__name__}"
+        raise UserError(f"--model={name} returned a {kind}, not a tf_keras Model: build it "
+                        f"with `import tf_keras as keras` (tfmot needs Keras 2)")
+    want_in, want_out = (None, *tuple(input_shape)), (None, num_classes)
+    got_in, got_out = tuple(model.input_shape), tuple(model.output_shape)
+    if len(got_in) != 4 or any(g not in (None, w) for g, w in zip(got_in[1:], want_in[1:])) \
+            or got_out[1:] != want_out[1:]:
+        raise UserError(f"--model={name}: the model takes {list(got_in)} and gives "
+                        f"{list(got_out)}; it must take {list(want_in)} (pixels / 255) and give "
+                        f"{list(want_out)} logits")
+    return model

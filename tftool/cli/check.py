@@ -24,7 +24,7 @@ NAMES = ("workdir", "image_size", "channels", "model", "stage", "purpose", "sche
 
 def load(model_flag, stage):
     """(model, what) to check: built by name, loaded from a file, or WORKDIR/<stage>."""
-    if model_flag in models.MODELS:
+    if model_flag in models.MODELS or (model_flag and models.is_user_builder(model_flag)):
         size = FLAGS.image_size or 32  # mobilenet_v2 needs ≥ 32 px; layers do not depend on it
         return models.build(model_flag, (size, size, FLAGS.channels or 3), FLAGS.num_classes,
                             width=FLAGS.width, alpha=FLAGS.alpha, stages=FLAGS.stages,

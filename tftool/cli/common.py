@@ -178,7 +178,10 @@ FLAG_SPECS = {
                                   "marked as such in metrics.json, instead of stopping "
                                   "(tftool/chance.py)."),
     # ---- models ----
-    "model": Spec("string", "small_cnn", f"Model: a builder name ({', '.join(MODEL_NAMES)}); "
+    "model": Spec("string", "small_cnn", f"Model: a builder name ({', '.join(MODEL_NAMES)}), "
+                  f"or a builder of your own: file.py:function or package.module:function, "
+                  f"called as function(input_shape, num_classes) and returning a tf_keras "
+                  f"Model ([N, H, W, C] pixels / 255 in, [N, num_classes] logits out); "
                   f"tftool-check also takes a saved model file (.h5)."),
     "width": Spec("integer", None, "small_cnn: channels of the first stage (default 32); "
                   "resnet8: filters of the first stack (default 16, MLPerf Tiny's).",
@@ -712,7 +715,9 @@ def default_name(workdir):
     dataset = config.get("dataset") or "model"
     if dataset.startswith("folder:"):
         dataset = os.path.basename(os.path.normpath(dataset[len("folder:"):]))
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{dataset}_{config.get('model', 'model')}")
+    model = config.get("model") or "model"
+    model = model.rsplit(":", 1)[-1]  # a builder of the user's, file.py:function: its function
+    return re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{dataset}_{model}")
 
 
 # Run-control flags that must not be replayed from flags.txt: `--flagfile=WORKDIR/x/flags.txt`

@@ -27,6 +27,9 @@ def main(argv):
     from tftool.train import precision
 
     common.check_training_flags()  # before any data is read or folder made
+    if FLAGS.model:  # a misspelt name or a user builder that cannot be imported: say it now
+        from tftool import models
+        models.builder(FLAGS.model)
     strategy = common.build_strategy()
     chosen = {}
 
