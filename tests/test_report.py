@@ -199,10 +199,16 @@ def test_ties_within_noise_go_to_the_smallest_not_the_best_on_validation():
 
 def test_microcontroller_pick_reads_the_micro_figures():
     noise = _paired(0.0, -0.01, 0.01)
+    def files(variant):  # as export_micro names them in the card
+        return [f"n_{variant}_model_data.h", f"n_{variant}_model_data.cc",
+                f"n_{variant}_op_resolver.h"]
+
     entries = [_entry("int8", 0.99, 800, 0.03, noise,
-                      micro={"fits": True, "flash_bytes": 9000, "arena_bytes": 5000}),
+                      micro={"fits": True, "flash_bytes": 9000, "arena_bytes": 5000,
+                             "files": files("int8")}),
                _entry("pqat_int8", 0.99, 800, 0.03, noise,
-                      micro={"fits": True, "flash_bytes": 8000, "arena_bytes": 5000}),
+                      micro={"fits": True, "flash_bytes": 8000, "arena_bytes": 5000,
+                             "files": files("pqat_int8")}),
                _entry("qat_int8", 0.99, 700, 0.03, noise,
                       micro={"fits": False, "flash_bytes": 7000, "arena_bytes": 90000})]
     pick = _picks(entries, export_dir="out")["Microcontroller"]

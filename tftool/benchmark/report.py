@@ -369,7 +369,7 @@ def recommend(entries, gate=None, workdir=None, export_dir=None):
 
     Args:
       entries: summarize() entries (with "file", "input" and "micro" from the model cards
-        when present).
+        when present; a micro section that fits names its C files in "files").
       gate: the cards' "accuracy_gate" section (rule, max_accuracy_drop), or None (paired,
         0.01).
       workdir, export_dir: the folders the report was made from; they appear in the file
@@ -380,8 +380,6 @@ def recommend(entries, gate=None, workdir=None, export_dir=None):
       "text": one sentence, Markdown}. Just one {"target": "Any", "entry": None, ...} when
       no file is within the gate.
     """
-    import re
-
     pool = eligible(entries, gate)
     if not pool:
         return [{"target": "Any", "setting": "", "entry": None,
@@ -443,11 +441,12 @@ def recommend(entries, gate=None, workdir=None, export_dir=None):
         reason = (_near_reason(mcu, best, near, "the least flash {group}") if fits_near else
                   f"the most accurate file that fits its budget ({_vs_float(mcu)}); none "
                   f"within noise of the most accurate file fits")
-        cname = re.sub(r"\W", "_", _stem(mcu))
+        # the C array export_micro wrote and named in the card (micro/<C name>_model_data.cc)
+        source = next(f for f in mcu["micro"]["files"] if f.endswith(".cc"))
         folder = f"{export_dir}/micro" if export_dir else "micro"
         picks.append({
             "target": "Microcontroller", "setting": micro_setting, "entry": mcu,
-            "text": f"ship `{folder}/{cname}_model_data.cc` and its `.h` (the {mcu['variant']} "
+            "text": f"ship `{folder}/{source}` and its `.h` (the {mcu['variant']} "
                     f"model converted for TFLM with int8 input and output: the `.h` gives the "
                     f"input's scale and zero point and what the output is, not the app "
                     f"file's) — {reason}: flash "

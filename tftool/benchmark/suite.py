@@ -340,8 +340,7 @@ def refresh_report(export_dir, name):
         if (not os.path.exists(file) or measured.get("stale")
                 or measured.get("file_sha256") != _sha256(file)):
             return None, f"its benchmark measured an earlier {os.path.basename(file)}"
-    exported = {*glob.glob(os.path.join(glob.escape(export_dir), f"{glob.escape(name)}_*.tflite")),
-                *onnx_files(export_dir, name).values()}
+    exported = {*exported_files(export_dir, name).values(), *onnx_files(export_dir, name).values()}
     unmeasured = sorted(os.path.basename(p) for p in exported
                         if os.path.basename(p) not in {base for _, _, base in measured_files})
     if unmeasured:
