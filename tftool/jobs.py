@@ -128,14 +128,14 @@ def prune_job(workdir, config, total_steps, target_sparsity, skip_layers, initia
               begin_step=0, end_step=None, frequency=None, m_by_n=None):
     """Magnitude pruning of WORKDIR/float's model to `target_sparsity` (or m:n), fine-tuned
     (optimize/prune.py, Zhu & Gupta 2017). Returns (Job, output stage).
-    Raises: UserError: a schedule that cannot reach its target (prune.schedule_steps) or
-      layers to skip that the model lacks."""
+    Raises: UserError: a schedule that cannot reach its target (prune.schedule_steps); its
+      pre-flight: a layer tfmot cannot prune (check.Unsupported), layers to skip that the
+      model lacks or that leave nothing to prune."""
     from tftool.optimize import check, prune
 
     stage = "pruned_2by4" if m_by_n else "pruned"
     path = stages.model_path(workdir, "float")
     source = io.load_model(path)
-    selected = prune.select_layers(source, skip_layers)
     schedule = None if m_by_n else prune.schedule_steps(
         total_steps, initial_sparsity, target_sparsity, begin_step, end_step, frequency)
     target = {"sparsity_m_by_n": list(m_by_n)} if m_by_n else {
@@ -143,13 +143,18 @@ def prune_job(workdir, config, total_steps, target_sparsity, skip_layers, initia
     return stage_runner.Job(
         stage=stage, config=config, inputs=[path],
         settings={"from": "float", **target, "skip_layers": list(skip_layers)},
-        preflight=lambda: check.require_supported(source, "prune", path),
+        # tfmot's verdict first (under make a model it cannot prune is skipped: cli/common.py
+        # run_or_skip), then the layers --skip_layers leaves
+        preflight=lambda: (check.require_supported(source, "prune", path),
+                           prune.select_layers(source, skip_layers)),
         build=lambda: prune.apply(io.load_model(path), schedule, skip_layers, m_by_n),
         callbacks=lambda out: prune.callbacks(os.path.join(out, "logs", "pruning")),
         finish=prune.strip,
         metrics=lambda model: {
-            "from": "float", "sparsity": prune.overall_sparsity(model, selected),
-            "layer_sparsity": prune.layer_sparsity(model), "pruned_layers": selected,
+            "from": "float",
+            "sparsity": prune.overall_sparsity(model, prune.select_layers(source, skip_layers)),
+            "layer_sparsity": prune.layer_sparsity(model),
+            "pruned_layers": prune.select_layers(source, skip_layers),
             "schedule": {**(schedule.as_dict() if schedule else target),
                          "total_steps": total_steps}}), stage
 

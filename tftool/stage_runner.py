@@ -19,6 +19,8 @@ What it does, in order, for WORKDIR/<stage>:
 A stage supplies only what differs, as a `Job`: how to build the model, extra callbacks,
 extra metrics, what to record in config.json. Layout of a stage folder (DESIGN.md):
   model.h5  config.json  metrics.json  flags.txt  logs/  ckpt/  backup/  .lock
+and, instead of a model, skipped.json when make skipped the stage because tfmot cannot take
+its input (cli/common.py skip_stage); a run that passes the pre-flight removes it.
 """
 import contextlib
 import dataclasses
@@ -105,6 +107,18 @@ def clear_training_state(directory):
     """Removes resume state (backup/, ckpt/) so a forced re-run starts from epoch 0."""
     for sub in ("backup", "ckpt"):
         shutil.rmtree(os.path.join(directory, sub), ignore_errors=True)
+
+
+def mark_skipped(workdir, stage, record):
+    """Writes WORKDIR/<stage>/skipped.json (stages.SKIPPED_FILE) atomically: the stage was
+    skipped (tfmot cannot take its input model) and why. `record` holds at least "reason"."""
+    io.write_json(stages.skipped_path(workdir, stage), {"stage": stage, **record})
+
+
+def clear_skipped(directory):
+    """Removes DIR/skipped.json: a run of the stage went ahead, so the record is stale."""
+    with contextlib.suppress(FileNotFoundError):
+        os.remove(os.path.join(directory, stages.SKIPPED_FILE))
 
 
 def model_is_qat(workdir, stage):
@@ -330,6 +344,8 @@ def run(job, context):
         if job.preflight:
             job.preflight()
         check_config(out, settings, overwrite=context.overwrite, write=chief, free=job.free)
+        if chief:  # this run goes ahead: an earlier skip of the stage no longer holds
+            clear_skipped(out)
         if restart and chief:  # start at epoch 0 rather than mix two runs
             clear_training_state(out)
         strategy = context.strategy
@@ -426,6 +442,7 @@ def write_stage(out, model, metrics, flags_text, chief=True):
         io.save_model(model, os.path.join(target, stages.MODEL_FILE))
         io.write_text(os.path.join(target, "flags.txt"), flags_text)
         io.write_json(os.path.join(target, "metrics.json"), metrics)
+        clear_skipped(target)  # (choose.adopt writes a stage here without run's pre-flight)
     finally:
         if not chief:
             shutil.rmtree(target, ignore_errors=True)

@@ -118,10 +118,60 @@ def read_metrics(workdir, name):
                                fix=f"run `{get(name).command} --overwrite` again")
 
 
+# Written instead of a model when a stage was skipped under make because tfmot cannot take
+# the model (cli/common.py skip_stage): {"stage", "command", "reason", ...}. A later run of the
+# stage that goes ahead removes it (stage_runner.py).
+SKIPPED_FILE = "skipped.json"
+
+
+def skipped_path(workdir, name):
+    """WORKDIR/<name>/skipped.json (may not exist)."""
+    return os.path.join(stage_dir(workdir, name), SKIPPED_FILE)
+
+
+def read_skipped(workdir, name):
+    """The skip record of WORKDIR/<name> (a dict with at least "reason"), or None when the
+    stage was not skipped or has a model (a record beside a model is stale). Raises UserError
+    when damaged."""
+    from tftool import io
+
+    if has_model(workdir, name):
+        return None
+    record = io.read_json_object(skipped_path(workdir, name),
+                                 fix=f"delete it, or run `{get(name).command}` again")
+    return record if record and record.get("reason") else None
+
+
+def skipped_stages(workdir):
+    """{stage: skip record} of the stages WORKDIR has skipped, in registry order."""
+    found = {}
+    for name in NAMES:
+        record = read_skipped(workdir, name)
+        if record is not None:
+            found[name] = record
+    return found
+
+
+def skipped_summary(workdir):
+    """The skipped stages of WORKDIR grouped by cause, for one line: "qat (tfmot cannot
+    quantize layer 'mixer' (EinsumDense)); pruned, pqat (tfmot cannot prune layer 'mixer'
+    (EinsumDense))", or None when none was skipped."""
+    by_cause = {}
+    for name, record in skipped_stages(workdir).items():
+        by_cause.setdefault(record.get("cause") or record["reason"], []).append(name)
+    return "; ".join(f"{', '.join(names)} ({cause})" for cause, names in by_cause.items()) \
+        or None
+
+
 def missing_model_message(workdir, name, needed_by=None):
-    """The one line that says a stage's model is missing and which command makes it."""
+    """The one line that says a stage's model is missing and which command makes it (and why
+    it was skipped, when it was: read_skipped)."""
     stage = get(name)
     why = f"{needed_by} needs" if needed_by else "no model at"
+    skipped = read_skipped(workdir, name)
+    if skipped:
+        return (f"{why} {model_path(workdir, name)}, which `{stage.command}` skipped: "
+                f"{skipped['reason']}; {skipped.get('fix') or 'train another model'}")
     return (f"{why} {model_path(workdir, name)}: run `{stage.command} --workdir={workdir}` "
             f"(make {stage.make_target}) first")
 

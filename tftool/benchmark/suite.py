@@ -278,6 +278,10 @@ def write_outputs(export_dir, name, rows, threads, batch_sizes, timing_settings,
                         "channel of a stored kernel holds (≤ the number of clusters for "
                         "clustered variants; int8 is per channel). 2:4: every kernel the "
                         "pattern can apply to has 2 zeros in each 4 input-channel weights.")
+    skipped = stages.skipped_summary(workdir) if workdir else None
+    if skipped:
+        notes.insert(2, f"Not in the table: the stages make skipped because tfmot cannot take "
+                        f"the model (their QAT, pruning or clustering variants): {skipped}.")
     if any(e.get("micro") for e in entries):
         notes.insert(2, "Microcontroller (`tftool-export --micro`, TensorFlow Lite Micro): "
                         "flash = the model array, RAM = the measured tensor arena + margin "

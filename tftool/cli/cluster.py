@@ -9,7 +9,7 @@ WORKDIR/clustered. --from=pruned clusters the pruned model keeping its zeros
 WORKDIR/pruned_clustered, the input of PCQAT (`tftool-quantize --from=pruned_clustered`).
 """
 import tftool  # noqa: F401  (Keras 2 before TensorFlow)
-from tftool import UserError, jobs, stage_runner, stages
+from tftool import UserError, jobs, stage_runner
 from tftool.cli import common
 from tftool.optimize import cluster
 
@@ -28,8 +28,11 @@ def main(argv):
     if source not in jobs.CLUSTER_OUTPUTS:
         raise UserError(f"--from={source}: tftool-cluster starts from float or pruned")
     cluster.validate(FLAGS.number_of_clusters, FLAGS.cluster_centroids_init, source == "pruned")
-    if not stages.has_model(FLAGS.workdir, source):
-        raise UserError(stages.missing_model_message(FLAGS.workdir, source, "tftool-cluster"))
+    # under make, --from=pruned after a prune skipped because tfmot cannot take the model
+    # skips this stage too
+    if not common.input_or_skip("tftool-cluster", jobs.CLUSTER_OUTPUTS[source], source,
+                                "tftool-cluster"):
+        return
     context, _ = common.stage_context(jobs.CLUSTER_OUTPUTS[source])
     job, _ = jobs.cluster_job(FLAGS.workdir, common.train_config(context.dataset),
                               FLAGS.skip_layers, source, FLAGS.number_of_clusters,

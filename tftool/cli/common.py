@@ -17,7 +17,7 @@ import sys
 from typing import Any, Callable, Optional, Sequence
 
 import tftool  # noqa: F401  (Keras 2 before TensorFlow)
-from tftool import UserError, stage_runner
+from tftool import UserError, stage_runner, stages
 
 from absl import app, flags, logging
 
@@ -689,22 +689,79 @@ def stage_context(stage, strategy=None, resolve=None):
     return context, settings
 
 
-def run_or_skip(prog, run):
-    """Calls run(); under make (TFTOOL_SHARED_FLAGS=1, the pipeline of `make all`), a stage
-    tfmot cannot apply to this model (check.Unsupported) is skipped with one line naming why
-    and exit status 0, so the pipeline goes on with what it can make (export then has no
-    variant of that stage). Run directly, it is the usual one-line error. Returns False when
-    it skipped, else True."""
+def under_make():
+    """Whether this entry point runs as a step of the Makefile's pipeline (the Makefile sets
+    TFTOOL_SHARED_FLAGS=1 for every stage it runs)."""
+    return os.environ.get("TFTOOL_SHARED_FLAGS") == "1"
+
+
+def still_works():
+    """What a model tfmot cannot take still gets, as the skip lines say it."""
+    return (f"still works: every post-training variant "
+            f"({', '.join(stages.get('float').variants)}), selective int8, the accuracy gate, "
+            f"the benchmark, micro and distillation")
+
+
+def skip_stage(prog, stage, reason, fix=None, cause=None, **record):
+    """Prints the one skip line `<prog>: skipped: <reason>; still works: ...; <fix>` and
+    records it in WORKDIR/<stage>/skipped.json (stage_runner.mark_skipped), which export and
+    the benchmark's report read and a later run of the stage that goes ahead removes.
+    cause: the short reason export and the report name (stages.skipped_summary), the same
+    for every stage skipped after the first (default: `reason`)."""
+    print(f"{prog}: skipped: {reason}; {still_works()}" + (f"; {fix}" if fix else ""),
+          flush=True)
+    stage_runner.mark_skipped(FLAGS.workdir, stage, {
+        "command": prog, "reason": reason, "cause": cause or reason, "fix": fix, **record})
+
+
+def run_or_skip(prog, run, stage):
+    """Calls run() for WORKDIR/<stage>; returns False when it skipped the stage, else True.
+
+    When tfmot cannot take the model (check.Unsupported: a subclassed or nested model, a
+    layer its registries lack), it depends on who asked:
+      - under make (TFTOOL_SHARED_FLAGS=1: `make all`, `make compress-all`, a stage target),
+        the stage is skipped with one line that names the first blocking layer and what
+        still works, WORKDIR/<stage>/skipped.json records it, and the exit status is 0: the
+        user asked the pipeline for everything it can make, and the post-training variants,
+        the gate, the benchmark and distillation do not need tfmot, so one stage tfmot cannot
+        apply must not stop them (export then has no variant of that stage, and says so);
+      - typed by hand, it stays the usual one-line error, exit status 2, and nothing is
+        written: the user asked for this one stage, and an exit 0 without its model would let
+        a script go on to `tftool-export --variants=qat_int8` and fail further away from the
+        cause (the same rule as every other entry point: a stage that cannot do what it was
+        asked says why and fails).
+    """
     from tftool.optimize import check
 
     try:
         run()
     except check.Unsupported as e:
-        if os.environ.get("TFTOOL_SHARED_FLAGS") != "1":
+        if not under_make() or not e.blocking:
             raise
-        print(f"{prog}: skipped: {e}", flush=True)
+        skip_stage(prog, stage, e.summary(), e.fix, cause=e.short(), purpose=e.purpose,
+                   layers=[f"{f['layer']} ({f['class']})" for f in e.blocking])
         return False
     return True
+
+
+def input_or_skip(prog, stage, source, needed_by):
+    """True when WORKDIR/<source>, the input of WORKDIR/<stage>, has a model.
+
+    When it has none because make skipped it (stages.read_skipped: tfmot cannot take the
+    model), under make this stage is skipped too (skip_stage: one line naming the skipped
+    input, exit status 0) and False is returned. Otherwise, and always by hand, raises
+    UserError (stages.missing_model_message: the command that makes the input, or why it was
+    skipped), as run_or_skip says why."""
+    workdir = FLAGS.workdir
+    if stages.has_model(workdir, source):
+        return True
+    skipped = stages.read_skipped(workdir, source)
+    if skipped is None or not under_make():
+        raise UserError(stages.missing_model_message(workdir, source, needed_by))
+    cause = skipped.get("cause") or skipped["reason"]
+    skip_stage(prog, stage, f"its input {stages.stage_dir(workdir, source)} was skipped "
+                            f"({cause})", skipped.get("fix"), cause=cause, input_skipped=source)
+    return False
 
 
 def default_name(workdir):

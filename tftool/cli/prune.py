@@ -48,7 +48,7 @@ def main(argv):
 
     if target_sparsity != "auto":
         common.run_or_skip("tftool-prune", lambda: stage_runner.run(job(target_sparsity),
-                                                                   context))
+                                                                   context), stage)
         return
     # --target_sparsity=auto: the ladder, mildest first, on the validation split (choose.py)
     settings = {**job(prune.SPARSITY_LADDER[0]).settings, "target_sparsity": "auto",
@@ -57,7 +57,7 @@ def main(argv):
         return
     source = io.load_model(path)
     if not common.run_or_skip("tftool-prune", lambda: check.require_supported(source, "prune",
-                                                                               path)):
+                                                                               path), stage):
         return
     _, reference = choose.validation_correctness(source, context)
 

@@ -9,10 +9,9 @@ WORKDIR/pcqat (tfmot's collaborative optimization). The clustered models fine-tu
 augmentation unless --augment is given (their BN is folded: tftool/jobs.py CLEAN_SOURCES).
 """
 import dataclasses
-import os
 
 import tftool  # noqa: F401  (Keras 2 before TensorFlow)
-from tftool import UserError, jobs, stage_runner, stages
+from tftool import UserError, jobs, stage_runner
 from tftool.cli import common
 
 from absl import flags
@@ -32,20 +31,16 @@ def main(argv):
                         f"pruned model has; drop --nopreserve_sparsity" if pruned else
                         f"--preserve_sparsity needs --from=pruned or --from=pruned_clustered "
                         f"(--from={source} has no zeros to preserve)")
-    if not stages.has_model(FLAGS.workdir, source):
-        message = stages.missing_model_message(FLAGS.workdir, source, f"--from={source}")
-        if source != "float" and os.environ.get("TFTOOL_SHARED_FLAGS") == "1":
-            # under make its input stage ran just before and skipped (common.run_or_skip)
-            print(f"tftool-quantize: skipped: {message}", flush=True)
-            return
-        raise UserError(message)
     stage, _ = jobs.QAT_OUTPUTS[(source, preserve)]
+    # under make, an input stage skipped because tfmot cannot take the model skips this one
+    if not common.input_or_skip("tftool-quantize", stage, source, f"--from={source}"):
+        return
     context, _ = common.stage_context(stage)
     config = common.train_config(context.dataset)
     if source in jobs.CLEAN_SOURCES and not FLAGS["augment"].present:
         config = dataclasses.replace(config, augment=False)  # folded BN: jobs.CLEAN_SOURCES
     job, _ = jobs.qat_job(FLAGS.workdir, config, source, preserve)
-    common.run_or_skip("tftool-quantize", lambda: stage_runner.run(job, context))
+    common.run_or_skip("tftool-quantize", lambda: stage_runner.run(job, context), stage)
 
 
 def cli_main():

@@ -23,7 +23,9 @@ def available(workdir):
 
 
 def resolve(workdir, requested):
-    """The variants to export: `requested`, or (None) every variant WORKDIR can give.
+    """The variants to export: `requested`, or (None) every variant WORKDIR can give; then
+    one line names the stages make skipped because tfmot cannot take the model
+    (stages.skipped_summary): they are absent, not an error.
 
     Raises:
       UserError: no float model (the accuracy gate compares with it); an unknown variant, a
@@ -33,6 +35,10 @@ def resolve(workdir, requested):
     if not stages.has_model(workdir, "float"):
         raise UserError(stages.missing_model_message(workdir, "float", "tftool-export"))
     if requested is None:
+        skipped = stages.skipped_summary(workdir)
+        if skipped:
+            print(f"tftool-export: no variants of the stages make skipped: {skipped}",
+                  flush=True)
         return available(workdir)
     for variant in requested:
         if variant not in stages.VARIANTS:

@@ -264,7 +264,31 @@ def describe(findings, purpose, audience="cli"):
 
 
 class Unsupported(UserError):
-    """tfmot cannot quantize or prune a layer of the model (require_supported)."""
+    """tfmot cannot quantize or prune a layer of the model (require_supported).
+
+    Attributes: purpose ("quantize" or "prune"), what (the model's path or name), blocking
+    (the blocking findings, in model order), fix (the `tftool-check` command that says what to
+    do about each).
+    """
+
+    def __init__(self, message, purpose=None, what=None, blocking=(), fix=None):
+        super().__init__(message)
+        self.purpose, self.what, self.blocking, self.fix = purpose, what, list(blocking), fix
+
+    def short(self):
+        """"tfmot cannot quantize layer 'mixer' (EinsumDense)" (+ " and 2 more layers")."""
+        first, more = self.blocking[0], len(self.blocking) - 1
+        return (f"tfmot cannot {self.purpose} layer {first['layer']!r} ({first['class']})"
+                + (f" and {more} more layer{'s' if more > 1 else ''}" if more else ""))
+
+    def summary(self):
+        """short() with the model and the first layer's reason: "tfmot cannot quantize layer
+        'mixer' (EinsumDense) of PATH: EinsumDense is not in tfmot's 8-bit quantize registry"
+        (" (and 2 more layers)")."""
+        first, more = self.blocking[0], len(self.blocking) - 1
+        return (f"tfmot cannot {self.purpose} layer {first['layer']!r} ({first['class']}) of "
+                f"{self.what}: {first['reason']}"
+                + (f" (and {more} more layer{'s' if more > 1 else ''})" if more else ""))
 
 
 def require_supported(model, purpose, what, scheme="default"):
@@ -281,7 +305,7 @@ def require_supported(model, purpose, what, scheme="default"):
     blocking = [f for f in findings if f["blocking"]]
     if blocking:
         names = ", ".join(f"{f['layer']} ({f['class']})" for f in blocking)
+        fix = f"`tftool-check --model={what} --purpose={purpose}` says what to do about each"
         raise Unsupported(f"tfmot cannot {purpose} {len(blocking)} layer(s) of {what}: {names}; "
-                        f"`tftool-check --model={what} --purpose={purpose}` says what to do "
-                        f"about each")
+                          f"{fix}", purpose, what, blocking, fix)
     return findings
