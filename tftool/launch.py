@@ -12,7 +12,7 @@ import re
 import sys
 
 TOOLS = ("train", "quantize", "prune", "distill", "cluster", "export", "benchmark", "check",
-         "predict", "search")
+         "predict", "search", "import_model")
 
 
 def verbose(argv):
@@ -54,5 +54,5 @@ def _entry(tool):
     return run
 
 
-train, quantize, prune, distill, cluster, export, benchmark, check, predict, search = (
-    _entry(t) for t in TOOLS)
+(train, quantize, prune, distill, cluster, export, benchmark, check, predict, search,
+ import_model) = (_entry(t) for t in TOOLS)

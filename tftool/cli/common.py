@@ -464,6 +464,19 @@ FLAG_SPECS = {
                     message="--purpose: quantize, prune or quantize,prune"),
     "scheme": Spec("enum", "default", "QAT scheme for --purpose=quantize.",
                    enum_values=["default", "prune_preserve"]),
+    # ---- tftool-import (importer.py) ----
+    "keras_model": Spec("string", None, "A trained Keras classifier to import: a Keras 3 or "
+                        "tf_keras .keras file, a tf_keras .h5 file or SavedModel folder. "
+                        "tftool-check: check it instead of --model."),
+    "input_range": Spec("enum", "auto", "The pixel range the imported model expects: 0_1, "
+                        "-1_1 or 0_255; auto: the one under which it classifies the validation "
+                        "images best (tftool feeds [0, 1]; the map is folded into the model).",
+                        enum_values=["auto", "0_1", "-1_1", "0_255"]),
+    "max_output_difference": Spec("float", 1e-5, "The largest |difference| of class "
+                                  "probabilities allowed between the imported (rebuilt) model "
+                                  "and the original on 100 test images; above it nothing is "
+                                  "written.", check=lambda v: v is None or v >= 0,
+                                  message="--max_output_difference must be ≥ 0, e.g. 1e-5"),
 }
 
 DATA_FLAGS = ("workdir", "dataset", "data_dir", "manual_dir", "channels", "image_size",

@@ -1,0 +1,222 @@
+"""tftool-import: a model trained outside tftool (Keras 3 or tf_keras) becomes WORKDIR/float,
+rebuilt flat in tf_keras with its weights, its outputs checked against the original's, then
+QAT'd and exported like a model tftool trained; a model it cannot take is one line."""
+import json
+import os
+
+import numpy as np
+import pytest
+
+from inprocess import run_main
+from mediapipe_client import mediapipe_python  # noqa: F401  (fixture)
+
+
+def _digits_arrays(digits, split, size=(8, 8), channels=1):
+    from tftool import data
+
+    xs, ys = [], []
+    for x, y in data.test_batches(digits, size, split=split):
+        xs.append(x)
+        ys.append(y)
+    x = np.concatenate(xs).astype(np.float32)
+    if channels == 3:
+        x = np.repeat(x, 3, axis=-1)
+    return x, np.concatenate(ys)  # pixels 0-255, as a Keras user's pipeline gives them
+
+
+def _keras3_cnn():
+    """The layers the issue lists: Rescaling, Conv2D, DepthwiseConv2D, BatchNormalization,
+    ReLU and ReLU6, Add, pooling, Dropout, Dense (softmax), in Keras 3."""
+    import keras
+
+    inputs = keras.Input((8, 8, 1))
+    x = keras.layers.Rescaling(1 / 255.0)(inputs)
+    x = keras.layers.Conv2D(16, 3, padding="same", use_bias=False)(x)
+    x = keras.layers.BatchNormalization()(x)
+    x = keras.layers.ReLU(6.0)(x)
+    y = keras.layers.DepthwiseConv2D(3, padding="same")(x)
+    y = keras.layers.BatchNormalization()(y)
+    y = keras.layers.ReLU()(y)
+    x = keras.layers.Add()([x, y])
+    x = keras.layers.MaxPooling2D()(x)
+    x = keras.layers.Conv2D(32, 3, padding="same", activation="relu")(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    x = keras.layers.Dropout(0.1)(x)
+    return keras.Model(inputs, keras.layers.Dense(10, activation="softmax")(x))
+
+
+@pytest.fixture(scope="module")
+def keras3_file(tmp_path_factory, digits):
+    """A Keras 3 CNN trained on the digits' train split, saved as .keras; with its own test
+    accuracy computed by Keras 3."""
+    import keras
+
+    keras.utils.set_random_seed(0)
+    model = _keras3_cnn()
+    x, y = _digits_arrays(digits, "train")
+    model.compile(keras.optimizers.Adam(3e-3), "sparse_categorical_crossentropy")
+    model.fit(x, y, epochs=30, batch_size=64, verbose=0)
+    path = str(tmp_path_factory.mktemp("keras3") / "digits_cnn.keras")
+    model.save(path)
+    tx, ty = _digits_arrays(digits, "test")
+    accuracy = float(np.mean(np.argmax(model.predict(tx, verbose=0), -1) == ty))
+    return path, accuracy
+
+
+def test_a_keras3_model_imports_exact_and_its_qat_int8_loads_in_mediapipe(
+        keras3_file, digits, tfds_dir, tmp_path, mediapipe_python):
+    import app_checks
+
+    from tftool.litert import Runner
+
+    path, original = keras3_file
+    assert original > 0.9  # learnable: the rest of the test means something
+    workdir, export_dir = str(tmp_path / "wd"), str(tmp_path / "exported")
+    common = (f"--workdir={workdir}", f"--data_dir={tfds_dir}")
+    result = run_main("import_model", f"--keras_model={path}", *common)
+    assert result.returncode == 0, result.stderr
+    assert "Keras 3 .keras" in result.stdout and "input range 0-255" in result.stdout
+    assert "softmax output removed" in result.stdout
+    metrics = json.load(open(os.path.join(workdir, "float", "metrics.json")))
+    imported = metrics["imported"]
+    assert imported["max_output_difference"] <= 1e-5 and imported["compared_images"] == 100
+    assert imported["input_range"] == "0_255" and imported["softmax_removed"]
+    # the same model: the same test accuracy as Keras 3 scored it (up to one image's tie)
+    assert abs(metrics["test_accuracy"] - original) <= 1 / 359 + 1e-9
+    config = json.load(open(os.path.join(workdir, "float", "config.json")))
+    assert config["model"] == "import:digits_cnn" and config["image_size"] == 8
+
+    # a re-run is a skip; a changed file is refused without --overwrite, nothing written
+    again = run_main("import_model", f"--keras_model={path}", *common)
+    assert again.returncode == 0 and "complete, skipped" in again.stdout
+
+    result = run_main("quantize", *common, "--epochs=1")
+    assert result.returncode == 0, result.stderr
+    result = run_main("export", *common, f"--export_dir={export_dir}",
+                      "--variants=float32,int8,qat_int8")
+    assert result.returncode == 0, result.stderr
+    name = "digits_digits_cnn"
+    tx, ty = _digits_arrays(digits, "test")
+    for variant in ("int8", "qat_int8"):
+        scores = Runner(model_path=os.path.join(export_dir, f"{name}_{variant}.tflite"))(
+            tx.astype(np.uint8))
+        accuracy = float(np.mean(scores.argmax(-1) == ty))
+        assert accuracy >= original - 0.03, (variant, accuracy, original)
+    paths, pixels, labels = app_checks.write_rgb_pngs(digits, (8, 8), tmp_path / "png", 100)
+    app_checks.check_exports(mediapipe_python, export_dir, name, paths, pixels, labels,
+                             digits.class_names, min_accuracy=original - 0.05)
+
+
+def test_a_nested_keras3_mobilenet_v2_is_flattened_and_exports(digits, tfds_dir, tmp_path):
+    """keras.applications' backbone inside a model of the user's (a new head): imported flat,
+    tfmot-ready, exported."""
+    import keras
+
+    from tftool import io
+    from tftool.litert import Runner
+    from tftool.optimize import check
+
+    keras.utils.set_random_seed(0)
+    base = keras.applications.MobileNetV2(input_shape=(32, 32, 3), include_top=False,
+                                          weights=None, alpha=0.35)
+    inputs = keras.Input((32, 32, 3))
+    x = keras.layers.RandomFlip("horizontal")(inputs)
+    x = keras.layers.Rescaling(1 / 127.5, offset=-1)(x)
+    x = base(x)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inputs, keras.layers.Dense(10)(x))
+    import tensorflow as tf
+
+    x, y = _digits_arrays(digits, "train", channels=3)
+    x = tf.image.resize(x, (32, 32)).numpy()
+    model.compile(keras.optimizers.Adam(2e-3),
+                  keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x, y, epochs=1, batch_size=64, verbose=0)
+    path = str(tmp_path / "mobilenet_v2_head.keras")
+    model.save(path)
+    workdir, export_dir = str(tmp_path / "wd"), str(tmp_path / "exported")
+    common = (f"--workdir={workdir}", f"--data_dir={tfds_dir}")
+    # few steps: the range is given and the model may still be near chance on this data
+    result = run_main("import_model", f"--keras_model={path}", *common, "--channels=3",
+                      "--input_range=0_255", "--allow_chance_accuracy")
+    assert result.returncode == 0, result.stderr
+    assert "1 augmentation layers left out" in result.stdout
+    flat = io.load_model(os.path.join(workdir, "float", "model.h5"))
+    assert not any(hasattr(layer, "layers") for layer in flat.layers)  # no nested model
+    assert len(flat.layers) > 150 and flat.input_shape == (None, 32, 32, 3)
+    assert not [f for f in check.unsupported_layers(flat, "quantize") if f["blocking"]]
+    result = run_main("export", *common, f"--export_dir={export_dir}", "--variants=int8",
+                      "--allow_chance_accuracy", "--max_accuracy_drop=1")
+    assert result.returncode == 0, result.stderr
+    runner = Runner(model_path=os.path.join(export_dir, "digits_mobilenet_v2_head_int8.tflite"))
+    assert tuple(runner.input_shape)[-3:-1] == (32, 32)
+
+
+def test_a_tf_keras_h5_taking_minus1_1_gets_its_range_from_the_data(digits, tfds_dir,
+                                                                      tmp_path):
+    """No Rescaling in the model: the range is found by the data and put in front."""
+    import tf_keras as keras
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([
+        keras.Input((8, 8, 1)), keras.layers.Conv2D(16, 3, activation="relu"),
+        keras.layers.Flatten(), keras.layers.Dense(10)])
+    x, y = _digits_arrays(digits, "train")
+    model.compile(keras.optimizers.Adam(3e-3),
+                  keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(x / 127.5 - 1, y, epochs=10, batch_size=64, verbose=0)
+    path = str(tmp_path / "seq.h5")
+    model.save(path)
+    workdir = str(tmp_path / "wd")
+    result = run_main("import_model", f"--keras_model={path}", f"--workdir={workdir}",
+                      f"--data_dir={tfds_dir}")
+    assert result.returncode == 0, result.stderr
+    assert "HDF5" in result.stdout and "input range -1-1" in result.stdout
+    metrics = json.load(open(os.path.join(workdir, "float", "metrics.json")))
+    assert metrics["test_accuracy"] > 0.9 and metrics["imported"]["max_output_difference"] < 1e-5
+
+
+@pytest.mark.parametrize("case, message", [
+    ("missing", r"--keras_model=.*missing.keras: no such file or folder"),
+    ("classes", r"has 3 outputs and --dataset=digits has 10 classes"),
+    ("channels", r"takes 3-channel images and --dataset=digits has 1: pass --channels=3"),
+    ("subclassed", r"is subclassed: it has no layer graph to rebuild"),
+    ("text", r"is not a readable .keras file"),
+])
+def test_a_model_it_cannot_take_is_one_line_and_writes_nothing(case, message, tfds_dir,
+                                                                 tmp_path):
+    import re
+
+    import keras
+
+    from conftest import error_lines
+
+    path = str(tmp_path / f"{case}.keras")
+    if case in ("classes", "channels"):
+        shape, classes = ((8, 8, 3), 10) if case == "channels" else ((8, 8, 1), 3)
+        inputs = keras.Input(shape)
+        outputs = keras.layers.Dense(classes)(keras.layers.Flatten()(inputs))
+        keras.Model(inputs, outputs).save(path)
+    elif case == "subclassed":
+        @keras.saving.register_keras_serializable(package="tftool_test")
+        class Subclassed(keras.Model):
+            def __init__(self, **kwargs):
+                super().__init__(**kwargs)
+                self.flatten = keras.layers.Flatten()
+                self.dense = keras.layers.Dense(10)
+
+            def call(self, x):
+                return self.dense(self.flatten(x))
+
+        model = Subclassed()
+        model(np.zeros((1, 8, 8, 1), np.float32))
+        model.save(path)
+    elif case == "text":
+        open(path, "w").write("not a zip")
+    workdir = str(tmp_path / "wd")
+    result = run_main("import_model", f"--keras_model={path}", f"--workdir={workdir}",
+                      f"--data_dir={tfds_dir}")
+    lines = error_lines(result.stderr)
+    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    assert re.search(message, lines[0]), lines[0]
+    assert not os.path.exists(os.path.join(workdir, "float", "model.h5"))

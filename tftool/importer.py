@@ -1,0 +1,399 @@
+"""A trained Keras model of the user's as WORKDIR/float: `tftool-import --keras_model=PATH`.
+
+What every later stage expects of WORKDIR/float/model.h5 (stage_runner.Job.build): a flat
+tf_keras functional model, float32 [N, H, W, C] images in [0, 1] -> [N, K] logits, scored on
+the data set's test and validation splits. A user's model is brought to that contract:
+  1. loaded: tf_keras .h5 / .keras / SavedModel, or a Keras 3 .keras file (its metadata.json
+     says which Keras wrote it), with compile=False;
+  2. rebuilt flat in tf_keras with its weights (tftool/rebuild.py: Keras 3 -> tf_keras, nested
+     models flattened, augmentation layers left out);
+  3. its input range found: the scaling the model expects of pixels (0-1, -1-1 or 0-255) is
+     the one under which it classifies the validation images best (or --input_range); the
+     map from [0, 1] to it is folded into the model's own leading Rescaling (removed when it
+     becomes the identity) or first convolution's kernel, else a Rescaling layer goes in front;
+  4. a softmax at its output removed (logits out: export adds the softmax back, QAT and
+     distillation train on logits);
+  5. checked: its softmax outputs on test images are compared with the original model's own
+     probabilities; above --max_output_difference nothing is written;
+  6. written as the float stage (stage_runner.write_stage), with config.json (the data
+     settings and the source file's sha256) and metrics.json (test and validation accuracy,
+     the class names, the photo or digits preset's augmentation for later fine-tuning).
+"""
+import hashlib
+import json
+import os
+import zipfile
+
+import numpy as np
+
+import tftool  # noqa: F401  (Keras 2 before TensorFlow)
+from tftool import UserError
+
+# --input_range -> (scale, offset) mapping [0, 1] pixels to the range the model expects
+INPUT_RANGES = {"0_1": (1.0, 0.0), "-1_1": (2.0, -1.0), "0_255": (255.0, 0.0)}
+RANGE_TEXT = {"0_1": "0-1", "-1_1": "-1-1", "0_255": "0-255"}
+RANGE_LAYER = "tftool_input_range"
+RANGE_IMAGES = 512  # validation images that decide the input range
+COMPARE_IMAGES = 100  # test images the rebuilt model's outputs are compared on
+
+
+def _first_line(error):
+    return (str(error).strip().splitlines() or [type(error).__name__])[0]
+
+
+def keras_version(path):
+    """The Keras major version that wrote a `.keras` file ("2" or "3"), from its
+    metadata.json; None for other formats. Raises: UserError: not a .keras zip."""
+    if not path.endswith(".keras"):
+        return None
+    try:
+        with zipfile.ZipFile(path) as archive:
+            metadata = json.loads(archive.read("metadata.json"))
+    except (zipfile.BadZipFile, KeyError, ValueError, OSError) as e:
+        raise UserError(f"--keras_model={path} is not a readable .keras file "
+                        f"({_first_line(e)}); save it again with model.save('model.keras')") \
+            from e
+    return str(metadata.get("keras_version", "2")).split(".")[0]
+
+
+def load_source(path):
+    """The user's model file, loaded uncompiled, as (model, format text).
+
+    Args:
+      path: a tf_keras `.h5`/`.hdf5`, a `.keras` file written by tf_keras or Keras 3, or a
+        tf_keras SavedModel folder.
+    Raises:
+      UserError: a missing path, an unknown extension, or a file that does not load (the
+        loader's first line, with the fix).
+    """
+    if not os.path.exists(path):
+        raise UserError(f"--keras_model={path}: no such file or folder")
+    if os.path.isdir(path):
+        kind = "SavedModel"
+    elif path.endswith((".h5", ".hdf5")):
+        kind = "HDF5"
+    elif path.endswith(".keras"):
+        kind = "Keras 3 .keras" if keras_version(path) == "3" else "tf_keras .keras"
+    else:
+        raise UserError(f"--keras_model={path}: expected a .keras or .h5 file or a SavedModel "
+                        f"folder")
+    try:
+        if kind == "Keras 3 .keras":
+            import keras
+
+            return keras.saving.load_model(path, compile=False), kind
+        import tf_keras
+
+        return tf_keras.models.load_model(path, compile=False), kind
+    except Exception as e:  # noqa: BLE001  (any loader failure is the file's, said in one line)
+        hint = ("a Keras 3 SavedModel from model.export() has no layers to rebuild: save "
+                "model.save('model.keras') instead" if kind == "SavedModel" else
+                "custom layers must be importable and registered "
+                "(keras.saving.register_keras_serializable)")
+        raise UserError(f"--keras_model={path} does not load as {kind} ({_first_line(e)}); "
+                        f"{hint}") from e
+
+
+def source_probabilities(source, images):
+    """The source model's class probabilities [N, K] for `images` (already in its range):
+    its output as is when it ends in a softmax, else a softmax of it."""
+    import tensorflow as tf
+
+    out = np.asarray(source(images, training=False), np.float64)
+    if ends_in_softmax_values(out):
+        return out
+    return tf.nn.softmax(out.astype(np.float32)).numpy().astype(np.float64)
+
+
+def ends_in_softmax_values(out):
+    """Whether an output [N, K] already holds probabilities (rows in [0, 1] summing to 1)."""
+    return bool(np.all(out >= 0) and np.all(out <= 1)
+                and np.allclose(out.sum(axis=-1), 1.0, atol=1e-4))
+
+
+def softmax_layer(model):
+    """(layer name, how) when the tf_keras model's output is a softmax: ("dense", "activation")
+    for a layer with activation="softmax", ("softmax", "layer") for a Softmax/Activation
+    layer; None otherwise."""
+    layer = model.get_layer(model.outputs[0].node.layer.name)
+    config = layer.get_config()
+    if type(layer).__name__ == "Softmax" or (type(layer).__name__ == "Activation"
+                                            and config.get("activation") == "softmax"):
+        return layer.name, "layer"
+    if config.get("activation") == "softmax":
+        return layer.name, "activation"
+    return None
+
+
+def to_contract(model, input_range):
+    """The flat tf_keras `model` as the float stage's contract: [0, 1] input (the range map
+    folded into a leading Rescaling or the first Conv2D/DepthwiseConv2D/Dense kernel, else a
+    Rescaling layer named RANGE_LAYER in front) and logits out (a final
+    softmax removed: the activation of the last layer set to linear, or a Softmax layer
+    dropped). Exact: the same weights, the same operations up to the logits.
+    Returns: (tf_keras.Model, whether a softmax was removed)."""
+    import tf_keras as keras
+
+    config = model.get_config()
+    found = softmax_layer(model)
+    if found:
+        name, how = found
+        if how == "activation":
+            for layer in config["layers"]:
+                if layer["name"] == name:
+                    layer["config"]["activation"] = "linear"
+        else:  # the model's output becomes the softmax layer's input
+            layer = next(entry for entry in config["layers"] if entry["name"] == name)
+            config["output_layers"] = [list(layer["inbound_nodes"][0][0][:3])]
+            config["layers"] = [entry for entry in config["layers"] if entry["name"] != name]
+    scale, offset = INPUT_RANGES[input_range]
+    first = _leading_rescaling(model)
+    input_name = config["input_layers"][0][0]
+    kernel_scale = None
+    # Where the range goes, measured on tfmot 0.8.1 + the TFLite converter: a QAT model whose
+    # first layer is Rescaling(1) or Rescaling(255) converts to a qat_int8 file 18-57 points
+    # below its Keras accuracy on digits (Rescaling(2, -1) and (0.5) convert within noise;
+    # docs/results.md, "Imported models"). So the range is folded away where that is exact.
+    if input_range != "0_1" and first is not None:
+        # into the model's own Rescaling: (scale*u + offset)*s + o; dropped if that is 1*u + 0
+        entry = next(e for e in config["layers"] if e["name"] == first.name)
+        s, o = float(entry["config"]["scale"]), float(entry["config"]["offset"])
+        entry["config"].update(scale=scale * s, offset=offset * s + o)
+        if abs(scale * s - 1.0) < 1e-6 and abs(offset * s + o) < 1e-6:
+            _repoint(config, first.name, input_name)
+            config["layers"].remove(entry)
+    elif input_range != "0_1" and offset == 0.0 and _linear_reader(model) is not None:
+        kernel_scale = (_linear_reader(model).name, scale)  # conv(255*u) = (255*conv)(u)
+    elif input_range != "0_1":
+        _repoint(config, input_name, RANGE_LAYER)
+        config["layers"].insert(1, {
+            "class_name": "Rescaling", "name": RANGE_LAYER,
+            "config": {"name": RANGE_LAYER, "scale": scale, "offset": offset,
+                       "dtype": "float32", "trainable": False},
+            "inbound_nodes": [[[input_name, 0, 0, {}]]]})
+    rebuilt = keras.Model.from_config(config)
+    names = {layer.name for layer in rebuilt.layers}
+    for layer in model.layers:
+        if layer.name in names:
+            weights = layer.get_weights()
+            if kernel_scale and layer.name == kernel_scale[0]:
+                weights[0] = weights[0] * kernel_scale[1]  # the kernel; the bias is not scaled
+            rebuilt.get_layer(layer.name).set_weights(weights)
+    return rebuilt, bool(found)
+
+
+def range_accuracies(model, images, labels):
+    """{input_range: top-1 accuracy of `model` on `images` ([0, 1] float32 [N, H, W, C]) fed
+    in that range}: the data's answer to "which scaling does this model expect?"."""
+    scores = {}
+    for name, (scale, offset) in INPUT_RANGES.items():
+        out = np.asarray(model.predict(images * scale + offset, batch_size=64, verbose=0))
+        scores[name] = float(np.mean(np.argmax(out, axis=-1) == labels))
+    return scores
+
+
+def _repoint(config, old, new):
+    """Makes every call in a tf_keras functional `config` that reads layer `old` read `new`."""
+    for layer in config["layers"]:
+        for node in layer.get("inbound_nodes", []):
+            for entry in node:
+                if entry[0] == old:
+                    entry[0] = new
+    config["output_layers"] = [[new if e[0] == old else e[0], *e[1:]]
+                               for e in config["output_layers"]]
+
+
+def _readers(model):
+    """The layers of the flat tf_keras `model` that read its input."""
+    return [layer for layer in model.layers[1:]
+            if any(node.inbound_layers is model.layers[0]
+                   or model.layers[0] in list(np.atleast_1d(node.inbound_layers))
+                   for node in layer._inbound_nodes)]  # noqa: SLF001  (the graph's edges)
+
+
+def _linear_reader(model):
+    """The one layer reading the input when it is a Conv2D, DepthwiseConv2D or Dense with
+    zero padding (padding="same" pads zeros: scaling the input scales the sum), else None."""
+    readers = _readers(model)
+    if len(readers) == 1 and type(readers[0]).__name__ in ("Conv2D", "DepthwiseConv2D",
+                                                            "Dense"):
+        return readers[0]
+    return None
+
+
+def _leading_rescaling(model):
+    """The Rescaling layer (scalar scale and offset) that alone reads the flat tf_keras
+    `model`'s input, or None."""
+    readers = _readers(model)
+    if len(readers) != 1 or type(readers[0]).__name__ != "Rescaling":
+        return None
+    config = readers[0].get_config()
+    if np.ndim(config["scale"]) or np.ndim(config["offset"]):
+        return None  # per-channel: kept, the range goes in front of it
+    return readers[0]
+
+
+def first_rescaling(model):
+    """(scale, offset) of the Rescaling layer that reads the flat tf_keras `model`'s input, or
+    None: what the model itself says of its input range (1/255: it takes 0-255 pixels)."""
+    layer = _leading_rescaling(model)
+    if layer is None:
+        return None
+    config = layer.get_config()
+    return float(config["scale"]), float(config["offset"])
+
+
+def choose_range(model, images, labels, given="auto", num_classes=None):
+    """The input range: `given` unless "auto", else the best of range_accuracies.
+
+    Returns: (range name, {range: accuracy}, reason text).
+    Raises: UserError: under "auto", no range classifies better than chance would (class
+      order or data set mismatch; the fix named)."""
+    scores = range_accuracies(model, images, labels)
+    shown = ", ".join(f"{RANGE_TEXT[k]} {v:.3f}" for k, v in scores.items())
+    if given != "auto":
+        return given, scores, f"--input_range={given} (validation accuracy {shown})"
+    best = max(scores, key=scores.get)
+    chance = 1.0 / max(num_classes or 1, 1)
+    if scores[best] < min(0.9, 2 * chance):
+        raise UserError(f"the model classifies the validation images no better than chance in "
+                        f"any input range ({shown}): is it trained on this data set, with its "
+                        f"classes in this order (the sorted folder names)? Pass --input_range "
+                        f"to skip this check and --allow_chance_accuracy to import it anyway")
+    return best, scores, f"the best of validation accuracy {shown} on {len(labels)} images"
+
+
+def sha256(path):
+    """sha256 hex digest of a file, or of every file under a folder (sorted walk)."""
+    digest = hashlib.sha256()
+    files = [path] if os.path.isfile(path) else sorted(
+        os.path.join(root, f) for root, _, names in os.walk(path) for f in names)
+    for name in files:
+        with open(name, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
+def _arrays(dataset, size, split, count):
+    """Up to `count` images of `split` as (float32 [n, H, W, C] in [0, 1], int64 [n])."""
+    from tftool import data
+
+    images, labels, seen = [], [], 0
+    for x, y in data.test_batches(dataset, size, batch_size=64, split=split):
+        images.append(x.astype(np.float32) / 255.0)
+        labels.append(y)
+        seen += len(y)
+        if seen >= count:
+            break
+    return np.concatenate(images)[:count], np.concatenate(labels)[:count]
+
+
+def check_shapes(source, dataset, path):
+    """Refuses a model whose input channels or number of classes differ from the data set's.
+    Returns the model's input (height, width), None where open.
+    Raises: UserError naming the mismatch and the fix."""
+    from tftool import rebuild
+
+    rebuild.graph_config(source)  # a subclassed model is said before the data are read
+    shape = tuple(source.inputs[0].shape[1:]) if getattr(source, "inputs", None) else None
+    if shape is None or len(shape) != 3:
+        raise UserError(f"--keras_model={path}: input {shape} is not one image [H, W, C]")
+    channels = dataset.image_shape[-1]
+    if shape[2] is not None and shape[2] != channels:
+        raise UserError(f"--keras_model={path} takes {shape[2]}-channel images and "
+                        f"--dataset={dataset.name} has {channels}: pass --channels={shape[2]}")
+    classes = source.outputs[0].shape[-1]
+    if classes != dataset.num_classes:
+        raise UserError(f"--keras_model={path} has {classes} outputs and --dataset="
+                        f"{dataset.name} has {dataset.num_classes} classes "
+                        f"({', '.join(dataset.class_names[:5])}...): import it with the data "
+                        f"set it was trained on")
+    return None if None in shape[:2] else (int(shape[0]), int(shape[1]))
+
+
+def import_float(context, path, source, kind, input_range="auto", max_output_difference=1e-5,
+                 settings=None):
+    """Writes WORKDIR/float from the loaded user model `source` (see the module docstring).
+
+    Args:
+      context: stage_runner.Context of the float stage (its image_size is the model's).
+      path: the model file or folder (recorded with its sha256); kind: load_source's format.
+      input_range: "auto" or a key of INPUT_RANGES.
+      max_output_difference: the largest |difference| of class probabilities allowed between
+        the rebuilt and the original model on COMPARE_IMAGES test images.
+      settings: what config.json records (the data settings and the import's own).
+    Returns: the metrics dict written, or None when WORKDIR/float is complete (skipped).
+    Raises:
+      UserError: a model that cannot be rebuilt (rebuild.Unconvertible), outputs that differ
+        beyond the tolerance, no range better than chance, a near-chance model, a folder made
+        from another model (without --overwrite), a locked folder.
+    """
+    import tensorflow as tf
+
+    from tftool import evaluate, io, rebuild, stage_runner, stages
+    from tftool.train import presets
+
+    workdir, dataset, size = context.workdir, context.dataset, tuple(context.image_size)
+    out = stages.stage_dir(workdir, "float")
+    with stage_runner.stage_lock(out):
+        recorded = io.read_json_object(os.path.join(out, "config.json")) or {}
+        if (not context.overwrite and recorded
+                and recorded.get("keras_model_sha256") != settings["keras_model_sha256"]):
+            made = (f"imported from {recorded['keras_model']} (another file, or the file since "
+                    f"changed)" if recorded.get("keras_model") else
+                    f"trained by {recorded.get('model') and 'tftool-train'}")
+            raise UserError(f"{out} was {made}; pass --overwrite to import over it (the later "
+                            f"stages of {workdir} then start again), or use another --workdir")
+        stage_runner.check_config(out, settings, overwrite=context.overwrite, write=False)
+        complete, _ = stage_runner.is_complete(workdir, "float", overwrite=context.overwrite)
+        if complete:
+            return None
+        channels = dataset.image_shape[-1]
+        flat, dropped = rebuild.flat_model(source, input_shape=size + (channels,))
+        images, labels = _arrays(dataset, size, "validation", RANGE_IMAGES)
+        stated = first_rescaling(flat)
+        chosen, scores, reason = choose_range(flat, images, labels, input_range,
+                                              dataset.num_classes)
+        model, stripped = to_contract(flat, chosen)
+        test_images, _ = _arrays(dataset, size, "test", COMPARE_IMAGES)
+        scale, offset = INPUT_RANGES[chosen]
+        expected = source_probabilities(source, test_images * scale + offset)
+        got = tf.nn.softmax(model(test_images, training=False)).numpy().astype(np.float64)
+        difference = float(np.max(np.abs(expected - got)))
+        line = (f"{kind}, {len(flat.layers)} layers flat"
+                + (f" ({len(dropped)} augmentation layers left out)" if dropped else "")
+                + f"; input range {RANGE_TEXT[chosen]} ({reason}"
+                + (f"; the model's first layer rescales by {stated[0]:g}" if stated else "")
+                + ")" + ("; softmax output removed (logits out)" if stripped else ""))
+        print(f"tftool-import: {line}", flush=True)
+        if difference > max_output_difference:
+            raise UserError(f"the rebuilt model's probabilities differ from the original's by "
+                            f"up to {difference:.2e} on {len(test_images)} test images (allowed "
+                            f"{max_output_difference:g}); nothing written. A layer computes "
+                            f"differently in tf_keras: pass --max_output_difference to accept it")
+        print(f"tftool-import: outputs match the original within {difference:.1e} (largest "
+              f"|difference| of class probabilities on {len(test_images)} test images)",
+              flush=True)
+        stage_runner.check_config(out, settings, overwrite=context.overwrite)
+        preset, why = presets.choose("auto", dataset.name, channels, size, dataset.hflip_safe)
+        metrics = {
+            **evaluate.keras_metrics(model, dataset, size, splits=context.splits),
+            "validation_split": dataset.validation_split, "test_split": dataset.test_split,
+            "stage": "float", "model": settings["model"], "dataset": dataset.name,
+            "input_shape": [*size, channels], "class_names": dataset.class_names,
+            "params": int(model.count_params()),
+            # what later stages fine-tune with: the images a model of this data trains on
+            "augment": True, "augmentation": preset.augmentation,
+            "hflip": dataset.hflip_safe if preset.hflip is None else preset.hflip,
+            "imported": {"path": os.path.abspath(path), "format": kind,
+                         "sha256": settings["keras_model_sha256"], "input_range": chosen,
+                         "range_accuracy": scores, "softmax_removed": stripped,
+                         "augmentation_layers_removed": dropped,
+                         "max_output_difference": difference,
+                         "compared_images": len(test_images),
+                         "fine_tuning_images": f"the {preset.name} preset's ({why})"},
+        }
+        stage_runner.guard_chance(out, model, metrics, context, None)
+        stage_runner.write_stage(out, model, metrics, context.flags_text)
+    return metrics
