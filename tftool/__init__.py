@@ -3,6 +3,9 @@
 Importing this package selects Keras 2 (``tf_keras``) for TensorFlow, because
 tensorflow-model-optimization does not work with Keras 3. The variable must be set before
 TensorFlow itself is imported, so every tftool module imports this package first.
+
+The Python API is `tftool.api` (api.train, api.quantize, api.export, api.benchmark, ...): the
+commands as functions, loaded on first use so that `import tftool` stays light.
 """
 import os
 
@@ -15,3 +18,12 @@ __version__ = "0.1.0"
 
 class UserError(Exception):
     """A mistake in the user's input: entry points print its message as one line and exit 2."""
+
+
+def __getattr__(name):
+    """`tftool.api` without importing it first (`import tftool; help(tftool.api.export)`)."""
+    if name == "api":
+        import importlib
+
+        return importlib.import_module("tftool.api")
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
