@@ -48,6 +48,9 @@ TFLITE_SUPPORT_VERSION ?= 0.4.4
 # `make predict MODEL=exported/x.tflite IMAGES="a.png b.jpg" [TOP_K=3]`
 MODEL ?=
 IMAGES ?=
+# `make import KERAS_MODEL=path` (+ IMPORT_FLAGS, e.g. --input_range=-1_1)
+KERAS_MODEL ?=
+IMPORT_FLAGS ?=
 TOP_K ?= 5
 
 # WORKDIR/<stage>/model.h5: the file target of a stage (see the graph below).
@@ -55,7 +58,7 @@ STAGE_MODEL = $(WORKDIR)/$(1)/model.h5
 COMMON := --workdir=$(WORKDIR) $(if $(DATASET),--dataset=$(DATASET))
 RUN := TFTOOL_SHARED_FLAGS=1 $(BIN)/
 
-.PHONY: help install train quantize prune pqat distill export micro benchmark benchmark-full all \
+.PHONY: help install import train quantize prune pqat distill export micro benchmark benchmark-full all \
 	test clean \
 	mediapipe predict cluster cqat pcqat prune-2by4 compress-all
 
@@ -70,6 +73,7 @@ help: ## this list
 	@echo "  EXPORT_DIR ($(EXPORT_DIR))  EPOCHS (train)  QAT_EPOCHS  FLAGS (every stage)"
 	@echo "  TRAIN_FLAGS QUANTIZE_FLAGS PRUNE_FLAGS PQAT_FLAGS DISTILL_FLAGS EXPORT_FLAGS"
 	@echo "  BENCHMARK_FLAGS SEARCH_FLAGS (one stage each)  MODEL IMAGES (predict)  SEEDS (seed-sweep)"
+	@echo "  KERAS_MODEL IMPORT_FLAGS (import)"
 
 install: $(VENV)/.installed ## create .venv/ with tftool and its pinned stack (once; the tftool-* commands land in .venv/bin/)
 
@@ -86,6 +90,11 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 $(VENV)/.installed-test: $(VENV)/.installed
 	$(BIN)/python -m pip install -q -e '.[test]'
 	touch $@
+
+# `make import KERAS_MODEL=my_model.keras DATASET=folder:PATH`: your trained Keras 3 or
+# tf_keras model as WORKDIR/float (tftool-import); `make all` then starts from it.
+import: install ## your trained Keras model (KERAS_MODEL=path) as WORKDIR/float (tftool-import)
+	$(RUN)tftool-import $(COMMON) --keras_model=$(KERAS_MODEL) $(FLAGS) $(IMPORT_FLAGS)
 
 train: install ## train the float model into WORKDIR/float (tftool-train)
 	$(RUN)tftool-train $(COMMON) $(if $(EPOCHS),--epochs=$(EPOCHS)) $(FLAGS) $(TRAIN_FLAGS)

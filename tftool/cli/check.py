@@ -4,6 +4,7 @@ Examples:
   python -m tftool.check --model=mobilenet_v2 --image_size=96 --channels=3
   python -m tftool.check --model=path/to/model.h5
   python -m tftool.check --workdir=workdir --stage=float
+  python -m tftool.check --keras_model=my_model.keras   (before tftool-import: as it rebuilds it)
 Lists every layer tfmot cannot quantize or prune and what to do about it; exit status 1 when a
 layer would stop `tftool-quantize` / `tftool-prune`.
 """
@@ -19,7 +20,7 @@ from absl import flags
 
 FLAGS = flags.FLAGS
 NAMES = ("workdir", "image_size", "channels", "model", "stage", "purpose", "scheme",
-         "num_classes", "width", "stages", "alpha", "minimalistic")
+         "num_classes", "width", "stages", "alpha", "minimalistic", "keras_model")
 
 
 def load(model_flag, stage):
@@ -37,10 +38,30 @@ def load(model_flag, stage):
     return io.load_model(path), path
 
 
+def imported(path):
+    """(model, what) for --keras_model: the flat tf_keras model tftool-import would write
+    (importer.load_source + rebuild.flat_model). A model it cannot rebuild (subclassed, a
+    layer tf_keras lacks) is printed with what that leaves, and exit status 1."""
+    from tftool import importer, rebuild
+
+    source, kind = importer.load_source(path)
+    size = FLAGS.image_size or 32
+    try:
+        model, dropped = rebuild.flat_model(source, (size, size, FLAGS.channels or 3))
+    except rebuild.Unconvertible as e:
+        print(f"{path} ({kind}): tftool-import cannot rebuild it: {e}. Without it no tftool "
+              f"stage can start from this model")
+        sys.exit(1)
+    left_out = f", {len(dropped)} augmentation layers left out" if dropped else ""
+    return model, f"{path} ({kind}, rebuilt flat as tftool-import does{left_out})"
+
+
 def main(argv):
     del argv
-    # No --model given: the stage's saved model (the flag's default names a builder).
-    model, what = load(FLAGS.model if FLAGS["model"].present else None, FLAGS.stage)
+    if FLAGS.keras_model:
+        model, what = imported(FLAGS.keras_model)
+    else:  # no --model given: the stage's saved model (the flag's default names a builder)
+        model, what = load(FLAGS.model if FLAGS["model"].present else None, FLAGS.stage)
     print(f"{what}: {len(model.layers)} layers")
     blocked = found = False
     for purpose in FLAGS.purpose:
