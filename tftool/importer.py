@@ -22,6 +22,7 @@ the data set's test and validation splits. A user's model is brought to that con
 import hashlib
 import json
 import os
+import shutil
 import zipfile
 
 import numpy as np
@@ -289,13 +290,42 @@ def _arrays(dataset, size, split, count):
     return np.concatenate(images)[:count], np.concatenate(labels)[:count]
 
 
+def _check_classes(classes, dataset, path):
+    if classes != dataset.num_classes:
+        raise UserError(f"--keras_model={path} has {classes} outputs and --dataset="
+                        f"{dataset.name} has {dataset.num_classes} classes "
+                        f"({', '.join(dataset.class_names[:5])}...): import it with the data "
+                        f"set it was trained on")
+
+
+def _graphless(source, out, shape, dataset, path):
+    """A subclassed `source` saved whole into OUT/.saved_model.pending (graphless.py) and
+    wrapped as a one-layer tf_keras model; its classes checked by a call on the data's shape.
+    Returns (model, pending folder)."""
+    from tftool import graphless
+
+    try:
+        trial = np.asarray(source(np.random.default_rng(0).uniform(
+            0, 1, (4, *shape)).astype(np.float32), training=False))
+    except Exception as e:  # noqa: BLE001  (the user's call() failing is one line)
+        raise UserError(f"--keras_model={path} (subclassed) cannot be called on [N, "
+                        f"{', '.join(map(str, shape))}] images: {_first_line(e)}") from e
+    _check_classes(trial.shape[-1], dataset, path)
+    kind = "probabilities" if ends_in_softmax_values(trial) else "logits"
+    pending = graphless.save(source, os.path.join(out, ".saved_model.pending"), shape)
+    return graphless.wrap(pending, shape, kind), pending
+
+
 def check_shapes(source, dataset, path):
     """Refuses a model whose input channels or number of classes differ from the data set's.
-    Returns the model's input (height, width), None where open.
+    Returns the model's input (height, width), None where open (or subclassed: no input).
     Raises: UserError naming the mismatch and the fix."""
     from tftool import rebuild
 
-    rebuild.graph_config(source)  # a subclassed model is said before the data are read
+    try:
+        rebuild.graph_config(source)
+    except rebuild.Subclassed:
+        return None  # no declared input: the data's size; its classes are checked by a call
     shape = tuple(source.inputs[0].shape[1:]) if getattr(source, "inputs", None) else None
     if shape is None or len(shape) != 3:
         raise UserError(f"--keras_model={path}: input {shape} is not one image [H, W, C]")
@@ -303,13 +333,74 @@ def check_shapes(source, dataset, path):
     if shape[2] is not None and shape[2] != channels:
         raise UserError(f"--keras_model={path} takes {shape[2]}-channel images and "
                         f"--dataset={dataset.name} has {channels}: pass --channels={shape[2]}")
-    classes = source.outputs[0].shape[-1]
-    if classes != dataset.num_classes:
-        raise UserError(f"--keras_model={path} has {classes} outputs and --dataset="
-                        f"{dataset.name} has {dataset.num_classes} classes "
-                        f"({', '.join(dataset.class_names[:5])}...): import it with the data "
-                        f"set it was trained on")
+    _check_classes(source.outputs[0].shape[-1], dataset, path)
     return None if None in shape[:2] else (int(shape[0]), int(shape[1]))
+
+
+def _convert(source, kind, path, context, out, input_range, max_output_difference):
+    """Steps 2-5 of the module docstring for import_float. Returns (the contract model, the
+    flat model before it, the report for metrics.json's "imported", the pending SavedModel
+    folder of a subclassed model or None). Prints the two lines of what was done.
+    Raises: UserError: see import_float."""
+    import tensorflow as tf
+
+    from tftool import rebuild
+
+    dataset, size = context.dataset, tuple(context.image_size)
+    shape = size + (dataset.image_shape[-1],)
+    pending = None
+    try:
+        flat, dropped = rebuild.flat_model(source, input_shape=shape)
+    except rebuild.Subclassed:  # kept whole: graphless.py
+        flat, pending = _graphless(source, out, shape, dataset, path)
+        dropped = []
+    images, labels = _arrays(dataset, size, "validation", RANGE_IMAGES)
+    stated = first_rescaling(flat)
+    chosen, scores, reason = choose_range(flat, images, labels, input_range,
+                                          dataset.num_classes)
+    model, stripped = to_contract(flat, chosen)
+    if pending:
+        stripped = flat.layers[-1].outputs_kind == "probabilities"
+    test_images, _ = _arrays(dataset, size, "test", COMPARE_IMAGES)
+    scale, offset = INPUT_RANGES[chosen]
+    expected = source_probabilities(source, test_images * scale + offset)
+    got = tf.nn.softmax(model(test_images, training=False)).numpy().astype(np.float64)
+    difference = float(np.max(np.abs(expected - got)))
+    line = (f"{kind}, " + ("subclassed: kept whole as a SavedModel (no QAT, pruning or "
+                           "clustering: tfmot needs its layers)" if pending else
+                           f"{len(flat.layers)} layers flat")
+            + (f" ({len(dropped)} augmentation layers left out)" if dropped else "")
+            + f"; input range {RANGE_TEXT[chosen]} ({reason}"
+            + (f"; the model's first layer rescales by {stated[0]:g}" if stated else "")
+            + ")" + ("; softmax output removed (logits out)" if stripped else ""))
+    print(f"tftool-import: {line}", flush=True)
+    if difference > max_output_difference:
+        raise UserError(f"the rebuilt model's probabilities differ from the original's by "
+                        f"up to {difference:.2e} on {len(test_images)} test images (allowed "
+                        f"{max_output_difference:g}); nothing written. A layer computes "
+                        f"differently in tf_keras: pass --max_output_difference to accept it")
+    print(f"tftool-import: outputs match the original within {difference:.1e} (largest "
+          f"|difference| of class probabilities on {len(test_images)} test images)",
+          flush=True)
+    report = {"input_range": chosen, "range_accuracy": scores, "softmax_removed": stripped,
+              "augmentation_layers_removed": dropped, "subclassed": bool(pending),
+              "max_output_difference": difference, "compared_images": len(test_images)}
+    return model, flat, report, pending
+
+
+def _settle(pending, out, flat, input_range):
+    """Moves a subclassed model's pending SavedModel to OUT/saved_model and returns the
+    contract model that points there (what model.h5 records)."""
+    from tftool import graphless
+
+    final = os.path.join(out, graphless.FOLDER)
+    if os.path.isdir(final):
+        shutil.rmtree(final)
+    os.replace(pending, final)
+    layer = flat.layers[-1]
+    model, _ = to_contract(graphless.wrap(final, flat.input_shape[1:], layer.outputs_kind),
+                           input_range)
+    return model
 
 
 def import_float(context, path, source, kind, input_range="auto", max_output_difference=1e-5,
@@ -329,9 +420,7 @@ def import_float(context, path, source, kind, input_range="auto", max_output_dif
         beyond the tolerance, no range better than chance, a near-chance model, a folder made
         from another model (without --overwrite), a locked folder.
     """
-    import tensorflow as tf
-
-    from tftool import evaluate, io, rebuild, stage_runner, stages
+    from tftool import evaluate, io, stage_runner, stages
     from tftool.train import presets
 
     workdir, dataset, size = context.workdir, context.dataset, tuple(context.image_size)
@@ -349,51 +438,31 @@ def import_float(context, path, source, kind, input_range="auto", max_output_dif
         complete, _ = stage_runner.is_complete(workdir, "float", overwrite=context.overwrite)
         if complete:
             return None
-        channels = dataset.image_shape[-1]
-        flat, dropped = rebuild.flat_model(source, input_shape=size + (channels,))
-        images, labels = _arrays(dataset, size, "validation", RANGE_IMAGES)
-        stated = first_rescaling(flat)
-        chosen, scores, reason = choose_range(flat, images, labels, input_range,
-                                              dataset.num_classes)
-        model, stripped = to_contract(flat, chosen)
-        test_images, _ = _arrays(dataset, size, "test", COMPARE_IMAGES)
-        scale, offset = INPUT_RANGES[chosen]
-        expected = source_probabilities(source, test_images * scale + offset)
-        got = tf.nn.softmax(model(test_images, training=False)).numpy().astype(np.float64)
-        difference = float(np.max(np.abs(expected - got)))
-        line = (f"{kind}, {len(flat.layers)} layers flat"
-                + (f" ({len(dropped)} augmentation layers left out)" if dropped else "")
-                + f"; input range {RANGE_TEXT[chosen]} ({reason}"
-                + (f"; the model's first layer rescales by {stated[0]:g}" if stated else "")
-                + ")" + ("; softmax output removed (logits out)" if stripped else ""))
-        print(f"tftool-import: {line}", flush=True)
-        if difference > max_output_difference:
-            raise UserError(f"the rebuilt model's probabilities differ from the original's by "
-                            f"up to {difference:.2e} on {len(test_images)} test images (allowed "
-                            f"{max_output_difference:g}); nothing written. A layer computes "
-                            f"differently in tf_keras: pass --max_output_difference to accept it")
-        print(f"tftool-import: outputs match the original within {difference:.1e} (largest "
-              f"|difference| of class probabilities on {len(test_images)} test images)",
-              flush=True)
-        stage_runner.check_config(out, settings, overwrite=context.overwrite)
-        preset, why = presets.choose("auto", dataset.name, channels, size, dataset.hflip_safe)
-        metrics = {
-            **evaluate.keras_metrics(model, dataset, size, splits=context.splits),
-            "validation_split": dataset.validation_split, "test_split": dataset.test_split,
-            "stage": "float", "model": settings["model"], "dataset": dataset.name,
-            "input_shape": [*size, channels], "class_names": dataset.class_names,
-            "params": int(model.count_params()),
-            # what later stages fine-tune with: the images a model of this data trains on
-            "augment": True, "augmentation": preset.augmentation,
-            "hflip": dataset.hflip_safe if preset.hflip is None else preset.hflip,
-            "imported": {"path": os.path.abspath(path), "format": kind,
-                         "sha256": settings["keras_model_sha256"], "input_range": chosen,
-                         "range_accuracy": scores, "softmax_removed": stripped,
-                         "augmentation_layers_removed": dropped,
-                         "max_output_difference": difference,
-                         "compared_images": len(test_images),
-                         "fine_tuning_images": f"the {preset.name} preset's ({why})"},
-        }
-        stage_runner.guard_chance(out, model, metrics, context, None)
-        stage_runner.write_stage(out, model, metrics, context.flags_text)
+        pending = None
+        try:
+            model, flat, report, pending = _convert(source, kind, path, context, out,
+                                                    input_range, max_output_difference)
+            stage_runner.check_config(out, settings, overwrite=context.overwrite)
+            preset, why = presets.choose("auto", dataset.name, dataset.image_shape[-1], size,
+                                         dataset.hflip_safe)
+            metrics = {
+                **evaluate.keras_metrics(model, dataset, size, splits=context.splits),
+                "validation_split": dataset.validation_split, "test_split": dataset.test_split,
+                "stage": "float", "model": settings["model"], "dataset": dataset.name,
+                "input_shape": list(model.input_shape[1:]), "class_names": dataset.class_names,
+                "params": int(model.count_params()),
+                # what later stages fine-tune with: the images a model of this data trains on
+                "augment": True, "augmentation": preset.augmentation,
+                "hflip": dataset.hflip_safe if preset.hflip is None else preset.hflip,
+                "imported": {"path": os.path.abspath(path), "format": kind,
+                             "sha256": settings["keras_model_sha256"], **report,
+                             "fine_tuning_images": f"the {preset.name} preset's ({why})"},
+            }
+            stage_runner.guard_chance(out, model, metrics, context, None)
+            if pending:  # the SavedModel goes where model.h5 will point, then model.h5
+                model = _settle(pending, out, flat, report["input_range"])
+            stage_runner.write_stage(out, model, metrics, context.flags_text)
+        finally:
+            if pending and os.path.isdir(pending):
+                shutil.rmtree(pending)
     return metrics

@@ -133,6 +133,8 @@ def load_model(path, compile=False, fix=None):
 
     if not os.path.isfile(path):
         raise UserError(f"no model at {path}: run the stage that writes it first")
+    from tftool import graphless  # noqa: F401  (registers an imported subclassed model's layer)
+
     try:
         with tfmot.quantization.keras.quantize_scope():
             return keras.models.load_model(path, compile=compile)

@@ -742,6 +742,33 @@ def is_user_builder(name):
     return name not in MODELS and ":" in name
 
 
+def user_module(where, flag, fix=""):
+    """The user's Python code `where`: a file (file.py, relative to the current folder or
+    absolute) executed as a module, or an importable package.module. `flag` ("--model=...")
+    and `fix` go into the errors.
+    Raises: UserError: a missing file, an import that fails (its first line)."""
+    import importlib
+    import importlib.util
+
+    try:
+        if where.endswith(".py"):
+            path = os.path.abspath(os.path.expanduser(where))
+            if not os.path.isfile(path):
+                raise UserError(f"{flag}: no such file {path}{fix}")
+            spec = importlib.util.spec_from_file_location(
+                "tftool_user_" + os.path.basename(path)[:-3], path)
+            module = importlib.util.module_from_spec(spec)
+            spec.loader.exec_module(module)
+            return module
+        return importlib.import_module(where)
+    except UserError:
+        raise
+    except Exception as e:  # the user's code: name it in one line, no traceback
+        first = (str(e).splitlines() or [""])[0]
+        raise UserError(f"{flag}: importing {where} failed: {type(e).__name__}: "
+                        f"{first}") from e
+
+
 def builder(name):
     """The builder function of `name`: MODELS[name], or the user's "file.py:function" (a
     Python file, relative to the current folder or absolute) or "package.module:function" (an
@@ -753,9 +780,6 @@ def builder(name):
       UserError: an unknown name, a missing file or module, an import that fails (its first
         line), a missing or non-callable function; each names the fix.
     """
-    import importlib
-    import importlib.util
-
     if name in MODELS:
         return MODELS[name]
     if ":" not in name:
@@ -764,23 +788,7 @@ def builder(name):
     where, function = name.rsplit(":", 1)
     fix = ("; it is called as function(input_shape, num_classes) and returns a tf_keras "
            "Model (import tf_keras as keras)")
-    try:
-        if where.endswith(".py"):
-            path = os.path.abspath(os.path.expanduser(where))
-            if not os.path.isfile(path):
-                raise UserError(f"--model={name}: no such file {path}{fix}")
-            spec = importlib.util.spec_from_file_location(
-                "tftool_user_builder_" + os.path.basename(path)[:-3], path)
-            module = importlib.util.module_from_spec(spec)
-            spec.loader.exec_module(module)
-        else:
-            module = importlib.import_module(where)
-    except UserError:
-        raise
-    except Exception as e:  # the user's code: name it in one line, no traceback
-        first = (str(e).splitlines() or [""])[0]
-        raise UserError(f"--model={name}: importing {where} failed: {type(e).__name__}: "
-                        f"{first}") from e
+    module = user_module(where, f"--model={name}", fix)
     fn = getattr(module, function, None)
     if not callable(fn):
         raise UserError(f"--model={name}: {where} has no function {function!r}{fix}")

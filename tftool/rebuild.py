@@ -35,6 +35,10 @@ class Unconvertible(UserError):
     """A layer with no exact tf_keras counterpart (the message names it)."""
 
 
+class Subclassed(Unconvertible):
+    """A subclassed model: no layer graph to rebuild (tftool.graphless keeps it whole)."""
+
+
 def is_keras3(model):
     """Whether `model` is a Keras 3 model (the `keras` package), not tf_keras."""
     return type(model).__module__.split(".")[0] == "keras"
@@ -242,13 +246,13 @@ def _flatten(value):
 
 def graph_config(source):
     """The serialized layer graph of a functional or Sequential model (get_config()).
-    Raises: Unconvertible: a subclassed model (its config names no layers, or it has none)."""
+    Raises: Subclassed: a subclassed model (its config names no layers, or it has none)."""
     try:
         config = source.get_config()
     except NotImplementedError:
         config = None
     if not isinstance(config, dict) or "layers" not in config:
-        raise Unconvertible(f"model {source.name!r} ({type(source).__name__}) is subclassed: "
+        raise Subclassed(f"model {source.name!r} ({type(source).__name__}) is subclassed: "
                             f"it has no layer graph to rebuild; build it with the functional "
                             f"API or Sequential")
     return config
@@ -265,7 +269,8 @@ def flat_model(source, input_shape=None):
       (tf_keras.Model float32 [N, H, W, C] -> the source's output, [names of the augmentation
       layers left out]).
     Raises:
-      Unconvertible: a subclassed model (no graph to walk), a layer class tf_keras lacks or
+      Subclassed: a subclassed model (no graph to walk).
+      Unconvertible: a layer class tf_keras lacks or
         whose settings it cannot express, several inputs or outputs, weights that do not fit.
     """
     import tf_keras as keras

@@ -468,6 +468,10 @@ FLAG_SPECS = {
     "keras_model": Spec("string", None, "A trained Keras classifier to import: a Keras 3 or "
                         "tf_keras .keras file, a tf_keras .h5 file or SavedModel folder. "
                         "tftool-check: check it instead of --model."),
+    "custom_objects": Spec("string", None, "Your Python code that defines and registers the "
+                           "custom layers or subclassed model of --keras_model "
+                           "(keras.saving.register_keras_serializable): file.py or "
+                           "package.module, imported before the model is loaded."),
     "input_range": Spec("enum", "auto", "The pixel range the imported model expects: 0_1, "
                         "-1_1 or 0_255; auto: the one under which it classifies the validation "
                         "images best (tftool feeds [0, 1]; the map is folded into the model).",

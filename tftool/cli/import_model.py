@@ -3,7 +3,10 @@
 Example: tftool-import --keras_model=my_cnn.keras --dataset=folder:photos --workdir=workdir
 Writes WORKDIR/float/ as tftool-train would, so every later stage (make quantize prune distill
 export benchmark micro) starts from your model. Accepted: a Keras 3 or tf_keras .keras file, a
-tf_keras .h5 file or SavedModel folder; functional or Sequential, nested models flattened. The
+tf_keras .h5 file or SavedModel folder; functional or Sequential, nested models flattened; a
+subclassed model is kept whole as a SavedModel (every post-training variant, the gate, the
+benchmark and micro; no QAT, pruning or clustering, which make skips with one line each;
+--custom_objects names the code that registers its class). The
 model is rebuilt in tf_keras with its weights and refused unless its class probabilities match
 the original's within --max_output_difference on 100 test images. Its input range (0-1, -1-1,
 0-255) is read from the data (--input_range to give it); a softmax at its output is removed
@@ -17,8 +20,8 @@ from tftool.cli import common
 from absl import flags
 
 FLAGS = flags.FLAGS
-NAMES = common.DATA_FLAGS + ("keras_model", "input_range", "max_output_difference",
-                             "overwrite", "allow_chance_accuracy")
+NAMES = common.DATA_FLAGS + ("keras_model", "custom_objects", "input_range",
+                             "max_output_difference", "overwrite", "allow_chance_accuracy")
 
 
 def main(argv):
@@ -33,6 +36,10 @@ def main(argv):
         raise UserError("--keras_model is required: the .keras or .h5 file (or SavedModel "
                         "folder) of your trained model")
     path = FLAGS.keras_model
+    if FLAGS.custom_objects:  # registers the user's classes before the file is read
+        from tftool import models
+
+        models.user_module(FLAGS.custom_objects, f"--custom_objects={FLAGS.custom_objects}")
     source, kind = importer.load_source(path)
     settings = common.data_settings("float")
     dataset = common.load_data(settings)

@@ -39,6 +39,7 @@ Converter API: https://www.tensorflow.org/api_docs/python/tf/lite/TFLiteConverte
 (from_concrete_functions, inference_input_type, inference_output_type).
 """
 import tftool  # noqa: F401  (Keras 2 before TensorFlow)
+from tftool import graphless
 
 import numpy as np
 import tensorflow as tf
@@ -110,12 +111,30 @@ def serving_function(model, rgb_input=True, output="probabilities", fake_quant=F
         if add_gray:
             x = quantize(tf.nn.conv2d(x, gray_kernel, strides=1, padding="VALID",
                                       name=GRAY_OP_NAME), 1.0)
-        scores = model(x, training=False)
+        with graphless.probabilities_out(model) as probabilities:  # an imported subclassed
+            scores = model(x, training=False)
         if output == "probabilities":
-            scores = quantize(tf.nn.softmax(scores, axis=-1), PROBABILITY_MAX)
+            scores = scores if probabilities else tf.nn.softmax(scores, axis=-1)
+            scores = quantize(scores, PROBABILITY_MAX)
         return {output: scores}
 
     return serve
+
+
+def make_converter(concrete, model):
+    """tf.lite.TFLiteConverter.from_concrete_functions([concrete], ...) for a serving function
+    of `model`, with a bare tf.Module holding the model's variables as its trackable object.
+
+    The converter saves its trackable object as a SavedModel before converting; with the
+    tf_keras model itself as that object the save also traces every layer's call functions
+    for Keras's SavedModel metadata, which the converter never reads (measured, TF 2.21: an
+    int8 efficientnet_lite0 at 32x32 converted in 11.0 s with the model, 2.5 s with the
+    module, to the same bytes; float16 9.8 -> 1.9 s, its QAT model 25.5 -> 7.3 s). The
+    variables the function captures are all the model's (weights, BN statistics, QAT ranges).
+    """
+    holder = tf.Module()
+    holder.model_variables = list(model.variables)
+    return tf.lite.TFLiteConverter.from_concrete_functions([concrete], holder)
 
 
 def _rgb_representative(representative_dataset, channels):
@@ -187,7 +206,7 @@ def to_tflite(model, mode, representative_dataset=None, *, inference_input_type=
     serve = serving_function(model, rgb_input=rgb_input, output=output, fake_quant=fake_quant,
                              gray_weights=gray_weights)
     concrete = serve.get_concrete_function()
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], model)
+    converter = make_converter(concrete, model)
     if mode != "float32":
         converter.optimizations = [tf.lite.Optimize.DEFAULT]
     if mode == "float16":

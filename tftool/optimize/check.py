@@ -235,6 +235,11 @@ def unsupported_layers(model, purpose="quantize", scheme="default"):
     Raises:
       ValueError: unknown purpose or scheme (lists the allowed ones).
     """
+    kept_whole = [layer for layer in model.layers if type(layer).__name__ == "SavedModelLayer"]
+    if kept_whole and purpose in PURPOSES:  # an imported subclassed model (graphless.py)
+        return [_finding(layer, "a subclassed model imported whole as a SavedModel: tfmot "
+                         "sees no layers inside it", "build the model with the functional API "
+                         "or Sequential and import it again") for layer in kept_whole]
     if purpose == "quantize":
         return _quantize_findings(model, scheme)
     if purpose == "prune":
