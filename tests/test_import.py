@@ -113,7 +113,7 @@ def test_a_nested_keras3_mobilenet_v2_is_flattened_and_exports(digits, tfds_dir,
     rebuilt model with the original means something."""
     import keras
 
-    from tftool import io
+    from tftool import fileio
     from tftool.litert import Runner
     from tftool.optimize import check
 
@@ -141,7 +141,7 @@ def test_a_nested_keras3_mobilenet_v2_is_flattened_and_exports(digits, tfds_dir,
                       "--input_range=0_255", "--allow_chance_accuracy")
     assert result.returncode == 0, result.stderr
     assert "1 augmentation layers left out" in result.stdout
-    flat = io.load_model(os.path.join(workdir, "float", "model.h5"))
+    flat = fileio.load_model(os.path.join(workdir, "float", "model.h5"))
     assert not any(hasattr(layer, "layers") for layer in flat.layers)  # no nested model
     assert len(flat.layers) > 150 and flat.input_shape == (None, 32, 32, 3)
     assert not [f for f in check.unsupported_layers(flat, "quantize") if f["blocking"]]
@@ -325,3 +325,19 @@ def test_a_subclassed_model_ships_every_post_training_variant_under_make(
             tx.astype(np.uint8))
         accuracy = float(np.mean(scores.argmax(-1) == ty))
         assert accuracy >= metrics["test_accuracy"] - 0.03, (variant, accuracy)
+
+
+def test_a_model_that_saw_the_validation_images_is_named_so():
+    """Validation above test beyond both intervals: the choices made on validation would be
+    optimistic, and import says so; overlapping intervals say nothing."""
+    from types import SimpleNamespace
+
+    from tftool import importer
+
+    dataset = SimpleNamespace(validation_split={"source": "train"})
+    seen = {"validation_accuracy": 0.897, "validation_accuracy_interval": [0.877, 0.914],
+            "test_accuracy": 0.762, "test_accuracy_interval": [0.743, 0.780]}
+    note = importer.validation_seen(seen, dataset)
+    assert "probably trained on the validation images" in note and "validation/ folder" in note
+    close = {**seen, "validation_accuracy_interval": [0.77, 0.91]}
+    assert importer.validation_seen(close, dataset) is None

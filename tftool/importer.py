@@ -6,7 +6,8 @@ the data set's test and validation splits. A user's model is brought to that con
   1. loaded: tf_keras .h5 / .keras / SavedModel, or a Keras 3 .keras file (its metadata.json
      says which Keras wrote it), with compile=False;
   2. rebuilt flat in tf_keras with its weights (tftool/rebuild.py: Keras 3 -> tf_keras, nested
-     models flattened, augmentation layers left out);
+     models flattened, augmentation layers left out); a subclassed model, which has no graph
+     to rebuild, is kept whole as a SavedModel behind one layer (tftool/graphless.py);
   3. its input range found: the scaling the model expects of pixels (0-1, -1-1 or 0-255) is
      the one under which it classifies the validation images best (or --input_range); the
      map from [0, 1] to it is folded into the model's own leading Rescaling (removed when it
@@ -17,7 +18,8 @@ the data set's test and validation splits. A user's model is brought to that con
      probabilities; above --max_output_difference nothing is written;
   6. written as the float stage (stage_runner.write_stage), with config.json (the data
      settings and the source file's sha256) and metrics.json (test and validation accuracy,
-     the class names, the photo or digits preset's augmentation for later fine-tuning).
+     the class names, the photo or digits preset's augmentation for later fine-tuning), with
+     a note when validation scores above test beyond noise (validation_seen).
 """
 import hashlib
 import json
@@ -388,6 +390,23 @@ def _convert(source, kind, path, context, out, input_range, max_output_differenc
     return model, flat, report, pending
 
 
+def validation_seen(metrics, dataset):
+    """A note when the model scores the validation split above the test split beyond both
+    95% intervals: it most likely trained on those images (tftool draws validation from train/
+    unless the data set has its own), so whatever chooses on validation (selective int8,
+    --target_sparsity=auto, --temperature=auto) sees optimistic figures. None otherwise."""
+    if "validation_accuracy" not in metrics or "test_accuracy" not in metrics:
+        return None
+    if metrics["validation_accuracy_interval"][0] <= metrics["test_accuracy_interval"][1]:
+        return None
+    source = (dataset.validation_split or {}).get("source")
+    fix = ("give the data set a validation/ folder of images the model never saw"
+           if source == "train" else "check which images the model was trained on")
+    return (f"validation accuracy {metrics['validation_accuracy']:.4f} is above test accuracy "
+            f"{metrics['test_accuracy']:.4f} beyond both intervals: the model probably trained "
+            f"on the validation images, so choices made on them will be optimistic; {fix}")
+
+
 def _settle(pending, out, flat, input_range):
     """Moves a subclassed model's pending SavedModel to OUT/saved_model and returns the
     contract model that points there (what model.h5 records)."""
@@ -420,13 +439,13 @@ def import_float(context, path, source, kind, input_range="auto", max_output_dif
         beyond the tolerance, no range better than chance, a near-chance model, a folder made
         from another model (without --overwrite), a locked folder.
     """
-    from tftool import evaluate, io, stage_runner, stages
+    from tftool import evaluate, fileio, stage_runner, stages
     from tftool.train import presets
 
     workdir, dataset, size = context.workdir, context.dataset, tuple(context.image_size)
     out = stages.stage_dir(workdir, "float")
     with stage_runner.stage_lock(out):
-        recorded = io.read_json_object(os.path.join(out, "config.json")) or {}
+        recorded = fileio.read_json_object(os.path.join(out, "config.json")) or {}
         if (not context.overwrite and recorded
                 and recorded.get("keras_model_sha256") != settings["keras_model_sha256"]):
             made = (f"imported from {recorded['keras_model']} (another file, or the file since "
@@ -459,6 +478,10 @@ def import_float(context, path, source, kind, input_range="auto", max_output_dif
                              "fine_tuning_images": f"the {preset.name} preset's ({why})"},
             }
             stage_runner.guard_chance(out, model, metrics, context, None)
+            seen = validation_seen(metrics, dataset)
+            if seen:
+                metrics["imported"]["validation_seen"] = seen
+                print(f"tftool-import: note: {seen}", flush=True)
             if pending:  # the SavedModel goes where model.h5 will point, then model.h5
                 model = _settle(pending, out, flat, report["input_range"])
             stage_runner.write_stage(out, model, metrics, context.flags_text)
