@@ -65,11 +65,9 @@ def slug(config):
 
 
 def cli(tool, *args, log=None):
-    """Runs tftool-<tool> (python -m tftool.<tool>); raises RuntimeError with its last lines
+    """Runs tftool-<tool> (python -m tftool <tool>); raises RuntimeError with its last lines
     when it fails."""
-    module = {"train": "tftool.train", "export": "tftool.export",
-              "benchmark": "tftool.benchmark"}.get(tool, f"tftool.{tool}")
-    proc = subprocess.run([sys.executable, "-m", module, *args], cwd=REPO, text=True,
+    proc = subprocess.run([sys.executable, "-m", "tftool", tool, *args], cwd=REPO, text=True,
                           capture_output=True)
     if log:
         with open(log, "a") as f:
@@ -159,7 +157,7 @@ def main():
     parser.add_argument("--root", default="/tmp/tftool_compress_defaults")
     args = parser.parse_args()
 
-    from tftool import data, io, stats
+    from tftool import data, fileio, stats
 
     seeds = [int(s) for s in args.seeds.split(",")]
     configs = (args.configs.split(";") if args.configs else DEFAULT_CONFIGS[args.study])
@@ -180,7 +178,7 @@ def main():
             workdir, stage = run_config(args.root, seed, study, config)
             cache[key] = {"seconds": time.perf_counter() - start,
                           **correctness(workdir, stage, dataset, size)}
-            io.write_json(cache_path, cache)  # atomic: an interrupted study keeps its cache
+            fileio.write_json(cache_path, cache)  # atomic: an interrupted study keeps its cache
         return cache[key]
 
     reference = {}

@@ -31,7 +31,7 @@ BUILDERS = [  # (name, model flags)
 
 
 def cli(tool, *args):
-    proc = subprocess.run([sys.executable, "-m", f"tftool.{tool}", *args], cwd=REPO,
+    proc = subprocess.run([sys.executable, "-m", "tftool", tool, *args], cwd=REPO,
                           capture_output=True, text=True)
     if proc.returncode:
         raise RuntimeError(f"tftool-{tool} {' '.join(args)} failed:\n"
@@ -49,7 +49,7 @@ def main():
     args = parser.parse_args()
 
     import tftool  # noqa: F401
-    from tftool import io, models
+    from tftool import fileio, models
 
     rows = []
     for label, flags in BUILDERS:
@@ -76,7 +76,7 @@ def main():
         bench = {r["variant"]: r for r in json.load(open(os.path.join(export,
                                                                        "benchmark.json")))
                  if r["format"] == "tflite"}
-        model = io.load_model(os.path.join(work, "float", "model.h5"))
+        model = fileio.load_model(os.path.join(work, "float", "model.h5"))
         metrics = json.load(open(os.path.join(work, "float", "metrics.json")))
         rows.append((label, model.count_params(), models.macs(model), size, arena,
                      bench["float32"]["latency_ms_p50"], bench["int8"]["latency_ms_p50"],

@@ -57,13 +57,13 @@ def main():
             print(f"wrote {n} images in {time.perf_counter() - start:.0f} s", flush=True)
         work, exported = os.path.join(root, f"work_{n}"), os.path.join(root, f"exported_{n}")
         common = [f"--workdir={work}", f"--dataset=folder:{folder}"]
-        train = peak_rss(["tftool.train", *common, "--epochs=1", "--model=small_cnn",
+        train = peak_rss(["tftool", "train", *common, "--epochs=1", "--model=small_cnn",
                           "--width=4", "--noaugment", "--allow_chance_accuracy",
                           "--lr_schedule=constant", "--overwrite"])
-        export = peak_rss(["tftool.export", *common[:1], f"--export_dir={exported}",
+        export = peak_rss(["tftool", "export", *common[:1], f"--export_dir={exported}",
                            "--variants=float32,int8", "--allow_chance_accuracy",
                            "--max_accuracy_drop=1", "--name=m"])
-        bench = peak_rss(["tftool.benchmark", *common[:1], f"--export_dir={exported}",
+        bench = peak_rss(["tftool", "benchmark", *common[:1], f"--export_dir={exported}",
                           "--name=m", "--threads=1", "--batch_sizes=1", "--xnnpack=on",
                           "--min_runs=5", "--min_seconds=0", "--warmup_runs=1",
                           "--warmup_seconds=0"])

@@ -53,7 +53,7 @@ def run(root, dataset, loaded, seed, config):
     workdir and scores it on `loaded` (the data.Dataset of `dataset`, loaded once per sweep);
     returns {wall_seconds, fit_seconds, images_per_second, gmacs_per_second,
     test/validation: (accuracy, [per-image correct])}."""
-    from tftool import data, io
+    from tftool import data, fileio
 
     slug = "default" if config in ("", "default") else common.slug(config)
     workdir = os.path.join(root, common.slug(dataset.replace("/", "_").replace(":", "_")),
@@ -64,7 +64,7 @@ def run(root, dataset, loaded, seed, config):
     start = time.perf_counter()
     common.cli("train", *args, log=workdir + ".log")
     wall = time.perf_counter() - start
-    metrics = io.read_json_object(os.path.join(workdir, "float", "metrics.json"))
+    metrics = fileio.read_json_object(os.path.join(workdir, "float", "metrics.json"))
     history = metrics.get("history", {})
     ips = history.get("images_per_second", [])
     gmacs = history.get("gmacs_per_second", [])
@@ -88,14 +88,14 @@ def main():
     parser.add_argument("--root", default="/tmp/tftool_photo_recipe")
     args = parser.parse_args()
 
-    from tftool import data, io, stats
+    from tftool import data, fileio, stats
 
     seeds = [int(s) for s in args.seeds.split(",")]
     configs = [c.strip() for c in (args.configs.split(";") if args.configs is not None
                                    else DEFAULT_CONFIGS)]
     os.makedirs(args.root, exist_ok=True)
     cache_path = os.path.join(args.root, "results.json")
-    cache = io.read_json_object(cache_path) or {}
+    cache = fileio.read_json_object(cache_path) or {}
     loaded = []  # the data set, read (and its images checked) once, when a run needs it
 
     def measured(seed, config):
@@ -104,7 +104,7 @@ def main():
             if not loaded:
                 loaded.append(data.load(args.dataset))
             cache[key] = run(args.root, args.dataset, loaded[0], seed, config)
-            io.write_json(cache_path, cache)  # atomic: an interrupted sweep keeps its cache
+            fileio.write_json(cache_path, cache)  # atomic: an interrupted sweep keeps its cache
         return cache[key]
 
     rows = []

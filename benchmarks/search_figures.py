@@ -34,7 +34,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def search(workdir, dataset, extra):
     """Runs tftool-search as a process; returns (seconds, summary.json)."""
     start = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "tftool.search", f"--workdir={workdir}",
+    proc = subprocess.run([sys.executable, "-m", "tftool", "search", f"--workdir={workdir}",
                            f"--dataset={dataset}", *extra], cwd=REPO, capture_output=True,
                           text=True)
     seconds = time.perf_counter() - start
@@ -94,7 +94,7 @@ def main():
               f"front {len(summary['front'])}")
         for row in summary["front"]:
             proc = subprocess.run(
-                [sys.executable, "-m", "tftool.export", f"--workdir={row['workdir']}",
+                [sys.executable, "-m", "tftool", "export", f"--workdir={row['workdir']}",
                  f"--export_dir={row['workdir']}/micro_check", "--micro",
                  "--micro_flash_kb=64", "--micro_ram_kb=16", "--max_accuracy_drop=1",
                  "--allow_chance_accuracy"], cwd=REPO, capture_output=True, text=True)

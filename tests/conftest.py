@@ -48,9 +48,9 @@ def digits_folder(tmp_path_factory, digits):
 
 
 def run_cli(module, *args, env=None, timeout=600):
-    """Runs `python -m tftool.<module> args...`; returns the CompletedProcess (text output)."""
+    """Runs `python -m tftool <module> args...`; returns the CompletedProcess (text output)."""
     full_env = {**os.environ, **(env or {})}
-    return subprocess.run([sys.executable, "-m", f"tftool.{module}", *args], cwd=REPO,
+    return subprocess.run([sys.executable, "-m", "tftool", module, *args], cwd=REPO,
                           env=full_env, capture_output=True, text=True, timeout=timeout)
 
 

@@ -93,7 +93,7 @@ def test_the_docstring_documents_every_flag_as_help_does(name):
 
 @pytest.mark.parametrize("name", ["train", "benchmark"])  # no TensorFlow import: quick
 def test_help_of_the_entry_point_and_of_the_function_say_the_same(name):
-    result = subprocess.run([sys.executable, "-m", f"tftool.{name}", "--help"], cwd=REPO,
+    result = subprocess.run([sys.executable, "-m", "tftool", name, "--help"], cwd=REPO,
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stderr
     shown = normal(result.stdout)

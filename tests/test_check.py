@@ -2,7 +2,8 @@ import os
 
 import pytest
 
-from conftest import error_lines, run_cli
+from conftest import error_lines
+from inprocess import run_main
 from tftool import models
 from tftool.optimize import check
 
@@ -74,23 +75,23 @@ def test_lambda_and_nested_model_block():
 def test_cli_names_the_layer_and_fails(unsupported_model, tmp_path):
     path = str(tmp_path / "bad.h5")
     unsupported_model.save(path)
-    result = run_cli("check", f"--model={path}")
+    result = run_main("check", f"--model={path}")
     assert result.returncode == 1, result.stderr[-2000:]
     assert "unsupported: prelu (PReLU)" in result.stdout
     assert "quantize: 2 layer(s) tfmot cannot quantize" in result.stdout
-    ok = run_cli("check", "--model=small_cnn", "--image_size=8", "--channels=1")
+    ok = run_main("check", "--model=small_cnn", "--image_size=8", "--channels=1")
     assert ok.returncode == 0, ok.stderr[-2000:]
     assert "quantize: OK" in ok.stdout and "prune: OK" in ok.stdout
 
 
 def test_quantize_stops_before_training(unsupported_model, tmp_path):
-    from tftool import io as workdir
+    from tftool import fileio as workdir
 
     work = tmp_path / "w"
     unsupported_model.save(str(work / "float" / "model.h5"))
     workdir.write_json(str(work / "float" / "config.json"), {"dataset": "digits",
                                                                "validation_fraction": 0.1})
-    result = run_cli("quantize", f"--workdir={work}")
+    result = run_main("quantize", f"--workdir={work}")
     assert result.returncode == 2
     line = error_lines(result.stderr)[-1]
     assert "tfmot cannot quantize 2 layer(s)" in line and "prelu (PReLU)" in line

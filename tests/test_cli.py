@@ -3,10 +3,14 @@ mains, Make's shared flags, flags.txt."""
 import glob
 import importlib
 import os
+import subprocess
+import sys
 
+import pytest
 from absl import flags
 
-from conftest import REPO
+from conftest import REPO, error_lines, run_cli
+from tftool import launch
 from tftool.cli import common
 
 ENTRY_POINTS = ("train", "quantize", "prune", "distill", "cluster", "export", "benchmark",
@@ -59,6 +63,10 @@ def test_flag_tables_name_what_the_libraries_have():
     from tftool.train import presets
     assert common.AUGMENTATIONS == data.AUGMENTATIONS
     assert common.PRESET_NAMES == presets.CHOICES
+    from tftool.cli import cluster as cluster_cli
+    from tftool.optimize import cluster, prune
+    assert cluster_cli.DEFAULTS["skip_layers"] == list(cluster.DEFAULT_SKIP)
+    assert common.FLAG_SPECS["skip_layers"].default == list(prune.DEFAULT_SKIP)
 
 
 def test_entry_points_are_short():
@@ -120,7 +128,7 @@ def test_the_console_script_help_lists_its_flags_and_stays_quiet():
 
     script = os.path.join(REPO, ".venv", "bin", "tftool-prune")
     command = [script] if os.path.exists(script) else [
-        __import__("sys").executable, "-m", "tftool.prune"]
+        __import__("sys").executable, "-m", "tftool", "prune"]
     result = subprocess.run([*command, "--help"], capture_output=True, text=True, timeout=300,
                             cwd=REPO)
     assert result.returncode == 0, result.stderr[-2000:]  # absl's own --help exits 1
@@ -134,3 +142,89 @@ def test_the_console_script_help_lists_its_flags_and_stays_quiet():
     bad = subprocess.run([*command, "--epochs=abc", "--help"], capture_output=True,
                          text=True, timeout=300, cwd=REPO)
     assert bad.returncode == 1 and "FATAL Flags parsing error" in bad.stderr, bad.stderr[-2000:]
+
+
+# ---- python -m tftool, light imports, renamed flags ------------------------------------------
+LIGHT = """
+import sys
+module = __import__("tftool.cli.{tool}", fromlist=["cli_main"])
+imported = "tensorflow" in sys.modules
+sys.argv = ["tftool-{tool}", "--help"]
+try:
+    module.cli_main()
+except SystemExit as e:
+    code = e.code
+print("RESULT", imported, "tensorflow" in sys.modules, code)
+"""
+
+
+@pytest.mark.parametrize("tool", launch.TOOLS)
+def test_cli_modules_and_their_help_import_no_tensorflow(tool):
+    """`import tftool.cli.<tool>` and its --help load no TensorFlow (heavy imports live inside
+    main), so --help and `python -m tftool` answer in a fraction of a second."""
+    result = subprocess.run([sys.executable, "-c", LIGHT.format(tool=tool)], cwd=REPO,
+                            capture_output=True, text=True, timeout=120)
+    assert result.stdout.splitlines()[-1] == "RESULT False False 0", (
+        result.stdout[-500:], result.stderr[-2000:])
+
+
+def test_python_m_tftool_lists_the_commands_and_refuses_an_unknown_one():
+    code = ("import runpy, sys; sys.argv = ['tftool']; "
+            "runpy.run_module('tftool', run_name='__main__'); "
+            "print('tensorflow' in sys.modules)")
+    listed = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True,
+                            text=True, timeout=120)
+    assert listed.returncode == 0, listed.stderr
+    lines = listed.stdout.splitlines()
+    assert lines[0].startswith("usage: python -m tftool <command>") and lines[-1] == "False"
+    for command in ("train", "quantize", "prune", "export", "benchmark", "check", "import"):
+        assert any(line.split()[:1] == [command] for line in lines), command
+    assert "import_model" not in listed.stdout  # one name per command: tftool-import's
+    helped = subprocess.run([sys.executable, "-m", "tftool", "--help"], cwd=REPO,
+                            capture_output=True, text=True, timeout=120)
+    assert helped.returncode == 0 and helped.stdout == listed.stdout.rsplit("False", 1)[0]
+    unknown = subprocess.run([sys.executable, "-m", "tftool", "prnue", "--workdir=w"], cwd=REPO,
+                             capture_output=True, text=True, timeout=120)
+    assert unknown.returncode == 2 and unknown.stdout == ""
+    assert unknown.stderr.splitlines() == [
+        "python -m tftool: error: unknown command 'prnue'; use one of train, quantize, prune, "
+        "distill, cluster, export, benchmark, check, predict, search, import"]
+    imported = run_cli("import", "--help")  # tftool-import, by its command name
+    assert imported.returncode == 0 and imported.stdout.startswith("Imports a trained Keras")
+
+
+def test_the_old_stages_flag_is_one_line_naming_num_stages(tmp_path):
+    from inprocess import run_main
+
+    result = run_cli("train", f"--workdir={tmp_path}", "--stages=2")  # before any work
+    assert result.returncode == 2, result.stderr
+    assert error_lines(result.stderr) == [
+        "tftool-train: error: --stages is now --num_stages: pass --num_stages=2"]
+    assert not os.listdir(tmp_path)
+    flagfile = tmp_path / "flags.txt"  # a flags.txt written before the rename
+    flagfile.write_text("--model=small_cnn\n--stages=3\n")
+    result = run_main("check", f"--flagfile={flagfile}")
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "tftool-check: error: --stages is now --num_stages: pass --num_stages=3")
+    values = flags.FlagValues()
+    common.define(("num_stages",), flag_values=values, key_module="/bin/tftool-train")
+    assert "--num_stages" in values.module_help("/bin/tftool-train")
+    assert "--stages" not in values.module_help("/bin/tftool-train")
+
+
+def test_num_stages_is_recorded_as_stages_so_older_workdirs_resume(tmp_path):
+    """config.json keeps small_cnn's builder argument name ("stages", as width and alpha keep
+    theirs): a workdir made before the rename resumes; a different depth names the flag."""
+    from types import SimpleNamespace
+
+    from tftool import UserError, jobs, stage_runner
+
+    job = jobs.float_job(None, SimpleNamespace(num_classes=3), (8, 8, 1), {}, num_stages=2)
+    assert job.settings["stages"] == 2 and "num_stages" not in job.settings
+    directory = str(tmp_path)
+    stage_runner.check_config(directory, job.settings)  # as an older tftool recorded it
+    stage_runner.check_config(directory, job.settings)  # the same run again: accepted
+    deeper = jobs.float_job(None, SimpleNamespace(num_classes=3), (8, 8, 1), {}, num_stages=3)
+    with pytest.raises(UserError, match=r"was made with --num_stages=2, not 3"):
+        stage_runner.check_config(directory, deeper.settings)

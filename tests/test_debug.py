@@ -112,13 +112,13 @@ def test_export_ships_int8_selective_when_the_gate_refuses_int8(setup, tmp_path,
     import os
 
     from inprocess import run_main
-    from tftool import io
+    from tftool import fileio
 
     _, broken, _, _, _, float_acc = setup
     common = [f"--workdir={tmp_path}/w", f"--data_dir={tfds_dir}"]
     result = run_main("train", *common, "--epochs=1", "--width=8", "--warmup_epochs=0")
     assert result.returncode == 0, result.stderr[-3000:]
-    io.save_model(broken, str(tmp_path / "w" / "float" / "model.h5"))  # the stage's model now
+    fileio.save_model(broken, str(tmp_path / "w" / "float" / "model.h5"))  # the stage's model now
     result = run_main("export", *common, f"--export_dir={tmp_path}/e", "--variants=int8")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "refused int8" in result.stdout and "trying int8_selective" in result.stdout

@@ -1,7 +1,10 @@
 """Surviving faults: SIGKILL mid-training, NaN loss, a full disk, bad files and bad flags.
 
 Every case of docs/reference.md's "When something is wrong" table is here: it must stop with one
-line (exit 2, no traceback) and leave what was already written intact.
+line (exit 2, no traceback) and leave what was already written intact. A case runs in its own
+process where the process is the point (a SIGKILL, the full disk patched into a fresh
+interpreter, --deterministic's process-wide op determinism, absl's own flag errors); the others
+run the same entry point's main in-process (tests/inprocess.py), seconds instead of a start-up.
 """
 import errno
 import json
@@ -45,9 +48,10 @@ def trained(tmp_path_factory, tfds_dir):
     work = tmp_path_factory.mktemp("faults")
     workdir, export_dir = str(work / "w"), str(work / "exported")
     common = [f"--workdir={workdir}", f"--data_dir={tfds_dir}"]
-    result = run_cli("train", *common, "--epochs=3")
+    # in-process: what the cases below test is the refusal, not this set-up's process
+    result = run_main("train", *common, "--epochs=3")
     assert result.returncode == 0, result.stderr[-3000:]
-    result = run_cli("export", *common, f"--export_dir={export_dir}", "--variants=float32")
+    result = run_main("export", *common, f"--export_dir={export_dir}", "--variants=float32")
     assert result.returncode == 0, result.stderr[-3000:]
     return workdir, export_dir, common
 
@@ -68,7 +72,7 @@ def snapshot(folder):
 # ---- resume after SIGKILL --------------------------------------------------------------------
 def test_sigkill_mid_training_then_rerun_resumes(tmp_path, tfds_dir):
     workdir = tmp_path / "w"
-    args = [sys.executable, "-m", "tftool.train", f"--workdir={workdir}",
+    args = [sys.executable, "-m", "tftool", "train", f"--workdir={workdir}",
             f"--data_dir={tfds_dir}", "--epochs=12"]
     marker = workdir / "float" / "backup" / "chief" / "checkpoint"  # written after each epoch
     proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.DEVNULL,
@@ -87,7 +91,8 @@ def test_sigkill_mid_training_then_rerun_resumes(tmp_path, tfds_dir):
     assert proc.returncode == -signal.SIGKILL
     assert not (workdir / "float" / "model.h5").exists()
 
-    result = run_cli("train", f"--workdir={workdir}", f"--data_dir={tfds_dir}", "--epochs=12")
+    # the resume runs in-process: the kill needed a process of its own, the resume does not
+    result = run_main("train", f"--workdir={workdir}", f"--data_dir={tfds_dir}", "--epochs=12")
     assert result.returncode == 0, result.stderr[-3000:]
     metrics = json.loads((workdir / "float" / "metrics.json").read_text())
     assert metrics["epochs"] == 12
@@ -161,8 +166,8 @@ def test_ckpt_holds_the_weights_fit_ended_with(tmp_path, digits):
 
 
 def test_nan_from_a_huge_learning_rate_is_one_line(tmp_path, tfds_dir):
-    result = run_cli("train", f"--workdir={tmp_path}/w", f"--data_dir={tfds_dir}", "--epochs=3",
-                     "--learning_rate=1e38")
+    result = run_main("train", f"--workdir={tmp_path}/w", f"--data_dir={tfds_dir}", "--epochs=3",
+                      "--learning_rate=1e38")
     assert result.returncode == 2
     assert last_line(result).startswith("tftool-train: error: loss became NaN/inf in epoch 1 (batch ")
     assert "lower --learning_rate (now 1e+38)" in last_line(result)
@@ -171,7 +176,7 @@ def test_nan_from_a_huge_learning_rate_is_one_line(tmp_path, tfds_dir):
 
 # ---- disk full -------------------------------------------------------------------------------
 def test_enospc_in_atomic_write_keeps_the_old_file(tmp_path, monkeypatch):
-    from tftool import UserError, io as workdir
+    from tftool import UserError, fileio as workdir
 
     path = str(tmp_path / "m.tflite")
     workdir.write_bytes(path, b"old complete file")
@@ -188,7 +193,7 @@ def test_enospc_in_atomic_write_keeps_the_old_file(tmp_path, monkeypatch):
 
 ENOSPC_EXPORT = textwrap.dedent("""
     import builtins, errno, sys
-    import tftool.io as workdir
+    import tftool.fileio as workdir
 
     class HalfThenFull:
         # writes half of what it is given, then fails as a full disk does
@@ -240,9 +245,9 @@ def test_benchmark_refuses_truncated_tflite(trained, tmp_path):
     good = (bad_dir / "digits_small_cnn_float32.tflite").read_bytes()
     (bad_dir / "digits_small_cnn_float32.tflite").write_bytes(good[:len(good) // 2])
     (bad_dir / "digits_small_cnn_notes.tflite").write_text("not a model\n")
-    result = run_cli("benchmark", *common, f"--export_dir={bad_dir}", "--min_runs=5",
-                     "--min_seconds=0", "--warmup_runs=1", "--warmup_seconds=0",
-                     "--threads=1", "--batch_sizes=1", "--xnnpack=on")
+    result = run_main("benchmark", *common, f"--export_dir={bad_dir}", "--min_runs=5",
+                      "--min_seconds=0", "--warmup_runs=1", "--warmup_seconds=0",
+                      "--threads=1", "--batch_sizes=1", "--xnnpack=on")
     assert result.returncode == 2
     line = last_line(result)
     assert line.startswith(f"tftool-benchmark: error: {bad_dir}/digits_small_cnn_")
@@ -265,7 +270,7 @@ def test_train_refuses_a_workdir_made_with_another_input_size(trained):
     workdir, _, common = trained
     before = snapshot(workdir)
     line = "was made with --image_size=8, not 16"  # the size it resolved and recorded
-    result = run_cli("train", *common, "--image_size=16")
+    result = run_main("train", *common, "--image_size=16")
     assert result.returncode == 2
     assert line in last_line(result) and "use another --workdir" in last_line(result)
     assert snapshot(workdir) == before
@@ -286,8 +291,8 @@ def test_corrupt_image_is_named_and_skip_corrupt_counts_it(digits_folder, digits
     assert len(list(ds.train.as_numpy_iterator())) == ds.num_train  # decodes every image
     assert len(list(ds.validation.as_numpy_iterator())) == ds.num_validation
 
-    result = run_cli("train", f"--workdir={tmp_path}/w", f"--dataset=folder:{root}",
-                     "--epochs=1")
+    result = run_main("train", f"--workdir={tmp_path}/w", f"--dataset=folder:{root}",
+                      "--epochs=1")
     assert result.returncode == 2
     assert last_line(result).startswith(f"tftool-train: error: --dataset=folder:{root}: cannot decode "
                                         f"{victim} (")

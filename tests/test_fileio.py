@@ -2,14 +2,14 @@ import os
 
 import pytest
 
-from tftool import UserError, io
+from tftool import UserError, fileio
 
 
 def test_atomic_write_keeps_old_file_on_failure(tmp_path):
     path = str(tmp_path / "model.tflite")
-    io.write_bytes(path, b"good")
+    fileio.write_bytes(path, b"good")
     with pytest.raises(RuntimeError):
-        with io.atomic_path(path) as tmp:
+        with fileio.atomic_path(path) as tmp:
             with open(tmp, "wb") as f:
                 f.write(b"half")
             raise RuntimeError("killed")
@@ -23,7 +23,7 @@ def test_damaged_json_is_one_user_error_naming_the_file(tmp_path, content):
     path = tmp_path / "metrics.json"
     path.write_bytes(content)
     with pytest.raises(UserError, match=rf"{path} is damaged \(not valid JSON: .*\); delete it"):
-        io.read_json(str(path))
+        fileio.read_json(str(path))
     assert path.read_bytes() == content  # nothing is "repaired" behind the user's back
 
 
@@ -31,13 +31,13 @@ def test_json_object_files_refuse_other_values(tmp_path):
     path = tmp_path / "config.json"
     path.write_text("[1, 2]")
     with pytest.raises(UserError, match=r"is damaged \(a JSON list, not an object\); run it again"):
-        io.read_json_object(str(path), fix="run it again")
-    assert io.read_json_object(str(tmp_path / "absent.json")) is None
+        fileio.read_json_object(str(path), fix="run it again")
+    assert fileio.read_json_object(str(tmp_path / "absent.json")) is None
 
 
 def test_load_missing_model_is_a_user_error(tmp_path):
     with pytest.raises(UserError, match="no model at"):
-        io.load_model(str(tmp_path / "model.h5"))
+        fileio.load_model(str(tmp_path / "model.h5"))
 
 
 def test_truncated_or_foreign_model_file_is_one_user_error(tmp_path):
@@ -47,7 +47,7 @@ def test_truncated_or_foreign_model_file_is_one_user_error(tmp_path):
     from tftool import models
 
     good = str(tmp_path / "good.h5")
-    io.save_model(models.build("small_cnn", (8, 8, 1), 10, width=4), good)
+    fileio.save_model(models.build("small_cnn", (8, 8, 1), 10, width=4), good)
     content = open(good, "rb").read()
     cases = {"truncated.h5": content[:len(content) // 2], "text.h5": b"not a model\n"}
     for name, data in cases.items():
@@ -57,5 +57,5 @@ def test_truncated_or_foreign_model_file_is_one_user_error(tmp_path):
     for name in (*cases, "foreign.h5"):
         with pytest.raises(UserError, match=rf"{name} is not a readable Keras model \(.*\); "
                                             r"run the stage"):
-            io.load_model(str(tmp_path / name))
-    assert io.load_model(good).count_params() > 0
+            fileio.load_model(str(tmp_path / name))
+    assert fileio.load_model(good).count_params() > 0

@@ -472,7 +472,7 @@ def folder_export(tmp_path_factory, digits):
     Returns dict: dataset, model, export_dir, name ("digits28"), cname ("digits28_int8")."""
     from PIL import Image
 
-    from tftool import io, stages
+    from tftool import fileio, stages
     from tftool.export import variants
 
     root = tmp_path_factory.mktemp("digits28")
@@ -492,7 +492,7 @@ def folder_export(tmp_path_factory, digits):
     model.fit(data.pipeline(dataset.train, FOLDER_SIZE, 32, training=True, seed=0), epochs=3,
               verbose=0)
     workdir, export_dir = str(root / "work"), str(root / "exported")
-    io.save_model(model, stages.model_path(workdir, "float"))
+    fileio.save_model(model, stages.model_path(workdir, "float"))
     representative = data.representative_dataset(dataset, FOLDER_SIZE)
     written, refused = variants.export(workdir, export_dir, "digits28", dataset, FOLDER_SIZE,
                                        ["int8"], representative, max_accuracy_drop=1.0,

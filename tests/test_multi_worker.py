@@ -36,7 +36,7 @@ def test_two_workers_train_in_sync_and_only_the_chief_writes(tmp_path, tfds_dir,
     del digits  # prepared in tfds_dir first: two workers must not build it concurrently
     workdir = tmp_path / "w"
     ports = free_ports(2)
-    args = [sys.executable, "-m", "tftool.train", "--strategy=multi_worker",
+    args = [sys.executable, "-m", "tftool", "train", "--strategy=multi_worker",
             f"--workdir={workdir}", f"--data_dir={tfds_dir}", "--epochs=5",
             "--per_replica_batch_size=32"]
     logs = [open(tmp_path / f"worker{i}.log", "w+") for i in range(2)]

@@ -135,7 +135,7 @@ def test_train_under_mixed_bfloat16_learns_and_saves_float32(cpu_only, tmp_path,
     import json
 
     from inprocess import run_main
-    from tftool import data, evaluate, io
+    from tftool import data, evaluate, fileio
 
     cpu_only.setattr(precision, "cpu_flags", lambda: {"avx512_bf16"})
     result = run_main("train", f"--workdir={tmp_path}/w", f"--data_dir={tfds_dir}",
@@ -146,7 +146,7 @@ def test_train_under_mixed_bfloat16_learns_and_saves_float32(cpu_only, tmp_path,
     assert (metrics["dtype_policy"], metrics["mixed_precision"]) == ("mixed_bfloat16", "auto")
     # float32 reaches 0.805 in this setting (bfloat16 0.794 here); chance is 0.10
     assert metrics["test_accuracy"] >= 0.70, metrics
-    model = io.load_model(str(tmp_path / "w" / "float" / "model.h5"))
+    model = fileio.load_model(str(tmp_path / "w" / "float" / "model.h5"))
     assert precision.is_float32(model)
     dataset = data.load("digits", data_dir=tfds_dir)
     saved = evaluate.keras_metrics(model, dataset, tuple(metrics["input_shape"][:2]))

@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from tftool import models, io as workdir
+from tftool import fileio as workdir, models
 from tftool.optimize import qat
 
 
@@ -125,8 +125,8 @@ def test_cqat_keeps_clusters_where_plain_qat_does_not(digits, tmp_path):
 
 @pytest.mark.parametrize("scheme", ["cluster_preserve", "cluster_prune_preserve"])
 def test_cqat_model_loads_by_rebuilding(scheme, tmp_path):
-    """keras load_model drops the cluster-preserve quantizers (tfmot 0.8.1), so io.load_model
-    fails; qat.load rebuilds from the source model and loads the weights."""
+    """keras load_model drops the cluster-preserve quantizers (tfmot 0.8.1), so
+    fileio.load_model fails; qat.load rebuilds from the source model and loads the weights."""
     source = _pruned_clustered()
     q = qat.apply(source, scheme)
     rng = np.random.RandomState(0)
@@ -135,7 +135,7 @@ def test_cqat_model_loads_by_rebuilding(scheme, tmp_path):
     path = str(tmp_path / "model.h5")
     workdir.save_model(q, path)
     from tftool import UserError
-    # io.load_model reports it as an unreadable file, though the file is fine
+    # fileio.load_model reports it as an unreadable file, though the file is fine
     with pytest.raises(UserError, match="Weight count mismatch"):
         workdir.load_model(path)
     x = rng.rand(4, 8, 8, 1).astype(np.float32)

@@ -140,7 +140,7 @@ def test_best_flags_rebuild_the_chosen_model(searched, tfds_dir):
 
 def _search_process(work, tfds_dir, *args, env=None):
     return subprocess.Popen(
-        [sys.executable, "-m", "tftool.search", f"--workdir={work}", f"--data_dir={tfds_dir}",
+        [sys.executable, "-m", "tftool", "search", f"--workdir={work}", f"--data_dir={tfds_dir}",
          *TINY, "--search_variants=int8", *args], cwd=REPO,
         env={**os.environ, **(env or {})}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
         text=True, start_new_session=True)

@@ -2,7 +2,8 @@
 
 Importing this package selects Keras 2 (``tf_keras``) for TensorFlow, because
 tensorflow-model-optimization does not work with Keras 3. The variable must be set before
-TensorFlow itself is imported, so every tftool module imports this package first.
+TensorFlow itself is imported; Python runs this file before any module of the package
+(`import tftool.x` imports `tftool` first), so no module needs to import it for that.
 
 The Python API is `tftool.api` (api.train, api.quantize, api.export, api.benchmark, ...): the
 commands as functions, loaded on first use so that `import tftool` stays light.

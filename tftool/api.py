@@ -29,7 +29,6 @@ import textwrap
 import threading
 from typing import Any, Callable, Optional, Tuple
 
-import tftool  # noqa: F401  (Keras 2 before TensorFlow)
 from tftool import UserError
 
 
@@ -91,26 +90,26 @@ def _export_name(values):
 def _cards(values, _):
     """{variant: model card + "path", "size_bytes"} of EXPORT_DIR's .tflite files of this
     model."""
-    from tftool import io
+    from tftool import fileio
     from tftool.benchmark import suite
 
     cards = {}
     for variant, path in suite.exported_files(values.export_dir, _export_name(values)).items():
-        card = io.read_json_object(os.path.splitext(path)[0] + ".json") or {}
+        card = fileio.read_json_object(os.path.splitext(path)[0] + ".json") or {}
         cards[variant] = {**card, "path": path, "size_bytes": os.path.getsize(path)}
     return cards
 
 
 def _benchmark_rows(values, _):
-    from tftool import io
+    from tftool import fileio
 
-    return io.read_json(os.path.join(values.export_dir, "benchmark.json"))
+    return fileio.read_json(os.path.join(values.export_dir, "benchmark.json"))
 
 
 def _search_summary(values, _):
-    from tftool import io
+    from tftool import fileio
 
-    return io.read_json_object(os.path.join(values.workdir, "search", "summary.json"))
+    return fileio.read_json_object(os.path.join(values.workdir, "search", "summary.json"))
 
 
 def _predict(values, images):

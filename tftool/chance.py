@@ -7,8 +7,6 @@ import dataclasses
 import math
 from typing import Optional
 
-import tftool  # noqa: F401
-
 
 @dataclasses.dataclass(frozen=True)
 class Verdict:

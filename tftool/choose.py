@@ -11,7 +11,7 @@ candidate's own validation accuracy).
 """
 import os
 
-from tftool import UserError, io, stage_runner, stages, stats
+from tftool import UserError, fileio, stage_runner, stages, stats
 
 
 def scratch_context(context, stage, candidate, inputs):
@@ -94,8 +94,8 @@ def adopt(stage, source, settings, context, extra_metrics, free=()):
     with (stage_runner.stage_lock(out) if context.chief else contextlib.nullcontext()):
         stage_runner.check_config(out, dict(settings), overwrite=context.overwrite,
                                   write=context.chief, free=free)
-        model = io.load_model(os.path.join(source, stages.MODEL_FILE))
-        metrics = io.read_json_object(os.path.join(source, "metrics.json")) or {}
+        model = fileio.load_model(os.path.join(source, stages.MODEL_FILE))
+        metrics = fileio.read_json_object(os.path.join(source, "metrics.json")) or {}
         # the candidate was scored on validation only: score the stage's other splits (test)
         missing = tuple(s for s in context.splits if f"{s}_accuracy" not in metrics)
         metrics = {**metrics, **evaluate.keras_metrics(model, context.dataset,

@@ -13,7 +13,6 @@ ends in softmax against the Keras model that ends in logits).
 """
 import numpy as np
 
-import tftool  # noqa: F401  (Keras 2 before TensorFlow)
 from tftool import stats
 
 # The key of evaluate()'s per-image correctness (bool [n] numpy array, in split order). It is

@@ -10,7 +10,6 @@ import contextlib
 import errno
 import json
 import os
-import shutil
 import tempfile
 
 from tftool import UserError

@@ -17,8 +17,6 @@ import os
 import shutil
 import tempfile
 
-import tftool  # noqa: F401  (Keras 2 before TensorFlow)
-
 import tensorflow as tf
 import tf_keras as keras
 
@@ -81,6 +79,19 @@ def probabilities_out(model):
             layer.emit_probabilities = False
 
 
+def count_params(model):
+    """model.count_params() plus the variables inside its SavedModelLayers, which Keras does
+    not see as weights (an imported subclassed model would count 0 parameters)."""
+    total = int(model.count_params())
+    for layer in getattr(model, "layers", []):
+        if isinstance(layer, SavedModelLayer):
+            if layer._loaded is None:  # noqa: SLF001  (built on first call)
+                layer.build(model.input_shape)
+            variables = getattr(layer._loaded, "all_variables", [])  # noqa: SLF001
+            total += sum(int(tf.size(v)) for v in variables)
+    return total
+
+
 def save(source, folder, input_shape):
     """Writes `source`'s inference function (training=False) as a SavedModel to `folder`
     (replaced atomically: written beside it, then renamed). Returns `folder`.
@@ -90,6 +101,7 @@ def save(source, folder, input_shape):
     """
     module = tf.Module()
     module.model = source
+    module.all_variables = list(source.variables)  # count_params reads them back
     module.serve = tf.function(lambda x: source(x, training=False),
                                input_signature=[tf.TensorSpec((None, *input_shape), tf.float32)])
     parent = os.path.dirname(os.path.abspath(folder))

@@ -29,7 +29,6 @@ import zipfile
 
 import numpy as np
 
-import tftool  # noqa: F401  (Keras 2 before TensorFlow)
 from tftool import UserError
 
 # --input_range -> (scale, offset) mapping [0, 1] pixels to the range the model expects
@@ -439,7 +438,7 @@ def import_float(context, path, source, kind, input_range="auto", max_output_dif
         beyond the tolerance, no range better than chance, a near-chance model, a folder made
         from another model (without --overwrite), a locked folder.
     """
-    from tftool import evaluate, fileio, stage_runner, stages
+    from tftool import evaluate, fileio, graphless, stage_runner, stages
     from tftool.train import presets
 
     workdir, dataset, size = context.workdir, context.dataset, tuple(context.image_size)
@@ -469,7 +468,7 @@ def import_float(context, path, source, kind, input_range="auto", max_output_dif
                 "validation_split": dataset.validation_split, "test_split": dataset.test_split,
                 "stage": "float", "model": settings["model"], "dataset": dataset.name,
                 "input_shape": list(model.input_shape[1:]), "class_names": dataset.class_names,
-                "params": int(model.count_params()),
+                "params": graphless.count_params(model),
                 # what later stages fine-tune with: the images a model of this data trains on
                 "augment": True, "augmentation": preset.augmentation,
                 "hflip": dataset.hflip_safe if preset.hflip is None else preset.hflip,

@@ -6,8 +6,6 @@ it (e.g. tests/test_convert.py, test_qat.py, test_cluster.py, test_runner.py).
 """
 import contextlib
 
-import tftool  # noqa: F401  (Keras 2 before TensorFlow)
-
 
 def ops_details(interpreter):
     """The op graph of a LiteRT Interpreter: [{"op_name", "inputs", "outputs", ...}].

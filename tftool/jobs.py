@@ -7,8 +7,7 @@ a stage trains and records, whoever runs it. DEFAULTS holds each stage's trainin
 """
 import os
 
-import tftool  # noqa: F401  (Keras 2 before TensorFlow)
-from tftool import io, stage_runner, stages
+from tftool import fileio, stage_runner, stages
 from tftool.train import presets
 
 # The float stage's defaults are the digits preset's (train/presets.py, their one home; what
@@ -60,13 +59,17 @@ def train_config(stage_kind, **overrides):
 
 
 def float_job(config, dataset, input_shape, settings, model="small_cnn", width=None, alpha=1.0,
-              weights=None, stages=None, minimalistic=False, freeze_backbone_epochs=0,
+              weights=None, num_stages=None, minimalistic=False, freeze_backbone_epochs=0,
               metrics_extra=None, whitening=True):
     """The float stage: models.build(model, input_shape, classes, ...) trained on the labels.
 
     Args:
       config: TrainConfig; dataset: data.Dataset; input_shape: (H, W, C).
       settings: the data settings config.json records (stage_runner.data_settings).
+      num_stages: small_cnn's depth (--num_stages), its builder's `stages` argument; config.json
+        and metrics.json record it as "stages", as they record the builder's other arguments
+        under their own names (width, alpha, ...), so workdirs made before the flag's rename
+        resume and skip as before.
       metrics_extra: more metrics.json figures (the precision policy, ...).
       whitening: initialize a whitening stem (airbench's) from the training images
         (models.init_whitening); models without one ignore it.
@@ -74,7 +77,7 @@ def float_job(config, dataset, input_shape, settings, model="small_cnn", width=N
     from tftool import models
 
     width = models.resolved(model, width=width)["width"]  # the builder's default when None
-    build_kwargs = {"width": width, "alpha": alpha, "weights": weights, "stages": stages,
+    build_kwargs = {"width": width, "alpha": alpha, "weights": weights, "stages": num_stages,
                     "minimalistic": minimalistic}
 
     def build():
@@ -92,14 +95,14 @@ def float_job(config, dataset, input_shape, settings, model="small_cnn", width=N
         settings={**settings, "model": model, "width": width, "alpha": alpha,
                   "weights": weights, "freeze_backbone_epochs": freeze_backbone_epochs,
                   **({"whitening": whitening} if model == "airbench" else {}),
-                  **({"stages": stages} if stages is not None else {}),
+                  **({"stages": num_stages} if num_stages is not None else {}),
                   **({"minimalistic": True} if minimalistic else {})},
         # airbench trains with a scale on its logits; the saved model has it folded in
         finish=models.fold_logit_scale,
         free=("skip_corrupt",),
         metrics=lambda m: {"model": model, "dataset": dataset.name,
                            "input_shape": list(input_shape), "class_names": dataset.class_names,
-                           **({"stages": stages} if stages is not None else {}),
+                           **({"stages": num_stages} if num_stages is not None else {}),
                            **(metrics_extra or {})})
 
 
@@ -119,8 +122,9 @@ def qat_job(workdir, config, source="float", preserve_sparsity=None):
         stage=stage, config=config, inputs=[path],
         settings={"from": source, "preserve_sparsity": preserve},
         # Pre-flight: name every layer tfmot cannot quantize before any training time.
-        preflight=lambda: check.require_supported(io.load_model(path), "quantize", path, scheme),
-        build=lambda: qat.apply(io.load_model(path), scheme=scheme),
+        preflight=lambda: check.require_supported(fileio.load_model(path), "quantize", path,
+                                                  scheme),
+        build=lambda: qat.apply(fileio.load_model(path), scheme=scheme),
         metrics=lambda model: {"from": source, "scheme": scheme, "qat": True}), stage
 
 
@@ -135,7 +139,7 @@ def prune_job(workdir, config, total_steps, target_sparsity, skip_layers, initia
 
     stage = "pruned_2by4" if m_by_n else "pruned"
     path = stages.model_path(workdir, "float")
-    source = io.load_model(path)
+    source = fileio.load_model(path)
     schedule = None if m_by_n else prune.schedule_steps(
         total_steps, initial_sparsity, target_sparsity, begin_step, end_step, frequency)
     target = {"sparsity_m_by_n": list(m_by_n)} if m_by_n else {
@@ -147,7 +151,7 @@ def prune_job(workdir, config, total_steps, target_sparsity, skip_layers, initia
         # run_or_skip), then the layers --skip_layers leaves
         preflight=lambda: (check.require_supported(source, "prune", path),
                            prune.select_layers(source, skip_layers)),
-        build=lambda: prune.apply(io.load_model(path), schedule, skip_layers, m_by_n),
+        build=lambda: prune.apply(fileio.load_model(path), schedule, skip_layers, m_by_n),
         callbacks=lambda out: prune.callbacks(os.path.join(out, "logs", "pruning")),
         finish=prune.strip,
         metrics=lambda model: {
@@ -174,8 +178,8 @@ def cluster_job(workdir, config, skip_layers, source="float", number_of_clusters
     return stage_runner.Job(
         stage=stage, config=config, inputs=[path],
         settings={"from": source, **options, "skip_layers": list(skip_layers)},
-        preflight=lambda: cluster.select_layers(io.load_model(path), skip_layers),
-        build=lambda: cluster.apply(io.load_model(path), skip=skip_layers, **options),
+        preflight=lambda: cluster.select_layers(fileio.load_model(path), skip_layers),
+        build=lambda: cluster.apply(fileio.load_model(path), skip=skip_layers, **options),
         finish=cluster.strip,
         metrics=lambda model: {"from": source, **options, "unique_values": cluster.unique_values(
             model, per_channel)}), stage

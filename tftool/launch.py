@@ -1,4 +1,4 @@
-"""The console scripts (tftool-train, ...) and `python -m tftool.<tool>` start here.
+"""The console scripts (tftool-train, ...) and `python -m tftool <command>` start here.
 
 This module imports nothing heavy: it quiets the terminal *before* TensorFlow is imported
 (tftool/quiet.py: TensorFlow's C++ start-up lines cannot be silenced once it is loaded), then
@@ -13,6 +13,10 @@ import sys
 
 TOOLS = ("train", "quantize", "prune", "distill", "cluster", "export", "benchmark", "check",
          "predict", "search", "import_model")
+# `python -m tftool <command>`: the console script's name without "tftool-" -> its cli/ module
+# (tftool-import's is import_model: `import` cannot name a Python function or module).
+COMMANDS = {("import" if tool == "import_model" else tool): tool for tool in TOOLS}
+HELP = ("-h", "--help", "-?", "--helpshort", "--helpfull", "help")
 
 
 def verbose(argv):
@@ -45,6 +49,34 @@ def main(tool, argv=None):
         except OSError:  # no pipe or process to spare: run unfiltered
             pass
     importlib.import_module(f"tftool.cli.{tool}").cli_main()
+
+
+def usage():
+    """What `python -m tftool` prints: the commands, each with its module's first line."""
+    lines = ["usage: python -m tftool <command> [--flag=value ...]",
+             "The same as the console script tftool-<command>; "
+             "`python -m tftool <command> --help` lists its flags.", "", "commands:"]
+    for command, tool in COMMANDS.items():
+        doc = importlib.import_module(f"tftool.cli.{tool}").__doc__ or ""
+        lines.append(f"  {command:<10}  {doc.split(': `', 1)[0].strip()}")
+    return "\n".join(lines)
+
+
+def command_main(argv=None):
+    """`python -m tftool <command> [flags]` (tftool/__main__.py): runs main(COMMANDS[command])
+    with the command's flags, as tftool-<command> does. No command, or a help flag instead of
+    one: prints usage() and returns (exit 0); an unknown command: one line, exit status 2."""
+    argv = sys.argv if argv is None else argv
+    if len(argv) < 2 or argv[1] in HELP:
+        print(usage())
+        return
+    tool = COMMANDS.get(argv[1])
+    if tool is None:
+        print(f"python -m tftool: error: unknown command {argv[1]!r}; use one of "
+              f"{', '.join(COMMANDS)}", file=sys.stderr)
+        sys.exit(2)
+    sys.argv = [argv[0], *argv[2:]]  # absl parses the command's flags, as the script's
+    main(tool, sys.argv)
 
 
 def _entry(tool):

@@ -3,7 +3,6 @@ that take float32 [N, H, W, C] images in [0, 1] and return float32 [N, num_class
 import math
 import os
 
-import tftool  # noqa: F401  (Keras 2 before TensorFlow)
 from tftool import UserError
 
 import tensorflow as tf

@@ -29,7 +29,6 @@ import tempfile
 
 import numpy as np
 
-import tftool  # noqa: F401  (Keras 2 before TensorFlow)
 from tftool import UserError
 
 INPUT_NAME = "image"

@@ -18,7 +18,6 @@ Source: the Keras functional API's serialization (keras.io/guides/serialization_
 """
 import inspect
 
-import tftool  # noqa: F401  (Keras 2 before TensorFlow)
 from tftool import UserError
 
 NESTED = ("Functional", "Model", "Sequential")

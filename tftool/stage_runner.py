@@ -29,8 +29,7 @@ import shutil
 import tempfile
 from typing import Callable, Mapping, Optional, Sequence
 
-import tftool  # noqa: F401  (Keras 2 before TensorFlow)
-from tftool import UserError, io, stages
+from tftool import UserError, fileio, stages
 
 from absl import logging
 
@@ -77,6 +76,11 @@ def _shown(value):
     return "(default)" if value is None else value
 
 
+# config.json keys that a flag of another name sets: "stages" is small_cnn's builder argument,
+# recorded under that name since before the flag became --num_stages.
+FLAG_OF_SETTING = {"stages": "num_stages"}
+
+
 def check_config(directory, config, overwrite=False, write=True, free=()):
     """Guards a stage folder against mixing two different runs.
 
@@ -90,17 +94,18 @@ def check_config(directory, config, overwrite=False, write=True, free=()):
       UserError: a differing setting; config.json damaged (not a JSON object).
     """
     path = os.path.join(directory, "config.json")
-    old = io.read_json_object(path, fix="delete it, or pass --overwrite to start this stage "
-                                        "again")
+    old = fileio.read_json_object(path, fix="delete it, or pass --overwrite to start this "
+                                            "stage again")
     if old is not None and not overwrite:
         for key, value in config.items():
             if key in old and key not in free and old[key] != value:
+                flag = FLAG_OF_SETTING.get(key, key)
                 raise UserError(
-                    f"{directory} was made with --{key}={_shown(old[key])}, not "
+                    f"{directory} was made with --{flag}={_shown(old[key])}, not "
                     f"{_shown(value)}: use another --workdir, or pass --overwrite to start "
                     f"this stage again")
     if write:
-        io.write_json(path, config)
+        fileio.write_json(path, config)
 
 
 def clear_training_state(directory):
@@ -112,7 +117,7 @@ def clear_training_state(directory):
 def mark_skipped(workdir, stage, record):
     """Writes WORKDIR/<stage>/skipped.json (stages.SKIPPED_FILE) atomically: the stage was
     skipped (tfmot cannot take its input model) and why. `record` holds at least "reason"."""
-    io.write_json(stages.skipped_path(workdir, stage), {"stage": stage, **record})
+    fileio.write_json(stages.skipped_path(workdir, stage), {"stage": stage, **record})
 
 
 def clear_skipped(directory):
@@ -139,10 +144,10 @@ def load_stage_model(workdir, stage):
     """
     path = stages.model_path(workdir, stage)
     if stage not in stages.REBUILT_QAT:
-        return io.load_model(path)
+        return fileio.load_model(path)
     from tftool.optimize import qat
 
-    source = io.load_model(stages.model_path(workdir, stages.get(stage).input))
+    source = fileio.load_model(stages.model_path(workdir, stages.get(stage).input))
     if not os.path.isfile(path):
         raise UserError(stages.missing_model_message(workdir, stage))
     try:
@@ -195,7 +200,7 @@ def data_settings(workdir, stage, given, explicit=()):
         settings = {k: given.get(k) for k in DATA_SETTINGS}
         settings["dataset"] = settings["dataset"] or "digits"
         return {**settings, "skip_corrupt": bool(given.get("skip_corrupt"))}
-    float_config = io.read_json_object(
+    float_config = fileio.read_json_object(
         os.path.join(stages.stage_dir(workdir, "float"), "config.json"),
         fix="run `tftool-train --overwrite` again")
     if float_config is None:
@@ -424,7 +429,7 @@ def guard_chance(out, model, metrics, context, train_accuracy):
         return
     path = os.path.join(out, NEAR_CHANCE_MODEL)
     if context.chief:
-        io.save_model(model, path)
+        fileio.save_model(model, path)
     raise UserError(f"{verdict.message(out)}. Not written as {stages.MODEL_FILE}; saved to "
                     f"{path} for inspection. Pass --allow_chance_accuracy to write it anyway")
 
@@ -439,9 +444,9 @@ def write_stage(out, model, metrics, flags_text, chief=True):
     """
     target = out if chief else tempfile.mkdtemp(prefix="tftool_workertemp_")
     try:
-        io.save_model(model, os.path.join(target, stages.MODEL_FILE))
-        io.write_text(os.path.join(target, "flags.txt"), flags_text)
-        io.write_json(os.path.join(target, "metrics.json"), metrics)
+        fileio.save_model(model, os.path.join(target, stages.MODEL_FILE))
+        fileio.write_text(os.path.join(target, "flags.txt"), flags_text)
+        fileio.write_json(os.path.join(target, "metrics.json"), metrics)
         clear_skipped(target)  # (choose.adopt writes a stage here without run's pre-flight)
     finally:
         if not chief:

@@ -112,10 +112,10 @@ def has_model(workdir, name):
 
 def read_metrics(workdir, name):
     """WORKDIR/<name>/metrics.json as a dict, or None. Raises UserError when damaged."""
-    from tftool import io
+    from tftool import fileio
 
-    return io.read_json_object(os.path.join(stage_dir(workdir, name), "metrics.json"),
-                               fix=f"run `{get(name).command} --overwrite` again")
+    return fileio.read_json_object(os.path.join(stage_dir(workdir, name), "metrics.json"),
+                                   fix=f"run `{get(name).command} --overwrite` again")
 
 
 # Written instead of a model when a stage was skipped under make because tfmot cannot take
@@ -133,12 +133,12 @@ def read_skipped(workdir, name):
     """The skip record of WORKDIR/<name> (a dict with at least "reason"), or None when the
     stage was not skipped or has a model (a record beside a model is stale). Raises UserError
     when damaged."""
-    from tftool import io
+    from tftool import fileio
 
     if has_model(workdir, name):
         return None
-    record = io.read_json_object(skipped_path(workdir, name),
-                                 fix=f"delete it, or run `{get(name).command}` again")
+    record = fileio.read_json_object(skipped_path(workdir, name),
+                                     fix=f"delete it, or run `{get(name).command}` again")
     return record if record and record.get("reason") else None
 
 

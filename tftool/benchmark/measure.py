@@ -16,8 +16,6 @@ import os
 import subprocess
 import sys
 
-import tftool  # noqa: F401  (Keras 2 before TensorFlow)
-
 MARKER = "TFTOOL_RESULT "
 
 
@@ -42,11 +40,11 @@ def keras_latency_task(model_path, input_shape, num_threads, batch_sizes, timing
 
     Returns: [latency_stats dict] in the order of `batch_sizes`.
     """
-    from tftool import io
+    from tftool import fileio
     from tftool.benchmark import timing as timing_lib
 
     timing_lib.set_tf_threads(num_threads)  # before TensorFlow's first op
-    model = io.load_model(model_path)
+    model = fileio.load_model(model_path)
     return [timing_lib.keras_latency(model, tuple(input_shape), b, **timing) for b in batch_sizes]
 
 
@@ -90,12 +88,12 @@ def memory_task(path, fmt, num_threads):
     from tftool.benchmark import timing
 
     if fmt == "keras":
-        from tftool import io
+        from tftool import fileio
         import tensorflow as tf  # noqa: F401
 
         timing.set_tf_threads(num_threads)
         runtime = _rss_bytes()
-        model = io.load_model(path)
+        model = fileio.load_model(path)
         model(timing.fixed_input(1, tuple(model.input_shape[1:])), training=False).numpy()
     elif fmt == "tflite":
         from tftool.litert import Runner, to_pixels

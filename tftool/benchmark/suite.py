@@ -13,8 +13,7 @@ import glob
 import os
 import platform
 
-import tftool  # noqa: F401  (Keras 2 before TensorFlow)
-from tftool import UserError, evaluate, io, progress, stages
+from tftool import UserError, evaluate, fileio, progress, stages
 from tftool.benchmark import measure, report, rows as rows_lib, timing
 
 # Cores this process may run on (affinity / cgroup cpusets), not the machine's total.
@@ -147,7 +146,7 @@ def measure_all(workdir, export_dir, name, dataset, image_size, threads, batch_s
 
     files = exported_files(export_dir, name)
     float_path = stages.model_path(workdir, "float")
-    scorers = {("float", None): evaluate.keras_scorer(io.load_model(float_path))}
+    scorers = {("float", None): evaluate.keras_scorer(fileio.load_model(float_path))}
     for variant, path in files.items():
         for use_xnnpack in xnnpack:
             scorers[(variant, use_xnnpack)] = evaluate.tflite_scorer(
@@ -250,7 +249,7 @@ def write_outputs(export_dir, name, rows, threads, batch_sizes, timing_settings,
         if entry["format"] in ("tflite", "onnx"):
             path = _card_path(export_dir, name, entry["variant"], entry["format"])
             key = (entry["variant"], entry["format"])
-            cards[key] = (path, io.read_json_object(path, fix="run tftool-export again"))
+            cards[key] = (path, fileio.read_json_object(path, fix="run tftool-export again"))
             card = cards[key][1] or {}
             entry["micro"] = None if (card.get("micro") or {}).get("stale") else card.get("micro")
             entry["file"] = card.get("file")
@@ -291,16 +290,16 @@ def write_outputs(export_dir, name, rows, threads, batch_sizes, timing_settings,
                                       num_test=examples, gate=gate,
                                       runtimes=report.runtime_table(rows),
                                       workdir=workdir, export_dir=export_dir)
-    io.write_json(os.path.join(export_dir, "benchmark.json"), rows)
-    io.write_json(os.path.join(export_dir, SETTINGS_FILE), {
+    fileio.write_json(os.path.join(export_dir, "benchmark.json"), rows)
+    fileio.write_json(os.path.join(export_dir, SETTINGS_FILE), {
         "threads": threads, "batch_sizes": batch_sizes, "timing_settings": timing_settings,
         "max_cv": max_cv, "load_before": load_before, "examples": examples,
         "num_classes": num_classes, "workdir": workdir, "meta": meta})
-    io.write_text(os.path.join(export_dir, "benchmark.md"),
-                  f"# {name}: every benchmark row ({examples} test images)\n\n"
-                  f"{report.markdown_table(rows)}")
-    io.write_text(os.path.join(export_dir, "report.md"), summary)
-    io.write_bytes(os.path.join(export_dir, "report.png"), report.plot_png(
+    fileio.write_text(os.path.join(export_dir, "benchmark.md"),
+                      f"# {name}: every benchmark row ({examples} test images)\n\n"
+                      f"{report.markdown_table(rows)}")
+    fileio.write_text(os.path.join(export_dir, "report.md"), summary)
+    fileio.write_bytes(os.path.join(export_dir, "report.png"), report.plot_png(
         entries, f"{name}: {examples} test images, batch 1"))
     for entry in entries:
         path, card = cards.get((entry["variant"], entry["format"]), (None, None))
@@ -309,7 +308,7 @@ def write_outputs(export_dir, name, rows, threads, batch_sizes, timing_settings,
         variant_rows = [r for r in rows
                         if r["variant"] == entry["variant"] and r["format"] == entry["format"]]
         card["benchmark"] = card_benchmark(variant_rows, entry, meta, export_dir)
-        io.write_json(path, card)
+        fileio.write_json(path, card)
     return summary
 
 
@@ -329,17 +328,17 @@ def refresh_report(export_dir, name):
       UserError: a damaged benchmark.json, SETTINGS_FILE or card.
     """
     fix = "run tftool-benchmark again"
-    rows = io.read_json(os.path.join(export_dir, "benchmark.json"), fix=fix)
+    rows = fileio.read_json(os.path.join(export_dir, "benchmark.json"), fix=fix)
     if not rows:
         return None, f"no benchmark in {export_dir} yet"
-    settings = io.read_json_object(os.path.join(export_dir, SETTINGS_FILE), fix=fix)
+    settings = fileio.read_json_object(os.path.join(export_dir, SETTINGS_FILE), fix=fix)
     if not settings:
         return None, "its benchmark was written by an older tftool"
     measured_files = {(r["variant"], r["format"], os.path.basename(r["path"])) for r in rows
                       if r["format"] in ("tflite", "onnx")}
     for variant, fmt, base in sorted(measured_files):
         file = os.path.join(export_dir, base)
-        card = io.read_json_object(_card_path(export_dir, name, variant, fmt), fix=fix) or {}
+        card = fileio.read_json_object(_card_path(export_dir, name, variant, fmt), fix=fix) or {}
         measured = card.get("benchmark") or {}
         if (not os.path.exists(file) or measured.get("stale")
                 or measured.get("file_sha256") != _sha256(file)):

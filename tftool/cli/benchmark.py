@@ -1,11 +1,10 @@
 """Measures the float Keras model and every exported .tflite: `tftool-benchmark`.
 
-Example: python -m tftool.benchmark --workdir=workdir --export_dir=exported
+Example: python -m tftool benchmark --workdir=workdir --export_dir=exported
 Accuracy, agreement, size and latency per --threads × --batch_sizes × --xnnpack setting;
 writes EXPORT_DIR/benchmark.{json,md}, report.{md,png} and the model cards' figures
 (benchmark/suite.py), and prints report.md.
 """
-import tftool  # noqa: F401  (Keras 2 before TensorFlow)
 from tftool.benchmark import suite, timing
 from tftool.cli import common
 from tftool.export import owner

@@ -1,41 +1,41 @@
-"""Pre-flight check: `tftool-check` / `python -m tftool.check` (library: optimize/check.py).
+"""Pre-flight check: `tftool-check` / `python -m tftool check` (library: optimize/check.py).
 
 Examples:
-  python -m tftool.check --model=mobilenet_v2 --image_size=96 --channels=3
-  python -m tftool.check --model=path/to/model.h5
-  python -m tftool.check --workdir=workdir --stage=float
-  python -m tftool.check --keras_model=my_model.keras   (before tftool-import: as it rebuilds it)
+  python -m tftool check --model=mobilenet_v2 --image_size=96 --channels=3
+  python -m tftool check --model=path/to/model.h5
+  python -m tftool check --workdir=workdir --stage=float
+  python -m tftool check --keras_model=my_model.keras   (before tftool-import: as it rebuilds it)
 Lists every layer tfmot cannot quantize or prune and what to do about it; exit status 1 when a
 layer would stop `tftool-quantize` / `tftool-prune`.
 """
 import os
 import sys
 
-import tftool  # noqa: F401  (Keras 2 before TensorFlow)
-from tftool import UserError, io, models, stages
+from tftool import UserError, stages
 from tftool.cli import common
-from tftool.optimize.check import describe, unsupported_layers
 
 from absl import flags
 
 FLAGS = flags.FLAGS
 NAMES = ("workdir", "image_size", "channels", "model", "stage", "purpose", "scheme",
-         "num_classes", "width", "stages", "alpha", "minimalistic", "keras_model")
+         "num_classes", "width", "num_stages", "alpha", "minimalistic", "keras_model")
 
 
 def load(model_flag, stage):
     """(model, what) to check: built by name, loaded from a file, or WORKDIR/<stage>."""
+    from tftool import fileio, models
+
     if model_flag in models.MODELS or (model_flag and models.is_user_builder(model_flag)):
         size = FLAGS.image_size or 32  # mobilenet_v2 needs ≥ 32 px; layers do not depend on it
         return models.build(model_flag, (size, size, FLAGS.channels or 3), FLAGS.num_classes,
-                            width=FLAGS.width, alpha=FLAGS.alpha, stages=FLAGS.stages,
+                            width=FLAGS.width, alpha=FLAGS.alpha, stages=FLAGS.num_stages,
                             minimalistic=FLAGS.minimalistic), model_flag
     path = model_flag or stages.model_path(FLAGS.workdir, stage)
     if not os.path.isfile(path):
         raise UserError(f"--model={model_flag}: neither a model name ({', '.join(models.MODELS)})"
                         f" nor a model file" if model_flag else
                         stages.missing_model_message(FLAGS.workdir, stage))
-    return io.load_model(path), path
+    return fileio.load_model(path), path
 
 
 def imported(path):
@@ -58,6 +58,8 @@ def imported(path):
 
 def main(argv):
     del argv
+    from tftool.optimize.check import describe, unsupported_layers
+
     if FLAGS.keras_model:
         model, what = imported(FLAGS.keras_model)
     else:  # no --model given: the stage's saved model (the flag's default names a builder)

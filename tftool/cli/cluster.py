@@ -1,6 +1,6 @@
-"""Weight clustering: `tftool-cluster` / `python -m tftool.cluster`.
+"""Weight clustering: `tftool-cluster` / `python -m tftool cluster`.
 
-Example: python -m tftool.cluster --workdir=workdir --number_of_clusters=16
+Example: python -m tftool cluster --workdir=workdir --number_of_clusters=16
 Wraps the kernels of WORKDIR/float's model in tfmot's cluster_weights (each kernel keeps
 --number_of_clusters distinct values), fine-tunes on the training images without
 augmentation (--augment adds it; tftool/jobs.py CLEAN_SOURCES says why), strips ->
@@ -8,10 +8,8 @@ WORKDIR/clustered. --from=pruned clusters the pruned model keeping its zeros
 (sparsity-preserving clustering, tfmot's collaborative optimization) ->
 WORKDIR/pruned_clustered, the input of PCQAT (`tftool-quantize --from=pruned_clustered`).
 """
-import tftool  # noqa: F401  (Keras 2 before TensorFlow)
 from tftool import UserError, jobs, stage_runner
 from tftool.cli import common
-from tftool.optimize import cluster
 
 from absl import flags
 
@@ -19,11 +17,15 @@ FLAGS = flags.FLAGS
 NAMES = common.DATA_FLAGS + common.TRAINING_FLAGS + (
     "from", "number_of_clusters", "cluster_centroids_init", "cluster_per_channel",
     "skip_layers")
-DEFAULTS = {**jobs.DEFAULTS["cluster"], "skip_layers": list(cluster.DEFAULT_SKIP)}
+# optimize/cluster.DEFAULT_SKIP, named here so that --help needs no TensorFlow (tests/test_cli.py
+# checks it against the library's)
+DEFAULTS = {**jobs.DEFAULTS["cluster"], "skip_layers": ["first_conv"]}
 
 
 def main(argv):
     del argv
+    from tftool.optimize import cluster
+
     source = getattr(FLAGS, "from")
     if source not in jobs.CLUSTER_OUTPUTS:
         raise UserError(f"--from={source}: tftool-cluster starts from float or pruned")

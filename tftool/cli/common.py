@@ -16,7 +16,6 @@ import re
 import sys
 from typing import Any, Callable, Optional, Sequence
 
-import tftool  # noqa: F401  (Keras 2 before TensorFlow)
 from tftool import UserError, stage_runner, stages
 
 from absl import app, flags, logging
@@ -189,10 +188,10 @@ FLAG_SPECS = {
     "whitening": Spec("boolean", True, "airbench: initialize the 2x2 stem convolution from "
                       "the training images' patch covariance (airbench's whitening; 2,000 "
                       "images); --nowhitening: a random initialization."),
-    "stages": Spec("integer", None, "small_cnn: stages of two conv blocks, each but the last "
-                   "followed by a 2x2 max-pool (default: as many as keep ≥ 2 px, at most 3).",
-                   check=lambda v: v is None or 1 <= v <= 3,
-                   message="--stages must be 1, 2 or 3"),
+    "num_stages": Spec("integer", None, "small_cnn: stages of two conv blocks, each but the "
+                       "last followed by a 2x2 max-pool (default: as many as keep ≥ 2 px, at "
+                       "most 3).", check=lambda v: v is None or 1 <= v <= 3,
+                       message="--num_stages must be 1, 2 or 3"),
     "minimalistic": Spec("boolean", False, "mobilenet_v3_small/large: the minimalistic "
                          "variant (no hard-swish, no squeeze-excite, 3x3 kernels), which "
                          "tfmot's QAT can wrap; the default variant converts to int8 after "
@@ -483,6 +482,11 @@ FLAG_SPECS = {
                                   message="--max_output_difference must be ≥ 0, e.g. 1e-5"),
 }
 
+# Old flag name -> its new name. An entry point that takes the new flag also defines the old one
+# (hidden from --help) only to refuse it with one line naming the new flag, given on the
+# command line or in a flagfile (a flags.txt written before the rename holds --stages).
+RENAMED = {"stages": "num_stages"}
+
 DATA_FLAGS = ("workdir", "dataset", "data_dir", "manual_dir", "channels", "image_size",
               "validation_fraction", "test_fraction", "download", "skip_corrupt")
 TRAINING_FLAGS = ("epochs", "per_replica_batch_size", "learning_rate", "lr_schedule",
@@ -521,6 +525,9 @@ def define(names, defaults=None, flag_values=None, key_module=None):
                                      flag_values=flag_values)
         if key_module is not None:
             flag_values.register_key_flag_for_module(key_module, flag_values[name])
+    for old, new in RENAMED.items():
+        if new in names and old not in flag_values:
+            flags.DEFINE_string(old, None, f"Renamed --{new}.", flag_values=flag_values)
     if key_module is not None and "verbosity" in flag_values:
         flag_values.register_key_flag_for_module(key_module, flag_values["verbosity"])
 
@@ -562,11 +569,11 @@ def image_size(dataset, settings, stage=None):
 
 def _recorded_null_size():
     """Whether WORKDIR/float/config.json records image_size null (an older tftool's)."""
-    from tftool import io, stages
+    from tftool import fileio, stages
 
     path = os.path.join(stages.stage_dir(FLAGS.workdir, "float"), "config.json")
     try:
-        old = io.read_json_object(path) or {}
+        old = fileio.read_json_object(path) or {}
     except UserError:  # damaged: check_config names it
         old = {}
     return "image_size" in old and old["image_size"] is None
@@ -783,9 +790,9 @@ def input_or_skip(prog, stage, source, needed_by):
 
 def default_name(workdir):
     """<dataset>_<model> from WORKDIR/float/config.json, safe as a file name prefix."""
-    from tftool import io
+    from tftool import fileio
 
-    config = io.read_json_object(os.path.join(workdir, "float", "config.json")) or {}
+    config = fileio.read_json_object(os.path.join(workdir, "float", "config.json")) or {}
     dataset = config.get("dataset") or "model"
     if dataset.startswith("folder:"):
         dataset = os.path.basename(os.path.normpath(dataset[len("folder:"):]))
@@ -863,10 +870,14 @@ def guarded(prog, main, positional=False):
     """`main` wrapped so that every user-caused failure becomes one line `<prog>: error: ...`
     on stderr and exit status 2 (SystemExit), with no traceback: UserError, and OSError from
     the file system (a file where a folder belongs, a folder that cannot be read or written,
-    a full disk). Positional arguments are refused unless `positional`."""
+    a full disk). Positional arguments are refused unless `positional`; so is a flag's old
+    name (RENAMED), with the new one."""
     def wrapped(argv):
         if len(argv) > 1 and not positional:
             fail(prog, f"unexpected arguments {' '.join(argv[1:])}; flags are --name=value")
+        for old, new in RENAMED.items():
+            if old in FLAGS and FLAGS[old].present:
+                fail(prog, f"--{old} is now --{new}: pass --{new}={FLAGS[old].value}")
         try:
             return main(argv)
         except UserError as e:

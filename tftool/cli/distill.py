@@ -1,4 +1,4 @@
-"""Teacher-student distillation: `tftool-distill --workdir=workdir --baseline` (or python -m).
+"""Teacher-student distillation: `tftool-distill` / `python -m tftool distill`.
 
 Trains a small student (--student_model, --student_width) to match a frozen teacher
 (optimize/distill.py, Hinton et al. 2015) -> WORKDIR/student. --teacher is a stage of WORKDIR
@@ -7,10 +7,8 @@ WORKDIR/teacher (--teacher_width). --student_qat distills into a QAT-wrapped stu
 --baseline also trains the same student (same initial weights, epochs, seed) on the labels
 alone -> WORKDIR/student_baseline, so the benchmark shows what distillation bought.
 """
-import tftool  # noqa: F401  (Keras 2 before TensorFlow)
-from tftool import choose, io, models, stage_runner, stages
+from tftool import choose, fileio, stage_runner, stages
 from tftool.cli import common
-from tftool.optimize import distill
 
 from absl import flags
 
@@ -30,6 +28,9 @@ NAMED_TEACHER_EPOCHS = 30  # a teacher tftool-distill trains itself (--teacher=s
 
 def main(argv):
     del argv
+    from tftool import models
+    from tftool.optimize import distill
+
     source = distill.teacher_path(FLAGS.teacher, FLAGS.workdir)  # validated before any work
     if FLAGS.epochs is None:  # the teacher's epochs (recorded beside its model)
         FLAGS.epochs = distill.teacher_epochs(source) or NAMED_TEACHER_EPOCHS
@@ -59,7 +60,7 @@ def main(argv):
             stage="student", config=job_config, inputs=[source],
             settings={**settings, "temperature": t, "hard_label_weight": w},
             build=lambda: distill.Distiller(distill.student(shape, classes, **student),
-                                            io.load_model(source), t, w, FLAGS.mixup_alpha),
+                                            fileio.load_model(source), t, w, FLAGS.mixup_alpha),
             compile=lambda model, optimizer: model.compile(optimizer=optimizer),
             finish=lambda distiller: models.fold_logit_scale(distiller.student),
             metrics=lambda model: {**distill.student_metrics(

@@ -7,11 +7,10 @@ are, then the command exits 2 naming the refused ones, so `make export` fails.
 """
 import sys
 
-import tftool  # noqa: F401  (Keras 2 before TensorFlow)
 from tftool import UserError, chance
 from tftool.benchmark import suite
 from tftool.cli import common
-from tftool.export import owner, variants as variants_lib
+from tftool.export import owner
 
 from absl import flags
 
@@ -25,6 +24,8 @@ NAMES = common.DATA_FLAGS + ("export_dir", "name", "variants", "calibration_step
 
 def main(argv):
     del argv
+    from tftool.export import variants as variants_lib
+
     settings = common.data_settings("export")
     if FLAGS.onnx:  # before any conversion: the extra may be missing
         from tftool import onnx_runtime

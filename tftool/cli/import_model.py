@@ -13,7 +13,6 @@ the original's within --max_output_difference on 100 test images. Its input rang
 (export adds it back). Its classes must be the data set's, in its order (a folder: the sorted
 class folder names).
 """
-import tftool  # noqa: F401  (Keras 2 before TensorFlow)
 from tftool import UserError
 from tftool.cli import common
 

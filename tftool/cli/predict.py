@@ -1,4 +1,4 @@
-"""Classifies image files with an exported .tflite: `tftool-predict` / `python -m tftool.predict`.
+"""Classifies image files with an exported .tflite: `tftool-predict` / `python -m tftool predict`.
 
 Example: tftool-predict --tflite=exported/digits_small_cnn_int8.tflite a.png b.jpg photos/
 Labels, input size, channels and normalization come from the file's own metadata
@@ -10,7 +10,6 @@ that is not (not an image, missing) gets its own error line on stderr, and the e
 import json
 import sys
 
-import tftool  # noqa: F401  (Keras 2 before TensorFlow)
 from tftool import UserError
 from tftool.cli import common
 

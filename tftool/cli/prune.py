@@ -1,6 +1,6 @@
-"""Magnitude pruning of the float model: `tftool-prune` / `python -m tftool.prune`.
+"""Magnitude pruning of the float model: `tftool-prune` / `python -m tftool prune`.
 
-Example: python -m tftool.prune --workdir=workdir --target_sparsity=0.8
+Example: python -m tftool prune --workdir=workdir --target_sparsity=0.8
 Wraps the selected layers of WORKDIR/float's model in tfmot's prune_low_magnitude, fine-tunes
 while sparsity ramps from --initial_sparsity to --target_sparsity (Zhu & Gupta 2017), strips
 the wrappers -> WORKDIR/pruned, per-layer sparsity in metrics.json. A schedule that cannot
@@ -9,11 +9,9 @@ to the structured 2:4 pattern instead -> WORKDIR/pruned_2by4.
 """
 import os
 
-import tftool  # noqa: F401  (Keras 2 before TensorFlow)
-from tftool import UserError, choose, io, jobs, stage_runner, stages
+from tftool import UserError, choose, fileio, jobs, stage_runner, stages
 from tftool.cli import common
-from tftool.optimize import check, prune
-from tftool.train import fit
+from tftool.optimize import check
 
 from absl import flags
 
@@ -26,6 +24,9 @@ DEFAULTS = jobs.DEFAULTS["prune"]
 
 def main(argv):
     del argv
+    from tftool.optimize import prune
+    from tftool.train import fit
+
     m_by_n = prune.parse_m_by_n(FLAGS.sparsity_m_by_n)
     stage = "pruned_2by4" if m_by_n else "pruned"
     target_sparsity = common.number_or_auto("target_sparsity")
@@ -55,7 +56,7 @@ def main(argv):
                 "max_accuracy_drop": FLAGS.max_accuracy_drop}
     if choose.skip_if_complete(stage, settings, context, inputs=[path]):
         return
-    source = io.load_model(path)
+    source = fileio.load_model(path)
     if not common.run_or_skip("tftool-prune", lambda: check.require_supported(source, "prune",
                                                                                path), stage):
         return
@@ -64,7 +65,7 @@ def main(argv):
     def run(sparsity):
         scratch = choose.scratch_context(context, stage, f"sparsity_{sparsity:g}", ["float"])
         stage_runner.run(job(sparsity), scratch)
-        return io.load_model(stages.model_path(scratch.workdir, stage))
+        return fileio.load_model(stages.model_path(scratch.workdir, stage))
 
     chosen, records = choose.ladder(prune.SPARSITY_LADDER, run, reference, context,
                                     FLAGS.max_accuracy_drop)

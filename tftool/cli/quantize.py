@@ -1,6 +1,6 @@
-"""Quantization-aware training: `tftool-quantize` / `python -m tftool.quantize`.
+"""Quantization-aware training: `tftool-quantize` / `python -m tftool quantize`.
 
-Example: python -m tftool.quantize --workdir=workdir
+Example: python -m tftool quantize --workdir=workdir
 Wraps WORKDIR/float's model with tfmot's quantize_model inside the strategy scope and
 fine-tunes it at a low learning rate -> WORKDIR/qat. --from=pruned: the prune-preserving
 scheme (keeps the zeros) -> WORKDIR/pqat; --from=clustered: cluster-preserving QAT (CQAT) ->
@@ -10,7 +10,6 @@ augmentation unless --augment is given (their BN is folded: tftool/jobs.py CLEAN
 """
 import dataclasses
 
-import tftool  # noqa: F401  (Keras 2 before TensorFlow)
 from tftool import UserError, jobs, stage_runner
 from tftool.cli import common
 

@@ -1,4 +1,4 @@
-"""The most accurate model that fits a budget: `tftool-search` / `python -m tftool.search`.
+"""The most accurate model that fits a budget: `tftool-search` / `python -m tftool search`.
 
 Examples:
   tftool-search --workdir=workdir --max_latency_ms=0.004 --trials=30
@@ -15,8 +15,7 @@ import dataclasses
 import os
 import time
 
-import tftool  # noqa: F401  (Keras 2 before TensorFlow)
-from tftool import UserError, io
+from tftool import UserError
 from tftool.cli import common
 
 from absl import flags

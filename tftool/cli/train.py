@@ -1,12 +1,11 @@
-"""Trains the float model: `tftool-train` / `python -m tftool.train`.
+"""Trains the float model: `tftool-train` / `python -m tftool train`.
 
-Example: python -m tftool.train --dataset=digits --workdir=workdir
+Example: python -m tftool train --dataset=digits --workdir=workdir
 Writes WORKDIR/float/ (stage_runner.py): a re-run resumes a killed run or skips a complete one.
 The training settings come from a preset (--preset, tftool/train/presets.py: photo for RGB
 photos, digits otherwise); each flag given replaces that field. Flags shown without a default
 take the preset's.
 """
-import tftool  # noqa: F401  (Keras 2 before TensorFlow)
 from tftool import jobs, stage_runner
 from tftool.cli import common
 from tftool.train import presets
@@ -15,7 +14,7 @@ from absl import flags, logging
 
 FLAGS = flags.FLAGS
 NAMES = common.DATA_FLAGS + common.TRAINING_FLAGS + (
-    "model", "width", "stages", "alpha", "minimalistic", "weights", "freeze_backbone_epochs",
+    "model", "width", "num_stages", "alpha", "minimalistic", "weights", "freeze_backbone_epochs",
     "mixed_precision", "preset", "whitening")
 # Every setting a preset holds is unset (None) until the preset is applied (common.
 # apply_preset): the preset is the one home of these defaults.
@@ -57,7 +56,7 @@ def main(argv):
             config, context.dataset, context.input_shape,
             {**settings, "preset": chosen["preset"].name}, model=FLAGS.model,
             width=FLAGS.width, alpha=FLAGS.alpha,
-            weights=FLAGS.weights, stages=FLAGS.stages, minimalistic=FLAGS.minimalistic,
+            weights=FLAGS.weights, num_stages=FLAGS.num_stages, minimalistic=FLAGS.minimalistic,
             freeze_backbone_epochs=FLAGS.freeze_backbone_epochs, whitening=FLAGS.whitening,
             metrics_extra={"mixed_precision": setting, "dtype_policy": policy,
                            "input_size": chosen["input"],

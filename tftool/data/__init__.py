@@ -25,7 +25,6 @@ import os
 import socket
 import time
 
-import tftool  # noqa: F401  (Keras 2 before TensorFlow)
 from tftool import UserError
 
 import numpy as np
@@ -153,10 +152,10 @@ def _prepare_quietly(builder):
     """Prepares a local builder (digits: nothing to download) without TFDS's "Downloading and
     preparing dataset Unknown size" banner and progress bars; one line says where it went."""
     import contextlib
-    import io as std_io
+    import io
 
     start = time.perf_counter()
-    with contextlib.redirect_stdout(std_io.StringIO()):
+    with contextlib.redirect_stdout(io.StringIO()):
         tfds.disable_progress_bar()
         try:
             builder.download_and_prepare()

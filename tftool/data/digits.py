@@ -6,8 +6,6 @@ Recognition of Handwritten Digits", UCI ML repository; the copy shipped inside s
 The original 0..16 intensities are scaled to uint8 0..255 so the data looks like any other
 image data set to the pipeline.
 """
-import tftool  # noqa: F401  (Keras 2 before TensorFlow)
-
 import numpy as np
 import tensorflow_datasets as tfds
 

@@ -4,7 +4,7 @@ import datetime
 import hashlib
 
 import tftool
-from tftool import UserError, io
+from tftool import UserError, fileio
 from tftool.benchmark import rows
 
 # Sections other commands add to a card (tftool-benchmark, tftool-export --micro); a new export
@@ -110,7 +110,7 @@ def carry_over(card, path, content):
     damaged old card carries nothing (it is being replaced).
     """
     try:
-        old = io.read_json_object(path) or {}
+        old = fileio.read_json_object(path) or {}
     except UserError:
         old = {}
     digest = hashlib.sha256(content).hexdigest()

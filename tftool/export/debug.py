@@ -20,7 +20,6 @@ i.e. how many times worse than a healthy layer it is, by rounding or by resoluti
 import csv
 import io
 
-import tftool  # noqa: F401  (Keras 2 before TensorFlow)
 from tftool import UserError
 
 import numpy as np
@@ -43,7 +42,7 @@ def _debugger(model, representative_dataset, debug_dataset, rgb_input, output):
                                      gray_weights=convert.RGB_TO_GRAY_INT8)
     concrete = serve.get_concrete_function()
     channels = int(concrete.inputs[0].shape[-1])
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([concrete], model)
+    converter = convert.make_converter(concrete, model)
     converter.optimizations = [tf.lite.Optimize.DEFAULT]
     converter.representative_dataset = convert._rgb_representative(  # noqa: SLF001
         representative_dataset, channels)

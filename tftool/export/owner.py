@@ -10,7 +10,7 @@ a folder another workdir exported.
 import glob
 import os
 
-from tftool import UserError, io, stages
+from tftool import UserError, fileio, stages
 
 SOURCE_FILE = "tftool_source.json"
 
@@ -53,8 +53,9 @@ def check(export_dir, workdir, name, command="tftool-export"):
     """
     if not os.path.isdir(export_dir):
         return
-    source = io.read_json_object(os.path.join(export_dir, SOURCE_FILE),
-                                 fix=f"delete it if {export_dir} holds only tftool's files") or {}
+    source = fileio.read_json_object(
+        os.path.join(export_dir, SOURCE_FILE),
+        fix=f"delete it if {export_dir} holds only tftool's files") or {}
     other_names = sorted(_names_present(export_dir, name) - {name})
     if source.get("name") and source["name"] != name:
         other_names = sorted(set(other_names) | {source["name"]})
@@ -80,8 +81,8 @@ def record(export_dir, workdir, name, dataset):
     """Writes EXPORT_DIR/SOURCE_FILE: {"name", "workdir" (absolute),
     "workdir_from_export_dir" (relative: a project copied elsewhere, workdir and export folder
     together, still matches), "dataset"}."""
-    io.write_json(os.path.join(export_dir, SOURCE_FILE),
-                  {"name": name, "workdir": os.path.abspath(workdir),
+    fileio.write_json(os.path.join(export_dir, SOURCE_FILE),
+                      {"name": name, "workdir": os.path.abspath(workdir),
                    "workdir_from_export_dir": os.path.relpath(os.path.realpath(workdir),
                                                               os.path.realpath(export_dir)),
                    "dataset": dataset})

@@ -9,8 +9,8 @@ written, so an earlier file of that name stays as it was.
 import hashlib
 import os
 
-import tftool  # (Keras 2 before TensorFlow)
-from tftool import UserError, evaluate, io, stage_runner, stages, stats
+import tftool
+from tftool import UserError, evaluate, fileio, stage_runner, stages, stats
 from tftool.export import card, convert, gate
 
 
@@ -152,7 +152,7 @@ def export(workdir, export_dir, name, dataset, image_size, variants, representat
     from tftool.litert import Runner
 
     conversion = conversion or {}
-    float_model = io.load_model(stages.model_path(workdir, "float"))
+    float_model = fileio.load_model(stages.model_path(workdir, "float"))
     models, contents, runners, notes = {"float": float_model}, {}, {}, {}
     for variant in progress.steps(variants, "export: converting", unit="variant"):
         stage, mode = stages.VARIANTS[variant]
@@ -176,7 +176,7 @@ def export(workdir, export_dir, name, dataset, image_size, variants, representat
                for split in splits}
     gated = splits[0]
     float_accuracy = results[gated][_keras_key("float")]["accuracy"]
-    io.write_text(os.path.join(export_dir, "labels.txt"), "\n".join(dataset.class_names) + "\n")
+    fileio.write_text(os.path.join(export_dir, "labels.txt"), "\n".join(dataset.class_names) + "\n")
     written, refused = [], []
     debugged = {}
     if "int8" in variants and debugger:  # per-layer int8 error, for the card and the report
@@ -239,8 +239,8 @@ def export(workdir, export_dir, name, dataset, image_size, variants, representat
         card_path = os.path.splitext(path)[0] + ".json"
         model_card = card.carry_over(model_card, card_path, contents[variant])
         if not _same_bytes(path, contents[variant]):  # unchanged bytes keep their mtime
-            io.write_bytes(path, contents[variant])
-        io.write_json(card_path, model_card)
+            fileio.write_bytes(path, contents[variant])
+        fileio.write_json(card_path, model_card)
         versus = "float" if reference == "float" else f"the Keras {reference} model"
         progress.write(f"{path}: {len(contents[variant]) / 1024:.1f} KiB, {gated} accuracy "
                        f"{stats.format_accuracy(scores[gated]['accuracy'], paired.n)}, "
@@ -324,7 +324,7 @@ def export_onnx(workdir, export_dir, name, dataset, image_size, representative_d
     from tftool import data, onnx_runtime, progress
 
     onnx_runtime.require()
-    float_model = io.load_model(stages.model_path(workdir, "float"))
+    float_model = fileio.load_model(stages.model_path(workdir, "float"))
     try:
         contents = {"float32": onnx_runtime.to_onnx_float32(float_model)}
         contents["int8"] = onnx_runtime.to_onnx_int8(contents["float32"],
@@ -373,8 +373,8 @@ def export_onnx(workdir, export_dir, name, dataset, image_size, representative_d
         onnx_card = card.carry_over(onnx_card, card_path, content)
         onnx_card["sha256"] = hashlib.sha256(content).hexdigest()
         if not _same_bytes(path, content):
-            io.write_bytes(path, content)
-        io.write_json(card_path, onnx_card)
+            fileio.write_bytes(path, content)
+        fileio.write_json(card_path, onnx_card)
         progress.write(f"{path}: {len(content) / 1024:.1f} KiB, test accuracy "
                        f"{stats.format_accuracy(results['test'][variant]['accuracy'], paired.n)}"
                        f", vs float {paired.describe(counts=False)}")
@@ -424,7 +424,7 @@ def export_micro(workdir, export_dir, name, dataset, image_size, variants,
             problems.append(f"{variant}: {e}")
             continue
         card_path = os.path.join(export_dir, f"{name}_{variant}.json")
-        card = io.read_json_object(card_path, fix="run tftool-export again")
+        card = fileio.read_json_object(card_path, fix="run tftool-export again")
         section = {k: v for k, v in footprint.items() if k != "message"}
         section["budget_kb"] = {"flash": micro_flash_kb, "ram": micro_ram_kb}
         section["input_shape"] = [1, *models[stage].input_shape[1:]]
@@ -435,7 +435,7 @@ def export_micro(workdir, export_dir, name, dataset, image_size, variants,
         if not footprint["fits"]:  # named, not written; the report still shows its figures
             problems.append(footprint["message"])
             if card is not None:
-                io.write_json(card_path, {**card, "micro": section})
+                fileio.write_json(card_path, {**card, "micro": section})
             continue
         batches = ((pixels.astype("float32") / 255.0)
                    for pixels, _ in data.test_batches(dataset, image_size))
@@ -448,9 +448,9 @@ def export_micro(workdir, export_dir, name, dataset, image_size, variants,
                  os.path.join(folder, f"{cname}_model_data.cc"),
                  os.path.join(folder, f"{cname}_op_resolver.h")]
         for path, text in zip(paths, (header, source, micro.op_resolver_header(content, cname))):
-            io.write_text(path, text)
+            fileio.write_text(path, text)
         if card is not None:
-            io.write_json(card_path, {**card, "micro": {
+            fileio.write_json(card_path, {**card, "micro": {
                 **section, **agreement, "files": [os.path.basename(p) for p in paths]}})
         print(f"{paths[0]}: flash {footprint['flash_bytes'] / 1024:.1f} KiB, tensor arena "
               f"{footprint['arena_bytes'] / 1024:.1f} KiB, TFLM top-1 = LiteRT on "

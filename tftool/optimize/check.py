@@ -1,9 +1,9 @@
 """Pre-flight check: which layers of a model tfmot cannot quantize or prune: `tftool-check`.
 
 Examples:
-  python -m tftool.check --model=mobilenet_v2 --image_size=96 --channels=3
-  python -m tftool.check --model=path/to/model.h5
-  python -m tftool.check --workdir=workdir --stage=float
+  python -m tftool check --model=mobilenet_v2 --image_size=96 --channels=3
+  python -m tftool check --model=path/to/model.h5
+  python -m tftool check --workdir=workdir --stage=float
 Prints, for each purpose (--purpose=quantize,prune), every layer tfmot cannot handle and what
 to do about it, and exits 1 when a layer would stop `tftool-quantize` / `tftool-prune`.
 
@@ -17,10 +17,8 @@ The verdicts come from tfmot's own registries and code paths, not from a list ke
 The library function `unsupported_layers` is what tftool-quantize (and the prune stage) call
 before any training time is spent.
 """
-import os
 import sys
 
-import tftool  # noqa: F401  (Keras 2 before TensorFlow)
 from tftool import UserError, internals
 
 PURPOSES = ("quantize", "prune")

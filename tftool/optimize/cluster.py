@@ -17,8 +17,6 @@ kernels stay float (tfmot's ClusteringRegistry lists no clusterable weight for
 DepthwiseConv2D). Selection reuses prune.select_layers' kinds (first_conv, last_dense,
 depthwise) and layer names.
 """
-import tftool  # noqa: F401  (Keras 2 before TensorFlow)
-
 import numpy as np
 import tensorflow_model_optimization as tfmot
 import tf_keras as keras

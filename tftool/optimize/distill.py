@@ -14,8 +14,6 @@ https://keras.io/examples/vision/knowledge_distillation/ has the same structure.
 """
 import weakref
 
-import tftool  # noqa: F401  (Keras 2 before TensorFlow)
-
 import tensorflow as tf
 import tf_keras as keras
 
@@ -312,10 +310,10 @@ def load_teacher(path, teacher, input_shape, num_classes):
       UserError: not a readable Keras model, or another input shape or class count (names
         both and the fix).
     """
-    from tftool import UserError, io
+    from tftool import UserError, fileio
 
-    model = io.load_model(path, fix=f"give --teacher a model trained by tftool (now "
-                                    f"--teacher={teacher})")
+    model = fileio.load_model(path, fix=f"give --teacher a model trained by tftool (now "
+                                        f"--teacher={teacher})")
     if (tuple(model.input_shape[1:]) != tuple(input_shape)
             or model.output_shape[-1] != num_classes):
         raise UserError(f"--teacher={teacher}: cannot teach this student (teacher takes "
@@ -338,7 +336,10 @@ def student_metrics(model, teacher, context, teacher_name, teacher_path, tempera
 
     from tftool import evaluate
 
-    params, teacher_params = int(model.count_params()), int(teacher.count_params())
+    from tftool import graphless
+
+    # an imported subclassed teacher keeps its weights inside a SavedModel (graphless.py)
+    params, teacher_params = int(model.count_params()), graphless.count_params(teacher)
     ratio = teacher_params / params
     if ratio < 4:
         logging.warning("teacher has only %.1f× the student's parameters", ratio)

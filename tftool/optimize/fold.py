@@ -15,8 +15,6 @@ against int8's 0.9916 (benchmarks/compress_figures.py has the folded rows). Kris
 2018, "Quantizing deep convolutional networks for efficient inference", §3.2 describes the
 folding itself.
 """
-import tftool  # noqa: F401  (Keras 2 before TensorFlow)
-
 import numpy as np
 import tf_keras as keras
 

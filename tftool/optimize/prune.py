@@ -17,7 +17,6 @@ exactly that, so a run cannot silently end at a lower sparsity than asked for.
 """
 import dataclasses
 
-import tftool  # noqa: F401  (Keras 2 before TensorFlow)
 from tftool import UserError
 
 import numpy as np

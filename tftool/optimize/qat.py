@@ -6,8 +6,6 @@ Integer-Arithmetic-Only Inference". The wrapped model simulates int8 weights (pe
 and activations (per-tensor) in its forward pass, so fine-tuning adapts to the rounding
 that the TFLite int8 model will do.
 """
-import tftool  # noqa: F401  (Keras 2 before TensorFlow)
-
 import tensorflow_model_optimization as tfmot
 import tf_keras as keras
 
@@ -159,8 +157,8 @@ def apply(model, scheme="default"):
 
 
 def load(path, source, scheme):
-    """A QAT model written by io.save_model, rebuilt as `apply(source, scheme)` with the saved
-    weights: the way to load CQAT/PCQAT models.
+    """A QAT model written by fileio.save_model, rebuilt as `apply(source, scheme)` with the
+    saved weights: the way to load CQAT/PCQAT models.
 
     keras.models.load_model cannot load them (tfmot 0.8.1): the quantize config serializes
     without its cluster-preserve weight quantizer, so the loaded layers get tfmot's plain
@@ -169,7 +167,7 @@ def load(path, source, scheme):
     `source` must be the model the QAT run started from (the stripped clustered model).
 
     Args:
-      path: the HDF5 file (io.save_model).
+      path: the HDF5 file (fileio.save_model).
       source: the model that was passed to `apply` (same layers, same distinct values).
       scheme: the scheme that was passed to `apply` (one of SCHEMES).
     Raises:

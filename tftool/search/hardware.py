@@ -13,8 +13,6 @@ benchmarks/search_figures.py checks that these figures agree with the trained fi
 import dataclasses
 from typing import Optional
 
-import tftool  # noqa: F401  (Keras 2 before TensorFlow)
-
 # A few calibration images are enough for the ranges of an untrained model's int8 file: its
 # size and latency do not depend on them.
 CALIBRATION_IMAGES = 8

@@ -1,7 +1,7 @@
 """What a search leaves the user: search.md (every trial), pareto.png (accuracy vs latency,
 marker area ∝ size, the front and the budget lines) and best.flags (the chosen model as a
 tftool-train flagfile for `make all`)."""
-import io as std_io
+import io
 
 from tftool import stats
 
@@ -122,7 +122,7 @@ def pareto_png(summary, budgets, title):
              f"{summary.rejected_before_training} rejected before training (not drawn)",
              fontsize=7, color="dimgrey")
     fig.tight_layout()
-    buffer = std_io.BytesIO()
+    buffer = io.BytesIO()
     fig.savefig(buffer, format="png")
     plt.close(fig)
     return buffer.getvalue()
@@ -141,7 +141,7 @@ def best_flags(row, workdir, data_settings, test=None):
     if candidate.width is not None:
         flags.append(f"--width={candidate.width}")
     if candidate.stages is not None:
-        flags.append(f"--stages={candidate.stages}")
+        flags.append(f"--num_stages={candidate.stages}")
     if candidate.alpha is not None:
         flags.append(f"--alpha={candidate.alpha:g}")
     extra = (f" PRUNE_FLAGS=--target_sparsity={candidate.target_sparsity:g}"

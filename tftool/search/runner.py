@@ -11,8 +11,7 @@ import time
 import traceback
 from typing import Optional
 
-import tftool  # noqa: F401
-from tftool import UserError, io
+from tftool import UserError, fileio
 
 
 @dataclasses.dataclass
@@ -178,12 +177,12 @@ def write_outputs(search, workdir, data_settings, shown):
                         or [1.0])
     hypervolume = study.hypervolume_2d(points, (0.0, ceiling)) if points else None
     folder = search.search_dir
-    io.write_text(os.path.join(folder, "search.md"),
-                  report.markdown(summary, budgets, shown, test, hypervolume))
-    io.write_bytes(os.path.join(folder, "pareto.png"),
-                   report.pareto_png(summary, budgets, f"tftool-search: {search.dataset.name}"))
-    io.write_text(os.path.join(folder, "summary.json"), study.to_json(summary))
+    fileio.write_text(os.path.join(folder, "search.md"),
+                      report.markdown(summary, budgets, shown, test, hypervolume))
+    fileio.write_bytes(os.path.join(folder, "pareto.png"),
+                       report.pareto_png(summary, budgets, f"tftool-search: {search.dataset.name}"))
+    fileio.write_text(os.path.join(folder, "summary.json"), study.to_json(summary))
     if chosen is not None:
-        io.write_text(os.path.join(folder, "best.flags"),
-                      report.best_flags(chosen, workdir, data_settings, test))
+        fileio.write_text(os.path.join(folder, "best.flags"),
+                          report.best_flags(chosen, workdir, data_settings, test))
     return summary, test

@@ -24,8 +24,6 @@ import socket
 import threading
 import time
 
-import tftool  # noqa: F401
-
 # A running trial touches its heartbeat every HEARTBEAT_SECONDS; one whose heartbeat is older
 # than GRACE_SECONDS is dead. The environment can shorten both (the kill-and-resume test does).
 HEARTBEAT_SECONDS = float(os.environ.get("TFTOOL_SEARCH_HEARTBEAT_SECONDS", 10))

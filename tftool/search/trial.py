@@ -9,7 +9,6 @@ stage folders resume from their backup/ like any stage's.
 import dataclasses
 import os
 
-import tftool  # noqa: F401  (Keras 2 before TensorFlow)
 from tftool import stage_runner, stages
 
 
@@ -41,7 +40,7 @@ def run(candidate, workdir, dataset, strategy, settings):
     """
     import tf_keras as keras
 
-    from tftool import data, io, jobs
+    from tftool import data, fileio, jobs
     from tftool.benchmark import rows
     from tftool.export import variants
     from tftool.search import hardware
@@ -53,11 +52,12 @@ def run(candidate, workdir, dataset, strategy, settings):
                                    allow_chance_accuracy=True, warn_chance=False,
                                    splits=("validation",))
     keras.backend.clear_session()
+    knobs = {k: v for k, v in candidate.build_kwargs().items() if v is not None}
+    knobs["num_stages"] = knobs.pop("stages", None)  # the builder's `stages`: jobs.float_job
     stage_runner.run(jobs.float_job(
         jobs.train_config("float", epochs=settings.epochs, seed=settings.seed), dataset,
         context.input_shape, {**settings.data_settings, "image_size": candidate.image_size},
-        model=candidate.model,
-        **{k: v for k, v in candidate.build_kwargs().items() if v is not None}), context)
+        model=candidate.model, **knobs), context)
     if candidate.variant == "qat_int8":
         job, _ = jobs.qat_job(workdir, jobs.train_config("quantize", seed=settings.seed))
         stage_runner.run(job, context)
@@ -86,7 +86,7 @@ def run(candidate, workdir, dataset, strategy, settings):
         representative, max_accuracy_drop=1.0, selective=False, splits=("validation",),
         debugger=False)
     path = os.path.join(variant_dir(workdir), f"{name}_{candidate.variant}.tflite")
-    card = io.read_json_object(os.path.splitext(path)[0] + ".json")
+    card = fileio.read_json_object(os.path.splitext(path)[0] + ".json")
     with open(path, "rb") as f:
         content = f.read()
     figures = {"validation_accuracy": card["validation_accuracy"],

@@ -16,7 +16,6 @@ appears in Ioffe & Szegedy 2015, Alg. 2, step 10 (inference statistics over the 
 set, E[x] and m/(m−1)·E_B[σ²_B]). The result no longer depends on momentum or on the number of
 steps, so one fix serves short and long schedules and every stage.
 """
-import tftool  # noqa: F401  (Keras 2 before TensorFlow)
 from tftool import internals
 
 import numpy as np

@@ -17,7 +17,6 @@ import os
 import time
 from typing import Optional
 
-import tftool  # noqa: F401  (Keras 2 before TensorFlow)
 from tftool import UserError, data as data_lib
 from tftool.train import schedules
 

@@ -30,7 +30,6 @@ choice in convert.py).
 import contextlib
 import os
 
-import tftool  # noqa: F401  (Keras 2 before TensorFlow)
 from tftool import UserError
 
 import tensorflow as tf

@@ -5,8 +5,6 @@ ExponentialDecay, PiecewiseConstantDecay); `Constant` is the one tftool adds, so
 choice is a LearningRateSchedule that saves and reloads with the optimizer.
 Steps are optimizer steps (global batches), not epochs.
 """
-import tftool  # noqa: F401  (Keras 2 before TensorFlow)
-
 import tensorflow as tf
 import tf_keras as keras
 

@@ -15,7 +15,6 @@ import json
 import os
 import re
 
-import tftool  # noqa: F401  (Keras 2 before TensorFlow)
 from tftool import UserError, internals
 
 import tensorflow as tf
