@@ -40,14 +40,19 @@ def load(model_flag, stage):
 
 def imported(path):
     """(model, what) for --keras_model: the flat tf_keras model tftool-import would write
-    (importer.load_source + rebuild.flat_model). A model it cannot rebuild (subclassed, a
-    layer tf_keras lacks) is printed with what that leaves, and exit status 1."""
+    (importer.load_source + rebuild.flat_model). A model it cannot rebuild (subclassed: kept
+    whole; a layer tf_keras lacks: refused) is printed with what that leaves, exit status 1."""
     from tftool import importer, rebuild
 
     source, kind = importer.load_source(path)
     size = FLAGS.image_size or 32
     try:
         model, dropped = rebuild.flat_model(source, (size, size, FLAGS.channels or 3))
+    except rebuild.Subclassed as e:
+        print(f"{path} ({kind}): {e}. tftool-import keeps it whole as a SavedModel: every "
+              f"post-training variant, the gate, the benchmark, micro and distillation work; "
+              f"QAT, pruning and clustering cannot see its layers (make skips them)")
+        sys.exit(1)
     except rebuild.Unconvertible as e:
         print(f"{path} ({kind}): tftool-import cannot rebuild it: {e}. Without it no tftool "
               f"stage can start from this model")
