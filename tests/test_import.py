@@ -342,3 +342,24 @@ def test_a_model_that_saw_the_validation_images_is_named_so():
     assert "probably trained on the validation images" in note and "validation/ folder" in note
     close = {**seen, "validation_accuracy_interval": [0.77, 0.91]}
     assert importer.validation_seen(close, dataset) is None
+
+
+def test_a_layer_that_computes_differently_in_tf_keras_is_refused(tfds_dir, tmp_path):
+    """Keras 3's hard_sigmoid is relu6(x + 3) / 6, tf_keras's clip(0.2 x + 0.5): the same
+    name, other numbers. The output comparison is what catches it; nothing is written."""
+    import keras
+
+    from conftest import error_lines
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((8, 8, 1))
+    x = keras.layers.Dense(16, activation="hard_sigmoid")(keras.layers.Flatten()(inputs))
+    path = str(tmp_path / "hard_sigmoid.keras")
+    keras.Model(inputs, keras.layers.Dense(10)(x)).save(path)
+    workdir = str(tmp_path / "wd")
+    result = run_main("import_model", f"--keras_model={path}", f"--workdir={workdir}",
+                      f"--data_dir={tfds_dir}", "--input_range=0_255")
+    lines = error_lines(result.stderr)
+    assert result.returncode == 2 and len(lines) == 1, result.stderr
+    assert "the rebuilt model's probabilities differ from the original's" in lines[0]
+    assert not os.path.exists(os.path.join(workdir, "float", "model.h5"))
