@@ -86,9 +86,17 @@ def test_a_keras3_model_imports_exact_and_its_qat_int8_loads_in_mediapipe(
     config = json.load(open(os.path.join(workdir, "float", "config.json")))
     assert config["model"] == "import:digits_cnn" and config["image_size"] == 8
 
-    # a re-run is a skip; a changed file is refused without --overwrite, nothing written
+    # a re-run is a skip; another file is refused without --overwrite, nothing written
     again = run_main("import_model", f"--keras_model={path}", *common)
     assert again.returncode == 0 and "complete, skipped" in again.stdout
+    other = str(tmp_path / "other.keras")
+    _keras3_cnn().save(other)
+    before = open(os.path.join(workdir, "float", "metrics.json")).read()
+    refused = run_main("import_model", f"--keras_model={other}", *common)
+    assert refused.returncode == 2 and "pass --overwrite to import over it" in refused.stderr
+    assert open(os.path.join(workdir, "float", "metrics.json")).read() == before
+    again = run_main("import_model", f"--keras_model={path}", *common, "--overwrite")
+    assert again.returncode == 0 and "outputs match the original" in again.stdout
 
     result = run_main("quantize", *common, "--epochs=1")
     assert result.returncode == 0, result.stderr
@@ -221,18 +229,22 @@ def test_tftool_check_says_before_import_what_tfmot_will_meet(keras3_file, tmp_p
     assert "Keras 3 .keras, rebuilt flat as tftool-import does" in result.stdout
     assert "quantize: OK" in result.stdout
 
-    class Subclassed(keras.Model):  # not registered: only a graph-less model would import
-        def call(self, x):
-            return x
+    code = tmp_path / "my_layers.py"
+    code.write_text(SUBCLASSED)
+    from tftool import models
 
-    model = Subclassed()
+    module = models.user_module(str(code), "--custom_objects")
+    model = module.TwoConv()
     model(np.zeros((1, 8, 8, 1), np.float32))
     saved = str(tmp_path / "sub.keras")
     model.save(saved)
+    keras.saving.get_custom_objects().clear()  # as a fresh process sees it: not registered
     result = run_main("check", f"--keras_model={saved}")
-    assert result.returncode in (1, 2)  # not loadable (unregistered class) or kept whole
-    assert ("keeps it whole as a SavedModel" in result.stdout
-            or "does not load" in result.stderr), result.stdout + result.stderr
+    assert result.returncode == 2 and "needs the class 'TwoConv'" in result.stderr
+    assert "pass --custom_objects=file.py" in result.stderr
+    result = run_main("check", f"--keras_model={saved}", f"--custom_objects={code}",
+                      "--image_size=8", "--channels=1")
+    assert result.returncode == 1 and "keeps it whole as a SavedModel" in result.stdout
 
 
 def test_a_keras3_sequential_without_an_input_layer_rebuilds_exactly():
@@ -363,3 +375,50 @@ def test_a_layer_that_computes_differently_in_tf_keras_is_refused(tfds_dir, tmp_
     assert result.returncode == 2 and len(lines) == 1, result.stderr
     assert "the rebuilt model's probabilities differ from the original's" in lines[0]
     assert not os.path.exists(os.path.join(workdir, "float", "model.h5"))
+
+
+def test_keras3_operators_and_a_shared_rescaling_rebuild_exactly():
+    """`x + y`, `x * 2.0` and `x - 1.0` in a Keras 3 graph are operations, not layers: rebuilt
+    as tf_keras Add / Rescaling. A Rescaling called twice is not folded into (its second
+    call would change): the range goes in front instead."""
+    import keras
+
+    from tftool import importer, rebuild
+
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((8, 8, 1))
+    scale = keras.layers.Rescaling(1 / 255.0)
+    x = scale(inputs)
+    a = keras.layers.Conv2D(4, 3, padding="same")(x)
+    b = keras.layers.Conv2D(4, 3, padding="same")(x)
+    y = (a + b) * 2.0 - 1.0
+    y = scale(y * 255.0)  # the same Rescaling again
+    model = keras.Model(inputs, keras.layers.Dense(3)(keras.layers.Flatten()(y)))
+    flat, _ = rebuild.flat_model(model)
+    pixels = np.random.default_rng(0).uniform(0, 255, (4, 8, 8, 1)).astype(np.float32)
+    np.testing.assert_allclose(flat(pixels).numpy(), model(pixels).numpy(), atol=1e-5)
+    contract, _ = importer.to_contract(flat, "0_255")
+    assert importer.RANGE_LAYER in [layer.name for layer in contract.layers]
+    np.testing.assert_allclose(contract(pixels / 255.0).numpy(), model(pixels).numpy(),
+                               atol=1e-4)
+
+
+def test_a_0_255_range_folds_into_the_first_kernel_exactly():
+    """No Rescaling and a Conv2D reading the input: the kernel times 255 on [0, 1] computes
+    what the model computed on 0-255 (zero padding included), with no layer in front; with a
+    kernel regularizer (whose penalty the scaled kernel would change) a layer goes in front."""
+    import tf_keras as keras
+
+    from tftool import importer
+
+    for regularizer in (None, "l2"):
+        keras.utils.set_random_seed(0)
+        inputs = keras.Input((8, 8, 1))
+        x = keras.layers.Conv2D(4, 3, padding="same", kernel_regularizer=regularizer)(inputs)
+        model = keras.Model(inputs, keras.layers.Dense(3)(keras.layers.Flatten()(x)))
+        contract, _ = importer.to_contract(model, "0_255")
+        names = [layer.name for layer in contract.layers]
+        assert (importer.RANGE_LAYER in names) == (regularizer is not None)
+        pixels = np.random.default_rng(0).uniform(0, 255, (4, 8, 8, 1)).astype(np.float32)
+        np.testing.assert_allclose(contract(pixels / 255.0).numpy(), model(pixels).numpy(),
+                                   rtol=1e-5, atol=1e-4)

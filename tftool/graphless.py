@@ -94,7 +94,8 @@ def count_params(model):
 
 def save(source, folder, input_shape):
     """Writes `source`'s inference function (training=False) as a SavedModel to `folder`
-    (replaced atomically: written beside it, then renamed). Returns `folder`.
+    (written beside it, then renamed into place; an older folder is removed just before, so
+    a failed save leaves the old one). Returns `folder`.
 
     Args:
       source: a built Keras 3 or tf_keras model taking float32 [N, *input_shape].

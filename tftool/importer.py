@@ -58,16 +58,23 @@ def keras_version(path):
     return str(metadata.get("keras_version", "2")).split(".")[0]
 
 
-def load_source(path):
+def load_source(path, custom_objects=None):
     """The user's model file, loaded uncompiled, as (model, format text).
 
     Args:
       path: a tf_keras `.h5`/`.hdf5`, a `.keras` file written by tf_keras or Keras 3, or a
         tf_keras SavedModel folder.
+      custom_objects: --custom_objects, the user's file.py or package.module that registers
+        the classes the file needs (models.user_module), imported first; or None.
     Raises:
-      UserError: a missing path, an unknown extension, or a file that does not load (the
+      UserError: a missing path, an unknown extension, code that does not import, a class
+        nobody registered (names --custom_objects), or a file that does not load (the
         loader's first line, with the fix).
     """
+    if custom_objects:
+        from tftool import models
+
+        models.user_module(custom_objects, f"--custom_objects={custom_objects}")
     if not os.path.exists(path):
         raise UserError(f"--keras_model={path}: no such file or folder")
     if os.path.isdir(path):
@@ -88,12 +95,30 @@ def load_source(path):
 
         return tf_keras.models.load_model(path, compile=False), kind
     except Exception as e:  # noqa: BLE001  (any loader failure is the file's, said in one line)
+        missing = _missing_class(e)
+        if missing:
+            raise UserError(f"--keras_model={path} needs the class {missing!r}, which is not "
+                            f"registered here: pass --custom_objects=file.py (or package."
+                            f"module) that defines it with @keras.saving."
+                            f"register_keras_serializable()") from e
         hint = ("a Keras 3 SavedModel from model.export() has no layers to rebuild: save "
                 "model.save('model.keras') instead" if kind == "SavedModel" else
                 "custom layers must be importable and registered "
                 "(keras.saving.register_keras_serializable)")
         raise UserError(f"--keras_model={path} does not load as {kind} ({_first_line(e)}); "
                         f"{hint}") from e
+
+
+def _missing_class(error):
+    """The class name Keras could not locate, from an error or the errors it chains, or None."""
+    import re
+
+    while error is not None:
+        found = re.search(r"Could not locate class '([^']+)'", str(error))
+        if found:
+            return found.group(1)
+        error = error.__cause__ or error.__context__
+    return None
 
 
 def source_probabilities(source, images):
@@ -150,6 +175,7 @@ def to_contract(model, input_range):
             config["layers"] = [entry for entry in config["layers"] if entry["name"] != name]
     scale, offset = INPUT_RANGES[input_range]
     first = _leading_rescaling(model)
+    linear = None if first is not None else _linear_reader(model)
     input_name = config["input_layers"][0][0]
     kernel_scale = None
     # Where the range goes, measured on tfmot 0.8.1 + the TFLite converter: a QAT model whose
@@ -164,8 +190,8 @@ def to_contract(model, input_range):
         if abs(scale * s - 1.0) < 1e-6 and abs(offset * s + o) < 1e-6:
             _repoint(config, first.name, input_name)
             config["layers"].remove(entry)
-    elif input_range != "0_1" and offset == 0.0 and _linear_reader(model) is not None:
-        kernel_scale = (_linear_reader(model).name, scale)  # conv(255*u) = (255*conv)(u)
+    elif input_range != "0_1" and offset == 0.0 and linear is not None:
+        kernel_scale = (linear.name, scale)  # conv(255*u) = (255*conv)(u)
     elif input_range != "0_1":
         _repoint(config, input_name, RANGE_LAYER)
         config["layers"].insert(1, {
@@ -184,14 +210,15 @@ def to_contract(model, input_range):
     return rebuilt, bool(found)
 
 
-def range_accuracies(model, images, labels):
-    """{input_range: top-1 accuracy of `model` on `images` ([0, 1] float32 [N, H, W, C]) fed
-    in that range}: the data's answer to "which scaling does this model expect?"."""
-    scores = {}
+def range_correct(model, images, labels):
+    """{input_range: bool [N], whether `model` classifies each of `images` ([0, 1] float32
+    [N, H, W, C]) right when they are fed in that range}: the data's answer to "which scaling
+    does this model expect?"."""
+    correct = {}
     for name, (scale, offset) in INPUT_RANGES.items():
         out = np.asarray(model.predict(images * scale + offset, batch_size=64, verbose=0))
-        scores[name] = float(np.mean(np.argmax(out, axis=-1) == labels))
-    return scores
+        correct[name] = np.argmax(out, axis=-1) == labels
+    return correct
 
 
 def _repoint(config, old, new):
@@ -214,20 +241,27 @@ def _readers(model):
 
 
 def _linear_reader(model):
-    """The one layer reading the input when it is a Conv2D, DepthwiseConv2D or Dense with
-    zero padding (padding="same" pads zeros: scaling the input scales the sum), else None."""
+    """The one layer reading the input when it is a Conv2D, DepthwiseConv2D or Dense called
+    once, without a kernel regularizer or constraint, else None: for a range 0-255 (offset 0)
+    its kernel times 255 on [0, 1] computes what it computed on 0-255 (zero padding too)."""
     readers = _readers(model)
-    if len(readers) == 1 and type(readers[0]).__name__ in ("Conv2D", "DepthwiseConv2D",
-                                                            "Dense"):
-        return readers[0]
-    return None
+    if len(readers) != 1 or type(readers[0]).__name__ not in ("Conv2D", "DepthwiseConv2D",
+                                                               "Dense"):
+        return None
+    layer, config = readers[0], readers[0].get_config()
+    constrained = [k for k in ("kernel_regularizer", "depthwise_regularizer",
+                               "kernel_constraint", "depthwise_constraint") if config.get(k)]
+    if len(layer._inbound_nodes) != 1 or constrained:  # noqa: SLF001
+        return None  # a shared layer, or a penalty/constraint a scaled kernel would change
+    return layer
 
 
 def _leading_rescaling(model):
     """The Rescaling layer (scalar scale and offset) that alone reads the flat tf_keras
     `model`'s input, or None."""
     readers = _readers(model)
-    if len(readers) != 1 or type(readers[0]).__name__ != "Rescaling":
+    if (len(readers) != 1 or type(readers[0]).__name__ != "Rescaling"
+            or len(readers[0]._inbound_nodes) != 1):  # noqa: SLF001  (called once only)
         return None
     config = readers[0].get_config()
     if np.ndim(config["scale"]) or np.ndim(config["offset"]):
@@ -245,24 +279,44 @@ def first_rescaling(model):
     return float(config["scale"]), float(config["offset"])
 
 
-def choose_range(model, images, labels, given="auto", num_classes=None):
-    """The input range: `given` unless "auto", else the best of range_accuracies.
+def implied_range(stated):
+    """The range a leading Rescaling(scale, offset) says the model takes: "0_255" for a scale
+    of 1/100 or less (1/255, 1/127.5: pixels), else None (it says nothing certain)."""
+    return "0_255" if stated and abs(stated[0]) <= 0.01 else None
+
+
+def choose_range(model, images, labels, given="auto", num_classes=None, stated=None):
+    """The input range: `given` unless "auto"; else the one whose validation accuracy is best
+    by more than noise (Newcombe's paired 95% interval against the runner-up on the same
+    images), or, within noise, the one the model's leading Rescaling implies (implied_range).
 
     Returns: (range name, {range: accuracy}, reason text).
-    Raises: UserError: under "auto", no range classifies better than chance would (class
-      order or data set mismatch; the fix named)."""
-    scores = range_accuracies(model, images, labels)
+    Raises: UserError: under "auto", the best range is near chance (chance.near_chance: a
+      model of another data set or class order), or two ranges tie and the model says nothing
+      (pass --input_range)."""
+    from tftool import chance, stats
+
+    correct = range_correct(model, images, labels)
+    scores = {k: float(np.mean(v)) for k, v in correct.items()}
     shown = ", ".join(f"{RANGE_TEXT[k]} {v:.3f}" for k, v in scores.items())
     if given != "auto":
         return given, scores, f"--input_range={given} (validation accuracy {shown})"
-    best = max(scores, key=scores.get)
-    chance = 1.0 / max(num_classes or 1, 1)
-    if scores[best] < min(0.9, 2 * chance):
+    best, second = sorted(scores, key=scores.get, reverse=True)[:2]
+    if chance.near_chance(scores[best], num_classes or 2, len(labels)):
         raise UserError(f"the model classifies the validation images no better than chance in "
                         f"any input range ({shown}): is it trained on this data set, with its "
                         f"classes in this order (the sorted folder names)? Pass --input_range "
                         f"to skip this check and --allow_chance_accuracy to import it anyway")
-    return best, scores, f"the best of validation accuracy {shown} on {len(labels)} images"
+    reason = f"the best of validation accuracy {shown} on {len(labels)} images"
+    if stats.paired_drop(correct[best], correct[second]).low <= 0:  # a tie within noise
+        implied = implied_range(stated)
+        if implied not in (best, second):
+            raise UserError(f"input ranges {RANGE_TEXT[best]} and {RANGE_TEXT[second]} classify "
+                            f"the validation images equally well within noise ({shown} on "
+                            f"{len(labels)} images): pass --input_range={best} or "
+                            f"--input_range={second}, the range the model was trained on")
+        best, reason = implied, f"{reason}; tied within noise, the model's Rescaling decides"
+    return best, scores, reason
 
 
 def sha256(path):
@@ -299,10 +353,10 @@ def _check_classes(classes, dataset, path):
                         f"set it was trained on")
 
 
-def _graphless(source, out, shape, dataset, path):
-    """A subclassed `source` saved whole into OUT/.saved_model.pending (graphless.py) and
-    wrapped as a one-layer tf_keras model; its classes checked by a call on the data's shape.
-    Returns (model, pending folder)."""
+def _graphless(source, pending, shape, dataset, path):
+    """A subclassed `source` saved whole into the folder `pending` (graphless.py) and wrapped
+    as a one-layer tf_keras model, returned; its classes checked by a call on the data's
+    shape. Raises: UserError: a call that fails (pass the size it was trained at)."""
     from tftool import graphless
 
     try:
@@ -310,11 +364,12 @@ def _graphless(source, out, shape, dataset, path):
             0, 1, (4, *shape)).astype(np.float32), training=False))
     except Exception as e:  # noqa: BLE001  (the user's call() failing is one line)
         raise UserError(f"--keras_model={path} (subclassed) cannot be called on [N, "
-                        f"{', '.join(map(str, shape))}] images: {_first_line(e)}") from e
+                        f"{', '.join(map(str, shape))}] images: {_first_line(e)}; pass the "
+                        f"--image_size (and --channels) it was trained at") from e
     _check_classes(trial.shape[-1], dataset, path)
     kind = "probabilities" if ends_in_softmax_values(trial) else "logits"
-    pending = graphless.save(source, os.path.join(out, ".saved_model.pending"), shape)
-    return graphless.wrap(pending, shape, kind), pending
+    graphless.save(source, pending, shape)
+    return graphless.wrap(pending, shape, kind)
 
 
 def check_shapes(source, dataset, path):
@@ -338,10 +393,10 @@ def check_shapes(source, dataset, path):
     return None if None in shape[:2] else (int(shape[0]), int(shape[1]))
 
 
-def _convert(source, kind, path, context, out, input_range, max_output_difference):
-    """Steps 2-5 of the module docstring for import_float. Returns (the contract model, the
-    flat model before it, the report for metrics.json's "imported", the pending SavedModel
-    folder of a subclassed model or None). Prints the two lines of what was done.
+def _convert(source, kind, path, context, pending, input_range, max_output_difference):
+    """Steps 2-5 of the module docstring for import_float: returns (the contract model, the
+    flat model before it, the report for metrics.json's "imported"); a subclassed model is
+    saved to the folder `pending` (the caller moves or removes it). Prints what was done.
     Raises: UserError: see import_float."""
     import tensorflow as tf
 
@@ -349,18 +404,17 @@ def _convert(source, kind, path, context, out, input_range, max_output_differenc
 
     dataset, size = context.dataset, tuple(context.image_size)
     shape = size + (dataset.image_shape[-1],)
-    pending = None
+    subclassed = False
     try:
         flat, dropped = rebuild.flat_model(source, input_shape=shape)
     except rebuild.Subclassed:  # kept whole: graphless.py
-        flat, pending = _graphless(source, out, shape, dataset, path)
-        dropped = []
+        flat, dropped, subclassed = _graphless(source, pending, shape, dataset, path), [], True
     images, labels = _arrays(dataset, size, "validation", RANGE_IMAGES)
     stated = first_rescaling(flat)
     chosen, scores, reason = choose_range(flat, images, labels, input_range,
-                                          dataset.num_classes)
+                                          dataset.num_classes, stated)
     model, stripped = to_contract(flat, chosen)
-    if pending:
+    if subclassed:
         stripped = flat.layers[-1].outputs_kind == "probabilities"
     test_images, _ = _arrays(dataset, size, "test", COMPARE_IMAGES)
     scale, offset = INPUT_RANGES[chosen]
@@ -368,7 +422,7 @@ def _convert(source, kind, path, context, out, input_range, max_output_differenc
     got = tf.nn.softmax(model(test_images, training=False)).numpy().astype(np.float64)
     difference = float(np.max(np.abs(expected - got)))
     line = (f"{kind}, " + ("subclassed: kept whole as a SavedModel (no QAT, pruning or "
-                           "clustering: tfmot needs its layers)" if pending else
+                           "clustering: tfmot needs its layers)" if subclassed else
                            f"{len(flat.layers)} layers flat")
             + (f" ({len(dropped)} augmentation layers left out)" if dropped else "")
             + f"; input range {RANGE_TEXT[chosen]} ({reason}"
@@ -384,9 +438,9 @@ def _convert(source, kind, path, context, out, input_range, max_output_differenc
           f"|difference| of class probabilities on {len(test_images)} test images)",
           flush=True)
     report = {"input_range": chosen, "range_accuracy": scores, "softmax_removed": stripped,
-              "augmentation_layers_removed": dropped, "subclassed": bool(pending),
+              "augmentation_layers_removed": dropped, "subclassed": subclassed,
               "max_output_difference": difference, "compared_images": len(test_images)}
-    return model, flat, report, pending
+    return model, flat, report
 
 
 def validation_seen(metrics, dataset):
@@ -448,19 +502,19 @@ def import_float(context, path, source, kind, input_range="auto", max_output_dif
         if (not context.overwrite and recorded
                 and recorded.get("keras_model_sha256") != settings["keras_model_sha256"]):
             made = (f"imported from {recorded['keras_model']} (another file, or the file since "
-                    f"changed)" if recorded.get("keras_model") else
-                    f"trained by {recorded.get('model') and 'tftool-train'}")
+                    f"changed)" if recorded.get("keras_model") else "trained by tftool-train")
             raise UserError(f"{out} was {made}; pass --overwrite to import over it (the later "
                             f"stages of {workdir} then start again), or use another --workdir")
-        stage_runner.check_config(out, settings, overwrite=context.overwrite, write=False)
+        # the path may differ for the same file (the sha256 says): recorded, not compared
+        stage_runner.check_config(out, settings, overwrite=context.overwrite, write=False,
+                                  free=("keras_model",))
         complete, _ = stage_runner.is_complete(workdir, "float", overwrite=context.overwrite)
         if complete:
             return None
-        pending = None
+        pending = os.path.join(out, ".saved_model.pending")  # a subclassed model's, if any
         try:
-            model, flat, report, pending = _convert(source, kind, path, context, out,
-                                                    input_range, max_output_difference)
-            stage_runner.check_config(out, settings, overwrite=context.overwrite)
+            model, flat, report = _convert(source, kind, path, context, pending, input_range,
+                                           max_output_difference)
             preset, why = presets.choose("auto", dataset.name, dataset.image_shape[-1], size,
                                          dataset.hflip_safe)
             metrics = {
@@ -481,10 +535,16 @@ def import_float(context, path, source, kind, input_range="auto", max_output_dif
             if seen:
                 metrics["imported"]["validation_seen"] = seen
                 print(f"tftool-import: note: {seen}", flush=True)
-            if pending:  # the SavedModel goes where model.h5 will point, then model.h5
+            # Only now the new settings: a metrics.json beside them would mean "complete" to
+            # the next run, so an older one goes first (the model it describes is replaced).
+            if os.path.exists(os.path.join(out, "metrics.json")):
+                os.remove(os.path.join(out, "metrics.json"))
+            stage_runner.check_config(out, settings, overwrite=context.overwrite,
+                                      free=("keras_model",))
+            if report["subclassed"]:  # the SavedModel goes where model.h5 will point
                 model = _settle(pending, out, flat, report["input_range"])
             stage_runner.write_stage(out, model, metrics, context.flags_text)
         finally:
-            if pending and os.path.isdir(pending):
+            if os.path.isdir(pending):
                 shutil.rmtree(pending)
     return metrics

@@ -225,6 +225,8 @@ class _Builder:
             return args[0]
         if class_name == "InputLayer":
             raise Unconvertible(f"input layer {name!r} is called on a tensor")
+        if str(layer.get("module", "")).startswith("keras.src.ops"):
+            return self.operation(class_name, name, args, kwargs)
         if name not in made:
             cls, config = _layer_config(class_name, layer["config"], self.keras3, name)
             config["name"] = self.unique(name)
@@ -235,6 +237,29 @@ class _Builder:
                                     f"tf_keras: {str(e).splitlines()[0]}") from e
             self.copies.append((made[name], source.get_layer(name)))
         return made[name](*args, **kwargs)
+
+    def operation(self, class_name, name, args, kwargs):
+        """A Keras 3 operation written with Python operators (`x + y`, `x * 2.0`): the
+        tf_keras layer that computes the same (Add/Subtract/Multiply of two tensors, a
+        Rescaling for a number). Raises: Unconvertible: any other operation."""
+        import tf_keras as keras
+
+        tensors = [a for a in args if not isinstance(a, (int, float))]
+        numbers = [float(a) for a in args if isinstance(a, (int, float))]
+        merge = {"Add": keras.layers.Add, "Subtract": keras.layers.Subtract,
+                 "Multiply": keras.layers.Multiply}
+        if not kwargs and len(args) == 2 and class_name in merge:
+            if len(tensors) == 2:
+                return merge[class_name](name=self.unique(name))(tensors)
+            if len(tensors) == 1 and class_name == "Multiply":
+                return keras.layers.Rescaling(numbers[0], name=self.unique(name))(tensors[0])
+            if len(tensors) == 1 and (class_name == "Add" or args[0] is tensors[0]):
+                offset = numbers[0] if class_name == "Add" else -numbers[0]
+                return keras.layers.Rescaling(1.0, offset=offset,
+                                              name=self.unique(name))(tensors[0])
+        raise Unconvertible(f"operation {name!r} ({class_name}, written with keras.ops or a "
+                            f"Python operator) has no tf_keras layer here; write it as a "
+                            f"keras.layers layer (Add, Multiply, Rescaling, ...)")
 
 
 def _flatten(value):
@@ -284,10 +309,26 @@ def flat_model(source, input_shape=None):
         if input_shape is None:
             raise Unconvertible(f"model {source.name!r} leaves its input size open; give "
                                 f"--image_size")
-        shape = tuple(input_shape)
+        shape = tuple(input_shape) if shape is None else tuple(
+            given if d is None else d for d, given in zip(shape, input_shape))
+    if (not keras3 and "input_layers" in config and tuple(source.inputs[0].shape[1:]) == shape
+            and not any(layer["class_name"] in NESTED + AUGMENTATION
+                        for layer in config["layers"])):
+        # already flat tf_keras: its own config round trip keeps every layer tf_keras has
+        # (TFOpLambda, keyword tensors) exactly
+        model = keras.Model.from_config(config)
+        model.set_weights(source.get_weights())
+        return model, []
     builder = _Builder(keras3)
     inputs = keras.Input(shape=shape, name=builder.unique("image"))
-    outputs = builder.graph(source, config, [inputs])
+    try:
+        outputs = builder.graph(source, config, [inputs])
+    except Unconvertible:
+        raise
+    except Exception as e:  # noqa: BLE001  (a graph this walker does not know: one line)
+        raise Unconvertible(f"model {source.name!r} cannot be rebuilt layer by layer in "
+                            f"tf_keras ({type(e).__name__}: {(str(e).splitlines() or [''])[0]})"
+                            ) from e
     model = keras.Model(inputs, outputs[0], name=builder.unique(
         "".join(c if c.isalnum() or c in "_-" else "_" for c in source.name)))
     for layer, original in builder.copies:

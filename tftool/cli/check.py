@@ -18,7 +18,8 @@ from absl import flags
 
 FLAGS = flags.FLAGS
 NAMES = ("workdir", "image_size", "channels", "model", "stage", "purpose", "scheme",
-         "num_classes", "width", "num_stages", "alpha", "minimalistic", "keras_model")
+         "num_classes", "width", "num_stages", "alpha", "minimalistic", "keras_model",
+         "custom_objects")
 
 
 def load(model_flag, stage):
@@ -44,7 +45,7 @@ def imported(path):
     whole; a layer tf_keras lacks: refused) is printed with what that leaves, exit status 1."""
     from tftool import importer, rebuild
 
-    source, kind = importer.load_source(path)
+    source, kind = importer.load_source(path, FLAGS.custom_objects)
     size = FLAGS.image_size or 32
     try:
         model, dropped = rebuild.flat_model(source, (size, size, FLAGS.channels or 3))

@@ -35,11 +35,7 @@ def main(argv):
         raise UserError("--keras_model is required: the .keras or .h5 file (or SavedModel "
                         "folder) of your trained model")
     path = FLAGS.keras_model
-    if FLAGS.custom_objects:  # registers the user's classes before the file is read
-        from tftool import models
-
-        models.user_module(FLAGS.custom_objects, f"--custom_objects={FLAGS.custom_objects}")
-    source, kind = importer.load_source(path)
+    source, kind = importer.load_source(path, FLAGS.custom_objects)
     settings = common.data_settings("float")
     dataset = common.load_data(settings)
     fixed = importer.check_shapes(source, dataset, path)

@@ -38,6 +38,8 @@ sparsity measurement. Zeros in a dense int8 buffer compress just as well.
 Converter API: https://www.tensorflow.org/api_docs/python/tf/lite/TFLiteConverter
 (from_concrete_functions, inference_input_type, inference_output_type).
 """
+import contextlib
+
 from tftool import graphless
 
 import numpy as np
@@ -110,7 +112,9 @@ def serving_function(model, rgb_input=True, output="probabilities", fake_quant=F
         if add_gray:
             x = quantize(tf.nn.conv2d(x, gray_kernel, strides=1, padding="VALID",
                                       name=GRAY_OP_NAME), 1.0)
-        with graphless.probabilities_out(model) as probabilities:  # an imported subclassed
+        # an imported subclassed model's probabilities as they are (graphless.py)
+        with (graphless.probabilities_out(model) if output == "probabilities"
+              else contextlib.nullcontext(False)) as probabilities:
             scores = model(x, training=False)
         if output == "probabilities":
             scores = scores if probabilities else tf.nn.softmax(scores, axis=-1)
