@@ -59,7 +59,7 @@ COMMON := --workdir=$(WORKDIR) $(if $(DATASET),--dataset=$(DATASET))
 RUN := TFTOOL_SHARED_FLAGS=1 $(BIN)/
 
 .PHONY: help install import train quantize prune pqat distill export micro benchmark benchmark-full all \
-	test clean \
+	test test-all clean \
 	mediapipe predict cluster cqat pcqat prune-2by4 compress-all
 
 # `make help`: the targets (their ## notes) and the main variables.
@@ -226,10 +226,21 @@ search-dashboard: install ## Optuna's dashboard on the search's storage (DASHBOA
 	    --port $(DASHBOARD_PORT) $(STORAGE)
 
 # Two workers, one test file each (--dist loadfile keeps a file's module fixtures in one
-# process): the suite is mostly single-threaded Python and process start-up.
+# process): the suite is mostly single-threaded Python and process start-up. `make test` (what
+# CI runs; about 10 minutes on 2 cores at most) leaves out the tests marked `slow`: benchmark-
+# like runs whose checks a faster test also makes (docs/developers.md, "Tests"); `make
+# test-all` runs those too.
+# --no-loadscope-reorder: xdist (3.6 on) otherwise hands out the files with the most tests
+# first, whatever tests/conftest.py's SLOW_FIRST ordered, and test_readme.py's 2 tests and
+# test_model_pipeline.py's 5 (the two slowest files) started last, one worker idle meanwhile.
 PYTEST_WORKERS ?= 2
-test: $(VENV)/.installed-test $(MEDIAPIPE_VENV)/.installed ## the whole test suite (what CI runs)
-	$(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile --durations=15 $(PYTEST_ARGS)
+PYTEST := $(BIN)/python -m pytest -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder \
+	--durations=15
+test: $(VENV)/.installed-test $(MEDIAPIPE_VENV)/.installed ## the test suite without the `slow` tests (what CI runs)
+	$(PYTEST) -m "not slow" $(PYTEST_ARGS)
+
+test-all: $(VENV)/.installed-test $(MEDIAPIPE_VENV)/.installed ## every test, the `slow` ones too
+	$(PYTEST) $(PYTEST_ARGS)
 
 clean: ## remove WORKDIR and the files in EXPORT_DIR
 	rm -rf $(WORKDIR) .pytest_cache
