@@ -6,9 +6,9 @@ export benchmark micro) starts from your model. Accepted: a Keras 3 or tf_keras 
 tf_keras .h5 file or SavedModel folder; functional or Sequential, nested models flattened; a
 subclassed model is kept whole as a SavedModel (every post-training variant, the gate, the
 benchmark and micro; no QAT, pruning or clustering, which make skips with one line each;
---custom_objects names the code that registers its class). The
-model is rebuilt in tf_keras with its weights and refused unless its class probabilities match
-the original's within --max_output_difference on 100 test images. Its input range (0-1, -1-1,
+--custom_objects names the code that registers its class). The model is rebuilt in tf_keras
+with its weights and refused unless its class probabilities match the original's within
+--max_output_difference on 100 test images. Its input range (0-1, -1-1,
 0-255) is read from the data (--input_range to give it); a softmax at its output is removed
 (export adds it back). Its classes must be the data set's, in its order (a folder: the sorted
 class folder names).
