@@ -21,6 +21,15 @@ class UserError(Exception):
     """A mistake in the user's input: entry points print its message as one line and exit 2."""
 
 
+def first_line(error, limit=None):
+    """The first non-blank line of an exception's message (its `.message` where it has one,
+    as TensorFlow's errors do), cut to `limit` characters; the exception's class name when
+    the message is empty. What a UserError quotes of a library's error."""
+    lines = (getattr(error, "message", None) or str(error)).strip().splitlines()
+    text = lines[0] if lines else type(error).__name__
+    return text if limit is None else text[:limit]
+
+
 def __getattr__(name):
     """`tftool.api` without importing it first (`import tftool; help(tftool.api.export)`)."""
     if name == "api":

@@ -108,6 +108,21 @@ def read_json_object(path, fix=None):
     return value
 
 
+def sha256(path):
+    """sha256 hex digest of a file, read in 1 MiB blocks, or of every file under a folder
+    (a SavedModel), in sorted path order."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    files = [path] if os.path.isfile(path) else sorted(
+        os.path.join(root, f) for root, _, names in os.walk(path) for f in names)
+    for name in files:
+        with open(name, "rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                digest.update(block)
+    return digest.hexdigest()
+
+
 def save_model(model, path):
     """Atomically saves a Keras model (plain, QAT-wrapped or stripped) as HDF5 at `path`."""
     import warnings

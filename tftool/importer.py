@@ -21,7 +21,6 @@ the data set's test and validation splits. A user's model is brought to that con
      the class names, the photo or digits preset's augmentation for later fine-tuning), with
      a note when validation scores above test beyond noise (validation_seen).
 """
-import hashlib
 import json
 import os
 import shutil
@@ -29,7 +28,7 @@ import zipfile
 
 import numpy as np
 
-from tftool import UserError
+from tftool import UserError, first_line
 
 # --input_range -> (scale, offset) mapping [0, 1] pixels to the range the model expects
 INPUT_RANGES = {"0_1": (1.0, 0.0), "-1_1": (2.0, -1.0), "0_255": (255.0, 0.0)}
@@ -37,10 +36,6 @@ RANGE_TEXT = {"0_1": "0-1", "-1_1": "-1-1", "0_255": "0-255"}
 RANGE_LAYER = "tftool_input_range"
 RANGE_IMAGES = 512  # validation images that decide the input range
 COMPARE_IMAGES = 100  # test images the rebuilt model's outputs are compared on
-
-
-def _first_line(error):
-    return (str(error).strip().splitlines() or [type(error).__name__])[0]
 
 
 def keras_version(path):
@@ -53,7 +48,7 @@ def keras_version(path):
             metadata = json.loads(archive.read("metadata.json"))
     except (zipfile.BadZipFile, KeyError, ValueError, OSError) as e:
         raise UserError(f"--keras_model={path} is not a readable .keras file "
-                        f"({_first_line(e)}); save it again with model.save('model.keras')") \
+                        f"({first_line(e)}); save it again with model.save('model.keras')") \
             from e
     return str(metadata.get("keras_version", "2")).split(".")[0]
 
@@ -105,7 +100,7 @@ def load_source(path, custom_objects=None):
                 "model.save('model.keras') instead" if kind == "SavedModel" else
                 "custom layers must be importable and registered "
                 "(keras.saving.register_keras_serializable)")
-        raise UserError(f"--keras_model={path} does not load as {kind} ({_first_line(e)}); "
+        raise UserError(f"--keras_model={path} does not load as {kind} ({first_line(e)}); "
                         f"{hint}") from e
 
 
@@ -181,7 +176,7 @@ def to_contract(model, input_range):
     # Where the range goes, measured on tfmot 0.8.1 + the TFLite converter: a QAT model whose
     # first layer is Rescaling(1) or Rescaling(255) converts to a qat_int8 file 18-57 points
     # below its Keras accuracy on digits (Rescaling(2, -1) and (0.5) convert within noise;
-    # docs/results.md, "Imported models"). So the range is folded away where that is exact.
+    # docs/developers.md, "Traps"). So the range is folded away where that is exact.
     if input_range != "0_1" and first is not None:
         # into the model's own Rescaling: (scale*u + offset)*s + o; dropped if that is 1*u + 0
         entry = next(e for e in config["layers"] if e["name"] == first.name)
@@ -319,18 +314,6 @@ def choose_range(model, images, labels, given="auto", num_classes=None, stated=N
     return best, scores, reason
 
 
-def sha256(path):
-    """sha256 hex digest of a file, or of every file under a folder (sorted walk)."""
-    digest = hashlib.sha256()
-    files = [path] if os.path.isfile(path) else sorted(
-        os.path.join(root, f) for root, _, names in os.walk(path) for f in names)
-    for name in files:
-        with open(name, "rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                digest.update(block)
-    return digest.hexdigest()
-
-
 def _arrays(dataset, size, split, count):
     """Up to `count` images of `split` as (float32 [n, H, W, C] in [0, 1], int64 [n])."""
     from tftool import data
@@ -364,7 +347,7 @@ def _graphless(source, pending, shape, dataset, path):
             0, 1, (4, *shape)).astype(np.float32), training=False))
     except Exception as e:  # noqa: BLE001  (the user's call() failing is one line)
         raise UserError(f"--keras_model={path} (subclassed) cannot be called on [N, "
-                        f"{', '.join(map(str, shape))}] images: {_first_line(e)}; pass the "
+                        f"{', '.join(map(str, shape))}] images: {first_line(e)}; pass the "
                         f"--image_size (and --channels) it was trained at") from e
     _check_classes(trial.shape[-1], dataset, path)
     kind = "probabilities" if ends_in_softmax_values(trial) else "logits"

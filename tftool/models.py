@@ -3,7 +3,7 @@ that take float32 [N, H, W, C] images in [0, 1] and return float32 [N, num_class
 import math
 import os
 
-from tftool import UserError
+from tftool import UserError, first_line
 
 import tensorflow as tf
 import tf_keras as keras
@@ -355,11 +355,6 @@ def fold_logit_scale(model):
     return keras.Model(model.inputs, outputs, name=model.name)
 
 
-def _first_line(error):
-    text = (getattr(error, "message", None) or str(error)).strip().splitlines()
-    return text[0][:160] if text else type(error).__name__
-
-
 def _check_size(model, input_shape):
     h, w = input_shape[:2]
     if min(h, w) < 32:
@@ -418,7 +413,7 @@ def _mobilenet_v3(application, model, input_shape, num_classes, alpha, minimalis
             # AssertionError: a TF checkpoint of another model (Keras's assert_consumed)
             raise UserError(
                 f"--weights={weights} does not fit {model} --alpha={alpha} minimalistic="
-                f"{minimalistic} with {c} channel(s) ({_first_line(e)}); give the weights of "
+                f"{minimalistic} with {c} channel(s) ({first_line(e, 160)}); give the weights of "
                 f"{backbone} saved with the same alpha and channels") from e
     outputs = keras.layers.Dense(num_classes, dtype="float32", name=HEAD_LAYER)(base.output)
     return keras.Model(inputs, outputs, name=name)
@@ -624,7 +619,7 @@ def efficientnet_lite0(input_shape, num_classes, width_coefficient=1.0, depth_co
             raise UserError(
                 f"--weights={weights} does not fit efficientnet_lite0 with width_coefficient="
                 f"{width_coefficient}, depth_coefficient={depth_coefficient} and "
-                f"{input_shape[2]} channel(s) ({_first_line(e)}); give {what}") from e
+                f"{input_shape[2]} channel(s) ({first_line(e, 160)}); give {what}") from e
     return model
 
 

@@ -29,7 +29,7 @@ import tempfile
 
 import numpy as np
 
-from tftool import UserError
+from tftool import UserError, first_line
 
 INPUT_NAME = "image"
 OUTPUT_NAME = "probabilities"
@@ -290,11 +290,6 @@ def to_onnx_int8(float_onnx_bytes, representative_dataset, per_channel=True, *,
     return content
 
 
-def _first_line(error):
-    text = str(error).strip()
-    return text.splitlines()[0] if text else type(error).__name__
-
-
 class Runner:
     """Runs an ONNX classifier in ONNX Runtime's CPU execution provider on uint8 pixels.
 
@@ -333,7 +328,7 @@ class Runner:
                 model_path if model_path is not None else bytes(model_content), options,
                 providers=["CPUExecutionProvider"])
         except Exception as e:  # noqa: BLE001  (InvalidProtobuf, Fail, InvalidGraph, ...)
-            raise UserError(f"{what} is not a valid ONNX model ({_first_line(e)}); "
+            raise UserError(f"{what} is not a valid ONNX model ({first_line(e)}); "
                             f"{REEXPORT}") from e
         inputs, outputs = self.session.get_inputs(), self.session.get_outputs()
         if len(inputs) != 1 or len(outputs) != 1:

@@ -18,7 +18,7 @@ Source: the Keras functional API's serialization (keras.io/guides/serialization_
 """
 import inspect
 
-from tftool import UserError
+from tftool import UserError, first_line
 
 NESTED = ("Functional", "Model", "Sequential")
 # Identity at inference (Keras docs: "only active during training"); dropped from the graph.
@@ -76,8 +76,9 @@ def _refs(value):
 
 
 def _nodes(layer_config, keras3):
-    """The calls of one serialized layer as [(args, kwargs, refs)]: args/kwargs hold tensor
-    references as ("ref", layer, node, tensor) markers resolved later."""
+    """The calls of one serialized layer as [(args, kwargs, refs)]: args/kwargs still hold the
+    tensor references (Keras 3: serialized dicts; tf_keras: (layer, node, tensor) tuples),
+    resolved when the call is made; refs lists them all (what the call waits for)."""
     calls = []
     for node in layer_config.get("inbound_nodes", []):
         if keras3:
@@ -234,7 +235,7 @@ class _Builder:
                 made[name] = cls.from_config(config)
             except (TypeError, ValueError) as e:
                 raise Unconvertible(f"layer {name!r} ({class_name}) cannot be rebuilt in "
-                                    f"tf_keras: {str(e).splitlines()[0]}") from e
+                                    f"tf_keras: {first_line(e)}") from e
             self.copies.append((made[name], source.get_layer(name)))
         return made[name](*args, **kwargs)
 
@@ -277,8 +278,8 @@ def graph_config(source):
         config = None
     if not isinstance(config, dict) or "layers" not in config:
         raise Subclassed(f"model {source.name!r} ({type(source).__name__}) is subclassed: "
-                            f"it has no layer graph to rebuild; build it with the functional "
-                            f"API or Sequential")
+                         f"it has no layer graph to rebuild; build it with the functional API "
+                         f"or Sequential")
     return config
 
 
@@ -301,17 +302,20 @@ def flat_model(source, input_shape=None):
 
     keras3 = is_keras3(source)
     config = graph_config(source)
-    shape = tuple(source.inputs[0].shape[1:]) if getattr(source, "inputs", None) else None
-    if len(getattr(source, "inputs", []) or []) > 1 or len(getattr(source, "outputs", []) or []) > 1:
-        raise Unconvertible(f"model {source.name!r} has {len(source.inputs)} inputs and "
-                            f"{len(source.outputs)} outputs; an image classifier has one each")
+    declared = getattr(source, "inputs", None) or []
+    returned = getattr(source, "outputs", None) or []
+    shape = tuple(declared[0].shape[1:]) if declared else None
+    if len(declared) > 1 or len(returned) > 1:
+        raise Unconvertible(f"model {source.name!r} has {len(declared)} inputs and "
+                            f"{len(returned)} outputs; an image classifier has one each")
     if shape is None or any(d is None for d in shape):
         if input_shape is None:
             raise Unconvertible(f"model {source.name!r} leaves its input size open; give "
                                 f"--image_size")
         shape = tuple(input_shape) if shape is None else tuple(
             given if d is None else d for d, given in zip(shape, input_shape))
-    if (not keras3 and "input_layers" in config and tuple(source.inputs[0].shape[1:]) == shape
+    if (not keras3 and "input_layers" in config and declared
+            and tuple(declared[0].shape[1:]) == shape
             and not any(layer["class_name"] in NESTED + AUGMENTATION
                         for layer in config["layers"])):
         # already flat tf_keras: its own config round trip keeps every layer tf_keras has
@@ -327,8 +331,7 @@ def flat_model(source, input_shape=None):
         raise
     except Exception as e:  # noqa: BLE001  (a graph this walker does not know: one line)
         raise Unconvertible(f"model {source.name!r} cannot be rebuilt layer by layer in "
-                            f"tf_keras ({type(e).__name__}: {(str(e).splitlines() or [''])[0]})"
-                            ) from e
+                            f"tf_keras ({type(e).__name__}: {first_line(e)})") from e
     model = keras.Model(inputs, outputs[0], name=builder.unique(
         "".join(c if c.isalnum() or c in "_-" else "_" for c in source.name)))
     for layer, original in builder.copies:
@@ -341,5 +344,5 @@ def flat_model(source, input_shape=None):
             layer.set_weights(weights)
         except ValueError as e:
             raise Unconvertible(f"layer {original.name!r}: its weights do not fit the tf_keras "
-                                f"layer ({str(e).splitlines()[0]})") from e
+                                f"layer ({first_line(e)})") from e
     return model, builder.dropped

@@ -20,7 +20,7 @@ A stage supplies only what differs, as a `Job`: how to build the model, extra ca
 extra metrics, what to record in config.json. Layout of a stage folder (DESIGN.md):
   model.h5  config.json  metrics.json  flags.txt  logs/  ckpt/  backup/  .lock
 and, instead of a model, skipped.json when make skipped the stage because tfmot cannot take
-its input (cli/common.py skip_stage); a run that passes the pre-flight removes it.
+its input (cli/common.py skip_stage); writing the stage's model removes it (write_stage).
 """
 import contextlib
 import dataclasses
@@ -349,8 +349,6 @@ def run(job, context):
         if job.preflight:
             job.preflight()
         check_config(out, settings, overwrite=context.overwrite, write=chief, free=job.free)
-        if chief:  # this run goes ahead: an earlier skip of the stage no longer holds
-            clear_skipped(out)
         if restart and chief:  # start at epoch 0 rather than mix two runs
             clear_training_state(out)
         strategy = context.strategy
@@ -447,7 +445,7 @@ def write_stage(out, model, metrics, flags_text, chief=True):
         fileio.save_model(model, os.path.join(target, stages.MODEL_FILE))
         fileio.write_text(os.path.join(target, "flags.txt"), flags_text)
         fileio.write_json(os.path.join(target, "metrics.json"), metrics)
-        clear_skipped(target)  # (choose.adopt writes a stage here without run's pre-flight)
+        clear_skipped(target)  # every writer of a stage comes here: run, choose.adopt, import
     finally:
         if not chief:
             shutil.rmtree(target, ignore_errors=True)

@@ -35,13 +35,6 @@ def machine():
     return {"cpu": cpu, "cores": CORES, "load_average": load, "system": platform.platform()}
 
 
-def _sha256(path):
-    import hashlib
-
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
-
-
 def _card_path(export_dir, name, variant, fmt):
     return os.path.join(export_dir, f"{name}_{variant}"
                         + (".onnx.json" if fmt == "onnx" else ".json"))
@@ -51,7 +44,7 @@ def card_benchmark(variant_rows, entry, meta, export_dir):
     """The "benchmark" section of a model card: the variant's figures from this run, and the
     sha256 of the file measured, EXPORT_DIR/<the row's file name> (export keeps the section,
     marked stale when the file changes: export/card.py carry_over)."""
-    digest = _sha256(os.path.join(export_dir, os.path.basename(entry["path"])))
+    digest = fileio.sha256(os.path.join(export_dir, os.path.basename(entry["path"])))
     return {
         "file_sha256": digest,
         "accuracy": entry["accuracy"], "accuracy_interval": entry.get("accuracy_interval"),
@@ -341,7 +334,7 @@ def refresh_report(export_dir, name):
         card = fileio.read_json_object(_card_path(export_dir, name, variant, fmt), fix=fix) or {}
         measured = card.get("benchmark") or {}
         if (not os.path.exists(file) or measured.get("stale")
-                or measured.get("file_sha256") != _sha256(file)):
+                or measured.get("file_sha256") != fileio.sha256(file)):
             return None, f"its benchmark measured an earlier {os.path.basename(file)}"
     exported = {*exported_files(export_dir, name).values(), *onnx_files(export_dir, name).values()}
     unmeasured = sorted(os.path.basename(p) for p in exported

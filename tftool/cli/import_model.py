@@ -29,7 +29,7 @@ def main(argv):
 
     import tensorflow as tf
 
-    from tftool import data, importer, stage_runner
+    from tftool import data, fileio, importer, stage_runner
 
     if not FLAGS.keras_model:
         raise UserError("--keras_model is required: the .keras or .h5 file (or SavedModel "
@@ -47,7 +47,7 @@ def main(argv):
                     model="import:" + os.path.splitext(os.path.basename(
                         os.path.normpath(path)))[0],
                     keras_model=os.path.abspath(path),
-                    keras_model_sha256=importer.sha256(path), input_range=FLAGS.input_range)
+                    keras_model_sha256=fileio.sha256(path), input_range=FLAGS.input_range)
     context = stage_runner.Context(
         workdir=FLAGS.workdir, strategy=tf.distribute.get_strategy(), dataset=dataset,
         image_size=size, overwrite=FLAGS.overwrite, flags_text=common.flags_text(),

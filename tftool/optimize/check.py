@@ -278,20 +278,24 @@ class Unsupported(UserError):
         super().__init__(message)
         self.purpose, self.what, self.blocking, self.fix = purpose, what, list(blocking), fix
 
+    def _first(self):
+        """("tfmot cannot quantize layer 'mixer' (EinsumDense)", "2 more layers" or "")."""
+        first, more = self.blocking[0], len(self.blocking) - 1
+        return (f"tfmot cannot {self.purpose} layer {first['layer']!r} ({first['class']})",
+                f"{more} more layer{'s' if more > 1 else ''}" if more else "")
+
     def short(self):
         """"tfmot cannot quantize layer 'mixer' (EinsumDense)" (+ " and 2 more layers")."""
-        first, more = self.blocking[0], len(self.blocking) - 1
-        return (f"tfmot cannot {self.purpose} layer {first['layer']!r} ({first['class']})"
-                + (f" and {more} more layer{'s' if more > 1 else ''}" if more else ""))
+        first, more = self._first()
+        return first + (f" and {more}" if more else "")
 
     def summary(self):
         """short() with the model and the first layer's reason: "tfmot cannot quantize layer
         'mixer' (EinsumDense) of PATH: EinsumDense is not in tfmot's 8-bit quantize registry"
         (" (and 2 more layers)")."""
-        first, more = self.blocking[0], len(self.blocking) - 1
-        return (f"tfmot cannot {self.purpose} layer {first['layer']!r} ({first['class']}) of "
-                f"{self.what}: {first['reason']}"
-                + (f" (and {more} more layer{'s' if more > 1 else ''})" if more else ""))
+        first, more = self._first()
+        return (f"{first} of {self.what}: {self.blocking[0]['reason']}"
+                + (f" (and {more})" if more else ""))
 
 
 def require_supported(model, purpose, what, scheme="default"):
