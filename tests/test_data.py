@@ -122,7 +122,7 @@ def test_unknown_dataset_is_a_user_error():
 
 
 def test_catalog_dataset_absent_offline_fails_fast(tmp_path, monkeypatch):
-    monkeypatch.setattr(data, "_network_reachable", lambda *a, **k: False)
+    monkeypatch.setattr(data.sources, "_network_reachable", lambda *a, **k: False)
     start = time.time()
     with pytest.raises(UserError, match="not prepared"):
         data.load("mnist", data_dir=str(tmp_path))

@@ -131,7 +131,8 @@ def test_nan_in_epoch_2_keeps_epoch_1_backup_and_says_so(tmp_path, digits):
                 w = self.model.get_layer("logits").kernel
                 w.assign(tf.fill(w.shape, float("nan")))
 
-    config = trainer.TrainConfig(epochs=3, per_replica_batch_size=128, augment=False)
+    config = trainer.TrainConfig(epochs=3, learning_rate=1e-3, lr_schedule="cosine",
+                                 per_replica_batch_size=128, augment=False)
     with pytest.raises(UserError, match=r"loss became NaN/inf in epoch 2 \(batch 1\); stopped, "
                                         r".*keep epoch 1, the last finite one"):
         trainer.train(tf.distribute.get_strategy(),
@@ -155,7 +156,8 @@ def test_ckpt_holds_the_weights_fit_ended_with(tmp_path, digits):
     from tftool import models
     from tftool.train import fit as trainer
 
-    config = trainer.TrainConfig(epochs=2, per_replica_batch_size=128, augment=False)
+    config = trainer.TrainConfig(epochs=2, learning_rate=1e-3, lr_schedule="cosine",
+                                 per_replica_batch_size=128, augment=False)
     build = lambda: models.build("small_cnn", (8, 8, 1), 10, width=4)  # noqa: E731
     model, _ = trainer.train(tf.distribute.get_strategy(), build, digits, (8, 8), config,
                              str(tmp_path))
@@ -319,7 +321,7 @@ def test_folder_with_one_class_or_no_images(tmp_path):
 def test_catalog_data_absent_offline(tmp_path, monkeypatch):
     from tftool import UserError, data
 
-    monkeypatch.setattr(data, "_network_reachable", lambda *a, **k: False)
+    monkeypatch.setattr(data.sources, "_network_reachable", lambda *a, **k: False)
     with pytest.raises(UserError, match=r"--dataset=mnist: not prepared under .* network is "
                                         r"unreachable; .*tfds build mnist"):
         data.load("mnist", data_dir=str(tmp_path))
@@ -373,7 +375,8 @@ def test_warmup_as_long_as_the_run_is_one_line(tmp_path, digits):
     from tftool import UserError, models
     from tftool.train import fit as trainer
 
-    config = trainer.TrainConfig(epochs=1, lr_schedule="cosine_warmup", warmup_epochs=1.0)
+    config = trainer.TrainConfig(epochs=1, learning_rate=1e-3, lr_schedule="cosine_warmup",
+                                 warmup_epochs=1.0)
     with pytest.raises(UserError, match=r"--warmup_epochs=1 leaves no epoch after warm-up with "
                                         r"--epochs=1"):
         trainer.train(tf.distribute.get_strategy(),

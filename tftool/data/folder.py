@@ -17,10 +17,11 @@ import tensorflow as tf
 from absl import logging
 
 from tftool import UserError
-from tftool.data import (AUTOTUNE, DEFAULT_TEST_FRACTION, DEFAULT_VALIDATION_FRACTION,
-                         FOLDER_PREFIX, IMAGE_EXTENSIONS, IMAGE_EXTENSIONS_TEXT, SPLITS,
-                         TEST_SEED, VALIDATION_SEED, Dataset, most_common_size, test_indices,
-                         validation_indices)
+from tftool.data.dataset import AUTOTUNE, SPLITS, Dataset
+from tftool.data.sizes import most_common_size
+from tftool.data.sources import FOLDER_PREFIX, IMAGE_EXTENSIONS, IMAGE_EXTENSIONS_TEXT
+from tftool.data.splits import (DEFAULT_TEST_FRACTION, DEFAULT_VALIDATION_FRACTION, TEST_SEED,
+                                VALIDATION_SEED, test_indices, validation_indices)
 
 
 def _list_images(class_dir):
