@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from tftool.benchmark import report
+from tftool.benchmark import plot, report, summary
 
 
 def _row(variant, fmt, accuracy, size, p50, threads=1, batch=1, xnnpack=True, noisy=False):
@@ -37,7 +37,7 @@ def _rows():
 
 
 def test_summary_picks_batch1_xnnpack_on_and_computes_speedups():
-    entries = {e["variant"]: e for e in report.summarize(_rows())}
+    entries = {e["variant"]: e for e in summary.summarize(_rows())}
     int8 = entries["int8"]
     assert int8["p50_1"] == pytest.approx(0.03) and int8["p50_all"] == pytest.approx(0.015)
     assert int8["speedup_keras"] == pytest.approx(1.0 / 0.03)
@@ -47,31 +47,31 @@ def test_summary_picks_batch1_xnnpack_on_and_computes_speedups():
 
 
 def test_pareto_marks_the_undominated_variants():
-    entries = {e["variant"]: e for e in report.summarize(_rows())}
+    entries = {e["variant"]: e for e in summary.summarize(_rows())}
     # qat_int8 is as fast and small as int8 and more accurate; float16 beats float32 on size
     # and qat_int8 beats both: only qat_int8 remains.
     assert {v for v, e in entries.items() if e["pareto"]} == {"qat_int8"}
-    assert report.pareto_front([(0.9, 1.0, 10), (0.95, 2.0, 10), (0.8, 0.5, 5)]) == [0, 1, 2]
+    assert summary.pareto_front([(0.9, 1.0, 10), (0.95, 2.0, 10), (0.8, 0.5, 5)]) == [0, 1, 2]
     # latencies within 5% are a tie: the smaller file wins
-    assert report.pareto_front([(0.9, 1.00, 10), (0.9, 1.03, 5)]) == [1]
-    assert report.pareto_front([(0.9, None, 10), (0.8, 2.0, 20)]) == [1]
+    assert summary.pareto_front([(0.9, 1.00, 10), (0.9, 1.03, 5)]) == [1]
+    assert summary.pareto_front([(0.9, None, 10), (0.8, 2.0, 20)]) == [1]
 
 
 def test_any_set_of_variants_renders():
     rows = [_row("pruned_int8", "tflite", 0.97, 500, 0.02, noisy=True),
             _row("student_int8", "tflite", 0.95, 200, 0.01)]
-    entries = report.summarize(rows)
+    entries = summary.summarize(rows)
     text = report.summary_markdown(entries, "t", ["a note"])
     lines = [l for l in _section(text, "## Every variant") if l.startswith("| ")]
     assert len(lines) == 3  # header + one line per variant, no Keras / float32 reference
     assert "| pruned_int8 | – | 0.9700 | – | – |" in lines[1] and "0.0200*" in lines[1]
     assert lines[2].endswith("| ★ |")
-    png = report.plot_png(entries, "t")
+    png = plot.plot_png(entries, "t")
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 10_000
 
 
 def test_plot_of_the_full_set_is_a_png():
-    png = report.plot_png(report.summarize(_rows()), "digits")
+    png = plot.plot_png(summary.summarize(_rows()), "digits")
     assert png[:4] == b"\x89PNG"
 
 
@@ -80,7 +80,7 @@ def test_clustered_variants_show_values_per_kernel():
     clustered.update(unique_per_channel_max=16, m_by_n=None, kernel_patterns=[
         {"op": "CONV_2D", "tensor": t, "unique": u, "unique_per_channel": min(u, 16),
          "m_by_n": None} for t, u in (("c0", 151), ("c1", 16), ("c2", 14), ("d", 16))])
-    text = report.summary_markdown(report.summarize(
+    text = report.summary_markdown(summary.summarize(
         [clustered, _row("int8", "tflite", 0.985, 800, 0.03)]), "t")
     header, _, row = [l for l in _section(text, "## Every variant") if l.startswith("|")][:3]
     assert header.endswith("| values/kernel median (max) | values/channel max | 2:4 |")
@@ -102,7 +102,7 @@ def _entry(variant, accuracy, size, p50, paired=None, fmt="tflite", **extra):
 
 
 def _picks(entries, gate=None, **folders):
-    return {p["target"]: p for p in report.recommend(entries, gate, **folders)}
+    return {p["target"]: p for p in summary.recommend(entries, gate, **folders)}
 
 
 def test_recommendation_names_one_file_per_target_with_its_reason():
@@ -193,8 +193,8 @@ def test_ties_within_noise_go_to_the_smallest_not_the_best_on_validation():
     # a file beyond noise of the best is not eligible for the tie, however small
     entries.append(_entry("pruned_int8", 0.84, 900_000, 1.5, _paired(0.013, 0.006, 0.02)))
     assert _picks(entries)["Phone"]["entry"]["variant"] == "qat_int8"
-    assert report.within_noise_of(entries[1], entries[0])
-    assert not report.within_noise_of(entries[-1], entries[0])
+    assert summary.within_noise_of(entries[1], entries[0])
+    assert not summary.within_noise_of(entries[-1], entries[0])
 
 
 def test_microcontroller_pick_reads_the_micro_figures():
@@ -224,11 +224,11 @@ def test_microcontroller_pick_reads_the_micro_figures():
 
 
 def test_micro_commands_quote_the_folders():
-    assert report.micro_commands() == (
+    assert summary.micro_commands() == (
         "make micro WORKDIR=workdir EXPORT_DIR=exported",
         "tftool-export --workdir=workdir --export_dir=exported --micro")
-    assert report.micro_commands("my work", "out")[0] == "make micro WORKDIR='my work' " \
-                                                         "EXPORT_DIR=out"
+    assert summary.micro_commands("my work", "out")[0] == "make micro WORKDIR='my work' " \
+                                                          "EXPORT_DIR=out"
 
 
 def test_changes_that_round_to_zero_read_0_00():
@@ -245,7 +245,7 @@ def test_changes_that_round_to_zero_read_0_00():
     assert tiny.describe(counts=False) == "0.00 points [0.00, 0.00], within noise"
     assert report._delta_cell(tiny.as_dict()) == "0.00 [0.00, 0.00] ≈"
     assert report._delta_cell(_paired(0.0, -0.0102, 0.0102)) == "0.00 [-1.02, +1.02] ≈"
-    keras = next(l for l in _section(report.summary_markdown(report.summarize(_rows()), "t"),
+    keras = next(l for l in _section(report.summary_markdown(summary.summarize(_rows()), "t"),
                                      "## Every variant") if l.startswith("| float (Keras)"))
     assert "| 0.00 |" in keras and "0.00 |" in keras and "-0.00" not in keras
 
@@ -272,14 +272,14 @@ def test_plot_spans_every_interval_and_labels_do_not_overlap():
     from matplotlib.text import Text
 
     entries = _many_close_points()
-    fig = report.plot_figure(entries, "photos")
+    fig = plot.plot_figure(entries, "photos")
     try:
         ax = fig.axes[0]
         low, high = ax.get_ylim()
         for e in entries:  # every 95% interval bar inside the plot, with a margin
             bar_low, bar_high = (v * 100 for v in e["accuracy_interval"])
             assert low < bar_low - 0.2 and bar_high + 0.2 < high, (e["variant"], low, high)
-        assert (low, high) == pytest.approx(report.plot_limits(entries)[1])
+        assert (low, high) == pytest.approx(plot.plot_limits(entries)[1])
         x_low, x_high = ax.get_xlim()
         assert all(x_low < e["p50_1"] < x_high for e in entries)
         fig.canvas.draw()
@@ -295,7 +295,7 @@ def test_plot_spans_every_interval_and_labels_do_not_overlap():
                 assert not a.overlaps(boxes[j]), (labels[i].get_text(), labels[j].get_text())
     finally:
         plt.close(fig)
-    assert report.plot_png(entries, "photos")[:4] == b"\x89PNG"
+    assert plot.plot_png(entries, "photos")[:4] == b"\x89PNG"
 
 
 def test_findings_say_when_distillation_did_not_help_and_what_compression_cost():

@@ -14,7 +14,8 @@ import os
 import platform
 
 from tftool import UserError, evaluate, fileio, progress, stages
-from tftool.benchmark import measure, report, rows as rows_lib, timing
+from tftool.benchmark import (measure, plot, report, rows as rows_lib, summary as summary_lib,
+                              timing)
 
 # Cores this process may run on (affinity / cgroup cpusets), not the machine's total.
 CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
@@ -214,7 +215,7 @@ def write_outputs(export_dir, name, rows, threads, batch_sizes, timing_settings,
                 "machine": info, "runtime_versions": rows_lib.versions(),
                 "test_examples": examples}
     info = meta["machine"]
-    entries = report.summarize(rows)
+    entries = summary_lib.summarize(rows)
     title = f"{name}: which file to ship"
     notes = [
         f"Accuracy: top-1 on the whole test split ({examples} images), each model fed what an "
@@ -229,7 +230,7 @@ def write_outputs(export_dir, name, rows, threads, batch_sizes, timing_settings,
         f"\\* noisy: that figure's p50 moved while it was measured (CV of the medians of 10 "
         f"consecutive blocks of runs > {max_cv:g}); re-run on a quieter machine. "
         f"★ Pareto-optimal: no other .tflite is at least as accurate, as fast (p50 @1 thread, "
-        f"±{report.LATENCY_TIE:.0%} counts as a tie) and as small.",
+        f"±{summary_lib.LATENCY_TIE:.0%} counts as a tie) and as small.",
         f"Machine: {info['cpu']}, {info['cores']} cores, load average (1/5/15 min) "
         f"{load_before} before → {info['load_average']} after; {meta['measured']}.",
         "Versions: " + ", ".join(f"{k} {v}" for k, v in meta["runtime_versions"].items()) + ".",
@@ -292,7 +293,7 @@ def write_outputs(export_dir, name, rows, threads, batch_sizes, timing_settings,
                       f"# {name}: every benchmark row ({examples} test images)\n\n"
                       f"{report.markdown_table(rows)}")
     fileio.write_text(os.path.join(export_dir, "report.md"), summary)
-    fileio.write_bytes(os.path.join(export_dir, "report.png"), report.plot_png(
+    fileio.write_bytes(os.path.join(export_dir, "report.png"), plot.plot_png(
         entries, f"{name}: {examples} test images, batch 1"))
     for entry in entries:
         path, card = cards.get((entry["variant"], entry["format"]), (None, None))
@@ -357,5 +358,5 @@ def refresh_report_line(workdir, export_dir, name):
     _, why_not = refresh_report(export_dir, name)
     if why_not is None:
         return f"{path}: updated with the microcontroller figures"
-    command = report.benchmark_command(workdir, export_dir)
+    command = summary_lib.benchmark_command(workdir, export_dir)
     return f"{path}: not updated ({why_not}): run `{command}` to update it"
