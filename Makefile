@@ -27,10 +27,11 @@ FLAGS ?=
 TRAIN_FLAGS ?=
 QUANTIZE_FLAGS ?=
 EXPORT_FLAGS ?=
-# What a first look needs: batch 1, XNNPACK on, 1 and all threads, 0.3-second rows (the tool's
-# defaults are benchmark_model's 1 s and the full sweep: `make benchmark-full`, or
+# What a first look needs: batch 1, XNNPACK on, 1 and all threads, the quick timing
+# (tftool/benchmark/timing.py TIMING, as the search's trials; the tool's defaults are
+# benchmark_model's standard timing and the full sweep: `make benchmark-full`, or
 # BENCHMARK_FLAGS= for the tool's defaults).
-BENCHMARK_FLAGS ?= --batch_sizes=1 --xnnpack=on --min_seconds=0.3 --warmup_seconds=0.15
+BENCHMARK_FLAGS ?= --batch_sizes=1 --xnnpack=on --timing=quick
 PRUNE_FLAGS ?=
 PQAT_FLAGS ?=
 DISTILL_FLAGS ?=
@@ -115,8 +116,8 @@ micro: install ## firmware sources for TensorFlow Lite Micro: EXPORT_DIR/micro/ 
 benchmark: install ## accuracy, size and latency of every export -> EXPORT_DIR/report.md (first-look sweep)
 	$(RUN)tftool-benchmark $(COMMON) --export_dir=$(EXPORT_DIR) $(FLAGS) $(BENCHMARK_FLAGS)
 
-# The full sweep: threads 1 and all × batch 1 and 32 × XNNPACK on and off, 1-second rows.
-benchmark-full: install ## the full benchmark sweep: threads x batch 1,32 x XNNPACK on/off, 1-s rows
+# The full sweep: threads 1 and all × batch 1 and 32 × XNNPACK on and off, standard timing.
+benchmark-full: install ## the full benchmark sweep: threads x batch 1,32 x XNNPACK on/off, standard timing
 	$(RUN)tftool-benchmark $(COMMON) --export_dir=$(EXPORT_DIR) $(FLAGS)
 
 prune: install ## magnitude pruning of the float model -> WORKDIR/pruned

@@ -90,7 +90,7 @@ def main():
 
     def fit(model_fn, epochs, lr, callbacks=()):
         config = trainer.TrainConfig(epochs=epochs, per_replica_batch_size=64, learning_rate=lr,
-                                     augment=False, seed=args.seed)
+                                     lr_schedule="cosine", augment=False, seed=args.seed)
         model, _ = trainer.train(strategy, model_fn, digits, size, config,
                                  tempfile.mkdtemp(), extra_callbacks=callbacks)
         return model

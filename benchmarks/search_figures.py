@@ -48,13 +48,14 @@ def default_model(root, dataset_flag, epochs, threads):
     """(validation accuracy, p50 ms) of the default small_cnn int8 trained as a trial."""
     import tftool  # noqa: F401
     from tftool import data
+    from tftool.benchmark import timing
     from tftool.search import hardware, space, trial
 
     dataset = data.load(dataset_flag)
     side = min(data.resolve_image_size(dataset, None))
     candidate = space.Candidate(model="small_cnn", image_size=side, variant="int8", width=32)
     settings = trial.Settings(epochs=epochs, seed=0, num_threads=threads,
-                              timing={"min_seconds": 0.3, "warmup_seconds": 0.15},
+                              timing=timing.TIMING["quick"],  # as tftool-search's
                               budgets=hardware.Budgets(),
                               data_settings={"dataset": dataset_flag})
     from tftool.train import strategy as strategy_lib

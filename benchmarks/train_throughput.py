@@ -125,7 +125,8 @@ def main():
         epochs = args.mobilenet_epochs if name == "mobilenet_v2" else args.epochs
         kwargs = {"alpha": 0.35} if name == "mobilenet_v2" else {"width": 32}
         images = fit.steps_per_epoch_of(dataset.num_train, fit.TrainConfig(
-            epochs=1, per_replica_batch_size=args.batch), 1) * args.batch
+            epochs=1, learning_rate=1e-3, lr_schedule="constant",
+            per_replica_batch_size=args.batch), 1) * args.batch
 
         def build(name=name, size=size, kwargs=kwargs, k=dataset.num_classes):
             return models.build(name, size + (channels,), k, **kwargs)

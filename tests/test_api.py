@@ -13,7 +13,7 @@ import tftool
 from conftest import REPO
 from inprocess import run_main
 from tftool import api
-from tftool.cli import common
+from tftool.cli import flags as cli_flags, run as cli_run, shared
 
 
 def normal(text):
@@ -76,14 +76,14 @@ def test_the_docstring_documents_every_flag_as_help_does(name):
     function = getattr(api, name)
     doc = normal(function.__doc__)
     values = flags.FlagValues()
-    common.define(module.NAMES, getattr(module, "DEFAULTS", None), values)
+    cli_flags.define(module.NAMES, getattr(module, "DEFAULTS", None), values)
     assert normal(module.__doc__) in doc  # what --help prints above the flags
     taken = [n for n in module.NAMES if n not in command.exclude]
     for flag in taken:
         default = f" (default: {values[flag].default_as_str})" if values[flag].default_as_str \
             else ""
         assert normal(f"{api.parameter_name(flag)}: {values[flag].help}{default}") in doc, flag
-        assert normal(common.FLAG_SPECS[flag].help) in doc, flag  # the table's own text
+        assert normal(cli_flags.FLAG_SPECS[flag].help) in doc, flag  # the table's own text
     params = [p for p in function.__signature__.parameters.values()
               if p.kind == p.KEYWORD_ONLY]
     assert [p.name for p in params] == [api.parameter_name(n) for n in taken]
@@ -100,7 +100,7 @@ def test_help_of_the_entry_point_and_of_the_function_say_the_same(name):
     doc = normal(getattr(api, name).__doc__)
     module = importlib.import_module(f"tftool.cli.{name}")
     values = flags.FlagValues()
-    common.define(module.NAMES, getattr(module, "DEFAULTS", None), values)
+    cli_flags.define(module.NAMES, getattr(module, "DEFAULTS", None), values)
     for flag in module.NAMES:
         text = normal(values[flag].help)
         assert text in shown and text in doc, flag
@@ -145,7 +145,7 @@ def test_errors_are_the_commands_one_line_and_flags_do_not_stay(tmp_path, monkey
     assert not os.path.exists(workdir)  # refused before any folder was made
     # the entry point's FLAGS are the global ones again, untouched
     assert importlib.import_module("tftool.cli.train").FLAGS is flags.FLAGS
-    assert common.FLAGS is flags.FLAGS
+    assert cli_flags.FLAGS is cli_run.FLAGS is shared.FLAGS is flags.FLAGS
     # the same message as the command's one-line error
     with pytest.raises(tftool.UserError) as raised:
         api.quantize(workdir=workdir, epochs=1)

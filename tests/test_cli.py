@@ -11,7 +11,7 @@ from absl import flags
 
 from conftest import REPO, error_lines, run_cli
 from tftool import launch
-from tftool.cli import common
+from tftool.cli import flags as cli_flags, run as cli_run
 
 ENTRY_POINTS = ("train", "quantize", "prune", "distill", "cluster", "export", "benchmark",
                 "check", "predict")
@@ -21,7 +21,7 @@ def defined_flags(name):
     """{flag name: absl Flag} that entry point `name` defines, in a fresh FlagValues."""
     module = importlib.import_module(f"tftool.cli.{name}")
     values = flags.FlagValues()
-    common.define(module.NAMES, getattr(module, "DEFAULTS", None), values)
+    cli_flags.define(module.NAMES, getattr(module, "DEFAULTS", None), values)
     return {n: values[n] for n in values}
 
 
@@ -47,7 +47,7 @@ def test_a_flag_name_means_one_thing_in_every_entry_point():
 
 def test_no_entry_point_defines_flags_outside_the_table():
     for path in glob.glob(os.path.join(REPO, "tftool", "**", "*.py"), recursive=True):
-        if path.endswith(os.path.join("cli", "common.py")):
+        if path.endswith(os.path.join("cli", "flags.py")):
             continue
         assert "flags.DEFINE_" not in open(path).read(), path
 
@@ -56,17 +56,20 @@ def test_flag_tables_name_what_the_libraries_have():
     from tftool import models
     from tftool.train import fit, schedules, strategy
 
-    assert common.MODEL_NAMES == tuple(models.MODELS)
-    assert common.SCHEDULES == schedules.SCHEDULES
-    assert common.STRATEGIES == strategy.STRATEGIES and common.OPTIMIZERS == fit.OPTIMIZERS
+    assert cli_flags.MODEL_NAMES == tuple(models.MODELS)
+    assert cli_flags.SCHEDULES == schedules.SCHEDULES
+    assert cli_flags.STRATEGIES == strategy.STRATEGIES and cli_flags.OPTIMIZERS == fit.OPTIMIZERS
     from tftool import data
     from tftool.train import presets
-    assert common.AUGMENTATIONS == data.AUGMENTATIONS
-    assert common.PRESET_NAMES == presets.CHOICES
-    from tftool.cli import cluster as cluster_cli
-    from tftool.optimize import cluster, prune
-    assert cluster_cli.DEFAULTS["skip_layers"] == list(cluster.DEFAULT_SKIP)
-    assert common.FLAG_SPECS["skip_layers"].default == list(prune.DEFAULT_SKIP)
+    assert cli_flags.AUGMENTATIONS == data.AUGMENTATIONS
+    assert cli_flags.PRESET_NAMES == presets.CHOICES
+    from tftool import jobs
+    from tftool.benchmark import timing
+    from tftool.optimize import prune
+    assert cli_flags.TIMINGS == tuple(timing.TIMING)
+    assert cli_flags.TIMING_FLAGS == tuple(timing.TIMING["standard"])
+    # tftool-prune leaves every kind of layer alone that --skip_layers names (jobs.DEFAULTS)
+    assert tuple(jobs.DEFAULTS["prune"]["skip_layers"]) == prune.SKIP_KINDS
 
 
 def test_entry_points_are_short():
@@ -78,20 +81,20 @@ def test_entry_points_are_short():
 
 def test_make_keeps_absl_flagfile_and_drops_foreign_flags(capsys, monkeypatch):
     values = flags.FlagValues()
-    common.define(("workdir", "export_dir"), flag_values=values)
-    monkeypatch.setattr(common, "FLAGS", values)
+    cli_flags.define(("workdir", "export_dir"), flag_values=values)
+    monkeypatch.setattr(cli_run, "FLAGS", values)
     argv = ["tftool-export", "--flagfile=recipes/mnist.flags", "--width=8", "--nowidth",
             "--workdir=w", "--helpfull"]
-    assert common.drop_foreign_flags(argv, "tftool-export") == [
+    assert cli_run.drop_foreign_flags(argv, "tftool-export") == [
         "tftool-export", "--flagfile=recipes/mnist.flags", "--workdir=w", "--helpfull"]
     assert "ignoring --width=8 (not a flag of tftool-export)" in capsys.readouterr().err
 
 
 def test_flags_txt_does_not_replay_overwrite():
     values = flags.FlagValues()
-    common.define(("workdir", "epochs", "overwrite"), flag_values=values)
+    cli_flags.define(("workdir", "epochs", "overwrite"), {"epochs": 3}, flag_values=values)
     values(["prog", "--workdir=w", "--epochs=3", "--overwrite"])
-    lines = common.flags_text(values).splitlines()
+    lines = cli_flags.flags_text(values).splitlines()
     assert "--workdir=w" in lines and "--epochs=3" in lines
     assert not any("overwrite" in line for line in lines)
 
@@ -115,8 +118,8 @@ def test_help_lists_each_entry_points_own_flags():
         module = importlib.import_module(f"tftool.cli.{name}")
         values = flags.FlagValues()
         values["verbosity"] = flags.FLAGS["verbosity"]  # as in the real FLAGS
-        common.define(module.NAMES, getattr(module, "DEFAULTS", None), values,
-                      key_module=f"/bin/tftool-{name}")
+        cli_flags.define(module.NAMES, getattr(module, "DEFAULTS", None), values,
+                         key_module=f"/bin/tftool-{name}")
         text = values.module_help(f"/bin/tftool-{name}")
         for flag_name in module.NAMES:
             assert f"--{flag_name}" in text or f"--[no]{flag_name}" in text, (name, flag_name)
@@ -208,7 +211,7 @@ def test_the_old_stages_flag_is_one_line_naming_num_stages(tmp_path):
     assert result.stderr.strip() == (
         "tftool-check: error: --stages is now --num_stages: pass --num_stages=3")
     values = flags.FlagValues()
-    common.define(("num_stages",), flag_values=values, key_module="/bin/tftool-train")
+    cli_flags.define(("num_stages",), flag_values=values, key_module="/bin/tftool-train")
     assert "--num_stages" in values.module_help("/bin/tftool-train")
     assert "--stages" not in values.module_help("/bin/tftool-train")
 

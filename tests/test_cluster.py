@@ -12,7 +12,7 @@ from tftool.litert import Runner, to_pixels
 from tftool.optimize import cluster
 from tftool.train import fit as trainer
 
-CONFIG = dict(per_replica_batch_size=64, augment=False)
+CONFIG = dict(per_replica_batch_size=64, lr_schedule="cosine", augment=False)
 
 
 @pytest.fixture(scope="module")

@@ -36,7 +36,7 @@ def with_activation_outlier(model, scale=1000.0, channel=0):
 @pytest.fixture(scope="module")
 def setup(digits, tmp_path_factory):
     config = trainer.TrainConfig(epochs=12, per_replica_batch_size=64, learning_rate=5e-3,
-                                 augment=False)
+                                 lr_schedule="cosine", augment=False)
     model, _ = trainer.train(tf.distribute.get_strategy(),
                              lambda: models.build("small_cnn", (8, 8, 1), 10, width=8), digits,
                              (8, 8), config, str(tmp_path_factory.mktemp("float")))

@@ -43,7 +43,8 @@ def test_only_the_student_trains_under_two_replicas(digits, tmp_path):
         holder["student_before"] = [w.copy() for w in student.get_weights()]
         return distill.Distiller(student, teacher, temperature=4.0, hard_label_weight=0.1)
 
-    config = trainer.TrainConfig(epochs=2, per_replica_batch_size=32, augment=False)
+    config = trainer.TrainConfig(epochs=2, learning_rate=1e-3, lr_schedule="cosine",
+                                 per_replica_batch_size=32, augment=False)
     distiller, history = trainer.train(
         strategy, model_fn, digits, (8, 8), config, str(tmp_path),
         compile_fn=lambda m, opt: m.compile(optimizer=opt))

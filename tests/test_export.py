@@ -1,7 +1,7 @@
 import numpy as np
 
 from tftool import stats
-from tftool.export import gate, variants
+from tftool.export import driver, gate
 
 
 def test_gate_refusal_line_names_the_interval_and_the_rule(tmp_path):
@@ -30,6 +30,6 @@ def test_gate_reference_is_the_registry_gate_stage():
 
 
 def test_blank_calibration_images_are_constant():
-    batches = list(variants.blank_representative_dataset((8, 8, 1), 3)())
+    batches = list(driver.blank_representative_dataset((8, 8, 1), 3)())
     assert len(batches) == 3 and batches[0][0].shape == (1, 8, 8, 1)
     assert np.all(batches[0][0] == 0)

@@ -383,7 +383,7 @@ def test_keras3_operators_and_a_shared_rescaling_rebuild_exactly():
     call would change): the range goes in front instead."""
     import keras
 
-    from tftool import importer, rebuild
+    from tftool import input_range, rebuild
 
     keras.utils.set_random_seed(0)
     inputs = keras.Input((8, 8, 1))
@@ -397,8 +397,8 @@ def test_keras3_operators_and_a_shared_rescaling_rebuild_exactly():
     flat, _ = rebuild.flat_model(model)
     pixels = np.random.default_rng(0).uniform(0, 255, (4, 8, 8, 1)).astype(np.float32)
     np.testing.assert_allclose(flat(pixels).numpy(), model(pixels).numpy(), atol=1e-5)
-    contract, _ = importer.to_contract(flat, "0_255")
-    assert importer.RANGE_LAYER in [layer.name for layer in contract.layers]
+    contract, _ = input_range.to_contract(flat, "0_255")
+    assert input_range.RANGE_LAYER in [layer.name for layer in contract.layers]
     np.testing.assert_allclose(contract(pixels / 255.0).numpy(), model(pixels).numpy(),
                                atol=1e-4)
 
@@ -409,16 +409,16 @@ def test_a_0_255_range_folds_into_the_first_kernel_exactly():
     kernel regularizer (whose penalty the scaled kernel would change) a layer goes in front."""
     import tf_keras as keras
 
-    from tftool import importer
+    from tftool import input_range
 
     for regularizer in (None, "l2"):
         keras.utils.set_random_seed(0)
         inputs = keras.Input((8, 8, 1))
         x = keras.layers.Conv2D(4, 3, padding="same", kernel_regularizer=regularizer)(inputs)
         model = keras.Model(inputs, keras.layers.Dense(3)(keras.layers.Flatten()(x)))
-        contract, _ = importer.to_contract(model, "0_255")
+        contract, _ = input_range.to_contract(model, "0_255")
         names = [layer.name for layer in contract.layers]
-        assert (importer.RANGE_LAYER in names) == (regularizer is not None)
+        assert (input_range.RANGE_LAYER in names) == (regularizer is not None)
         pixels = np.random.default_rng(0).uniform(0, 255, (4, 8, 8, 1)).astype(np.float32)
         np.testing.assert_allclose(contract(pixels / 255.0).numpy(), model(pixels).numpy(),
                                    rtol=1e-5, atol=1e-4)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 import tftool
-from tftool.export import metadata
+from tftool.export import metadata, metadata_write
 import mediapipe_client
 import tiny_classifier
 from mediapipe_client import mediapipe_python  # noqa: F401  (fixture)
@@ -31,7 +31,7 @@ _litert_probabilities = tiny_classifier.litert_scores
 def _populate(tflite_bytes, **overrides):
     args = dict(name="tiny digits", description="8x8 digits, tiny CNN", version="v1",
                 labels=LABELS, extra={"variant": "test"})
-    return metadata.populate(tflite_bytes, **{**args, **overrides})
+    return metadata_write.populate(tflite_bytes, **{**args, **overrides})
 
 
 @pytest.fixture(scope="module")

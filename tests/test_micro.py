@@ -1,4 +1,4 @@
-"""export/micro.py on a small_cnn (width 8) trained on digits in-process: C array compiled with
+"""export/micro/ on a small_cnn (width 8) trained on digits in-process: C array compiled with
 g++, op resolver header content, arena measured with TFLM, TFLM agreeing with LiteRT; the
 header's and the card's input/output description checked against the flatbuffer decoded back
 from the .cc file, and used alone to feed TFLM (digits 8x8, and a 28x28 grayscale folder)."""
@@ -44,8 +44,8 @@ def trained(digits):
 def int8_model(trained, digits):
     """Full-integer int8 .tflite bytes (int8 input and output, 1 channel)."""
     model, _, _ = trained
-    from tftool.export import variants
-    return convert.to_tflite(model, "int8", **variants.micro_conversion(
+    from tftool.export import micro_export
+    return convert.to_tflite(model, "int8", **micro_export.micro_conversion(
         data.representative_dataset(digits, IMAGE_SIZE)))
 
 
@@ -356,7 +356,7 @@ def _check_description(header, source, name, labels, card_micro=None):
     in_dtype, out_dtype = np.dtype(inp["dtype"]).name, np.dtype(out["dtype"]).name
     (in_scale, in_zero), (out_scale, out_zero) = inp["quantization"], out["quantization"]
     shape = [int(d) for d in inp["shape"]]
-    # The op writing the output, independently of micro.py: the LiteRT interpreter's ops.
+    # The op writing the output, independently of export/micro/: the LiteRT interpreter's ops.
     producers = {int(t): op["op_name"] for op in interpreter._get_ops_details()
                  for t in op["outputs"]}
     probabilities = producers[int(out["index"])] == "SOFTMAX"
@@ -473,7 +473,7 @@ def folder_export(tmp_path_factory, digits):
     from PIL import Image
 
     from tftool import fileio, stages
-    from tftool.export import variants
+    from tftool.export import driver, micro_export
 
     root = tmp_path_factory.mktemp("digits28")
     for split, ds in (("train", digits.train.concatenate(digits.validation)),
@@ -494,12 +494,12 @@ def folder_export(tmp_path_factory, digits):
     workdir, export_dir = str(root / "work"), str(root / "exported")
     fileio.save_model(model, stages.model_path(workdir, "float"))
     representative = data.representative_dataset(dataset, FOLDER_SIZE)
-    written, refused = variants.export(workdir, export_dir, "digits28", dataset, FOLDER_SIZE,
-                                       ["int8"], representative, max_accuracy_drop=1.0,
-                                       selective=False, splits=("test",), debugger=False)
+    written, refused = driver.export(workdir, export_dir, "digits28", dataset, FOLDER_SIZE,
+                                     ["int8"], representative, max_accuracy_drop=1.0,
+                                     selective=False, splits=("test",), debugger=False)
     assert written and not refused, refused
-    written, problems = variants.export_micro(workdir, export_dir, "digits28", dataset,
-                                              FOLDER_SIZE, ["int8"], representative)
+    written, problems = micro_export.export_micro(workdir, export_dir, "digits28", dataset,
+                                                  FOLDER_SIZE, ["int8"], representative)
     assert len(written) == 3 and not problems, problems
     return {"dataset": dataset, "model": model, "export_dir": export_dir,
             "representative": representative, "name": "digits28", "cname": "digits28_int8"}

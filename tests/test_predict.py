@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from tftool import UserError, classify
-from tftool.export import metadata
+from tftool.export import metadata_write
 import tiny_classifier
 from conftest import error_lines, run_cli
 
@@ -29,8 +29,9 @@ def models(digits, tmp_path_factory):
         images = x_test[:NUM_IMAGES, ..., :channels]
         tflite = tiny_classifier.convert(keras_model, mode, x_train[:200, ..., :channels])
         path = folder / f"{kind}.tflite"
-        path.write_bytes(metadata.populate(tflite, name=kind, description="test", version="1",
-                                           labels=LABELS, output_kind=output_kind))
+        path.write_bytes(metadata_write.populate(tflite, name=kind, description="test",
+                                                 version="1", labels=LABELS,
+                                                 output_kind=output_kind))
         out[kind] = (str(path), tiny_classifier.litert_scores(tflite, images), images)
     return out
 

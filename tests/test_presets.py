@@ -43,7 +43,7 @@ def test_a_given_flag_replaces_its_field_only():
 
 
 def test_every_preset_warms_up():
-    """cli/common.check_training_flags refuses --warmup_epochs ≥ --epochs before the data
+    """cli/shared.check_training_flags refuses --warmup_epochs ≥ --epochs before the data
     (and so the preset) are known, assuming the preset's schedule warms up."""
     assert {p.lr_schedule for p in presets.PRESETS.values()} == {"cosine_warmup"}
 
@@ -55,18 +55,18 @@ def test_the_float_stage_defaults_have_one_home():
 
 def test_label_smoothing_matches_keras_categorical_crossentropy():
     import tf_keras as keras
-    from tftool.train import fit
+    from tftool.train import losses
 
     logits = np.random.default_rng(0).normal(size=(6, 4)).astype(np.float32)
     labels = np.array([0, 1, 2, 3, 0, 1])
-    smoothed = fit.loss_for(0.2)
+    smoothed = losses.loss_for(0.2)
     expected = keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=0.2)(
         np.eye(4)[labels], logits)
     assert np.isclose(float(smoothed(labels, logits)), float(expected), atol=1e-6)
     plain = keras.losses.SparseCategoricalCrossentropy(from_logits=True)(labels, logits)
     assert float(smoothed(labels, logits)) > float(plain) - 1  # both finite, comparable
     assert not np.isclose(float(smoothed(labels, logits)), float(plain))
-    clone = fit.SparseCrossentropyWithSmoothing.from_config(smoothed.get_config())
+    clone = losses.SparseCrossentropyWithSmoothing.from_config(smoothed.get_config())
     assert clone.label_smoothing == 0.2
 
 

@@ -61,7 +61,7 @@ def test_pruning_under_two_replicas_reaches_target_and_survives_into_tflite(digi
     strategy = tf.distribute.MirroredStrategy(
         ["/cpu:0", "/cpu:1"], cross_device_ops=tf.distribute.ReductionToOneDevice())
     config = trainer.TrainConfig(epochs=2, per_replica_batch_size=32, learning_rate=1e-3,
-                                 augment=False)
+                                 lr_schedule="cosine", augment=False)
     steps = (digits.num_train // 64) * config.epochs
     schedule = prune.schedule_steps(steps, 0.0, 0.6)
     source = models.build("small_cnn", (8, 8, 1), 10, width=8)
@@ -125,13 +125,13 @@ def test_two_four_pruning_is_exact_in_keras_and_in_tflite(digits, tmp_path):
     .tflite holds the pattern along the input channels of CONV_2D [O, H, W, I]."""
     strategy = tf.distribute.get_strategy()
     base_config = trainer.TrainConfig(epochs=12, per_replica_batch_size=64, learning_rate=5e-3,
-                                      augment=False)
+                                      lr_schedule="cosine", augment=False)
     source, _ = trainer.train(strategy, lambda: models.build("small_cnn", (8, 8, 1), 10, width=8),
                               digits, (8, 8), base_config, str(tmp_path / "float"))
     x, y = data.test_arrays(digits, (8, 8))
     float_acc = np.mean(np.argmax(source.predict(x, verbose=0), -1) == y)
     config = trainer.TrainConfig(epochs=4, per_replica_batch_size=64, learning_rate=1e-3,
-                                 augment=False)
+                                 lr_schedule="cosine", augment=False)
     pruned, _ = trainer.train(strategy,
                               lambda: prune.apply(source, None, sparsity_m_by_n=(2, 4)),
                               digits, (8, 8), config, str(tmp_path / "pruned"),

@@ -96,7 +96,7 @@ def _fine_tune_and_convert(model, scheme, digits, tmp_path):
     from tftool.train import fit as trainer
 
     config = trainer.TrainConfig(epochs=2, per_replica_batch_size=64, learning_rate=1e-3,
-                                 augment=False)
+                                 lr_schedule="cosine", augment=False)
     wrapped, _ = trainer.train(tf.distribute.get_strategy(), lambda: qat.apply(model, scheme),
                                digits, (8, 8), config, str(tmp_path / scheme))
     content = convert.to_tflite(wrapped, "qat_int8")

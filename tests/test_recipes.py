@@ -9,8 +9,8 @@ from conftest import REPO
 PARSE = """
 import sys
 from absl import flags
-from tftool.cli import common, train
-common.define(train.NAMES, train.DEFAULTS)  # the flags tftool-train defines when it runs
+from tftool.cli import flags as cli_flags, train
+cli_flags.define(train.NAMES, train.DEFAULTS)  # the flags tftool-train defines when it runs
 for path in sys.argv[1:]:
     flags.FLAGS.unparse_flags()
     flags.FLAGS(["tftool-train", "--flagfile=" + path])

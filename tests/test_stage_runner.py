@@ -67,7 +67,7 @@ def test_a_workdir_that_recorded_no_size_runs_at_its_models_size(tmp_path, monke
     from absl import flags
 
     from tftool import data
-    from tftool.cli import common
+    from tftool.cli import flags as cli_flags, shared
 
     (tmp_path / "float").mkdir()
     (tmp_path / "float" / "config.json").write_text(json.dumps({"image_size": None}))
@@ -75,15 +75,15 @@ def test_a_workdir_that_recorded_no_size_runs_at_its_models_size(tmp_path, monke
     keras.Model(inputs, keras.layers.GlobalAveragePooling2D()(inputs)).save(
         str(tmp_path / "float" / "model.h5"))
     values = flags.FlagValues()
-    common.define(("workdir", "overwrite"), flag_values=values)
+    cli_flags.define(("workdir", "overwrite"), flag_values=values)
     values(["prog", f"--workdir={tmp_path}"])
-    monkeypatch.setattr(common, "FLAGS", values)
+    monkeypatch.setattr(shared, "FLAGS", values)
     photos = types.SimpleNamespace(image_shape=(300, 400, 3))  # today's rule: 168x224
     assert stage_runner.trained_image_size(str(tmp_path)) == [300, 400]
-    assert common.image_size(photos, {"image_size": None}) == (300, 400)
-    assert common.image_size(photos, {"image_size": 32}) == (32, 32)  # recorded: as recorded
+    assert shared.image_size(photos, {"image_size": None}) == (300, 400)
+    assert shared.image_size(photos, {"image_size": 32}) == (32, 32)  # recorded: as recorded
     (tmp_path / "float" / "config.json").write_text(json.dumps({"image_size": [24, 32]}))
-    assert common.image_size(photos, {"image_size": None}) == data.capped_size(300, 400)
+    assert shared.image_size(photos, {"image_size": None}) == data.capped_size(300, 400)
 
 
 @pytest.fixture(scope="module")

@@ -3,7 +3,7 @@ import pytest
 import tensorflow as tf
 
 from tftool import models
-from tftool.train import strategy
+from tftool.train import losses, strategy
 from tftool.train import fit as trainer
 
 
@@ -13,7 +13,7 @@ def test_two_cpu_replicas_train_in_sync():
     assert s.num_replicas_in_sync == 2
     with s.scope():
         model = models.build("small_cnn", (8, 8, 1), 10, width=4)
-        trainer.default_compile(model, trainer.make_optimizer("adam", 1e-2))
+        losses.default_compile(model, trainer.make_optimizer("adam", 1e-2))
     assert isinstance(model.layers[1].kernel, tf.distribute.DistributedValues)
     x = np.random.RandomState(0).rand(64, 8, 8, 1).astype(np.float32)
     y = np.arange(64) % 10

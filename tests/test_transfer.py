@@ -76,8 +76,8 @@ class _Watch(keras.callbacks.Callback):
 def test_freeze_then_fine_tune_resumes_after_a_kill(tmp_path, backbone_path):
     path, conv1 = backbone_path
     dataset = _tiny_dataset()
-    config = fit.TrainConfig(epochs=3, per_replica_batch_size=32, augment=False,
-                             lr_schedule="constant", freeze_backbone_epochs=1)
+    config = fit.TrainConfig(epochs=3, learning_rate=1e-3, per_replica_batch_size=32,
+                             augment=False, lr_schedule="constant", freeze_backbone_epochs=1)
     strategy = tf.distribute.get_strategy()
 
     def build():
@@ -97,6 +97,7 @@ def test_freeze_then_fine_tune_resumes_after_a_kill(tmp_path, backbone_path):
 
 
 def test_freeze_needs_an_epoch_to_fine_tune():
-    config = fit.TrainConfig(epochs=2, freeze_backbone_epochs=2)
+    config = fit.TrainConfig(epochs=2, learning_rate=1e-3, lr_schedule="cosine",
+                             freeze_backbone_epochs=2)
     with pytest.raises(UserError, match="--freeze_backbone_epochs=2 must be in"):
         fit.training_phases(config, 1e-3, "b")

@@ -5,7 +5,7 @@
     cards = api.export(workdir="work", export_dir="exported")
 
 Each function runs its entry point's own `main` (tftool/cli/<command>.py) in this process:
-the keywords are that command's flags, defined from the one flag table (cli/common.py
+the keywords are that command's flags, defined from the one flag table (cli/flags.py
 FLAG_SPECS) into a fresh absl FlagValues and parsed from the `--name=value` arguments the
 command line would have, so defaults, presets and checks are the command's own, and no value
 stays behind for the next call. A function returns what the command wrote (a stage's
@@ -19,7 +19,6 @@ soon as they are imported. Each function is built on first use (module `__getatt
 `import tftool.api` and `help(api.train)` import TensorFlow only where the command's module
 does. Calls are serialized: the entry points read module-level FLAGS.
 """
-import contextlib
 import dataclasses
 import importlib
 import importlib.util
@@ -82,9 +81,9 @@ def _cluster_stage(values):
 
 
 def _export_name(values):
-    from tftool.cli import common
+    from tftool.cli import shared
 
-    return values.name or common.default_name(values.workdir)
+    return values.name or shared.default_name(values.workdir)
 
 
 def _cards(values, _):
@@ -217,13 +216,13 @@ def parameter_name(flag):
 
 
 def _flag_values(module, names):
-    """A fresh absl FlagValues with the entry point's flags `names` defined (common.define,
+    """A fresh absl FlagValues with the entry point's flags `names` defined (cli/flags.define,
     with the module's DEFAULTS), as its cli_main defines them into the global one."""
     from absl import flags
-    from tftool.cli import common
+    from tftool.cli.flags import define
 
     values = flags.FlagValues()
-    common.define(names, getattr(module, "DEFAULTS", None), values)
+    define(names, getattr(module, "DEFAULTS", None), values)
     return values
 
 
@@ -317,22 +316,9 @@ def argv(prog, names, kwargs):
     return args
 
 
-@contextlib.contextmanager
-def _flags_of(module, values):
-    """The entry point module's and cli.common's FLAGS are `values` inside the block."""
-    from tftool.cli import common
-
-    saved = module.FLAGS, common.FLAGS
-    module.FLAGS = common.FLAGS = values
-    try:
-        yield
-    finally:
-        module.FLAGS, common.FLAGS = saved
-
-
 def _call(command, module, names, args, kwargs):
     from absl import flags
-    from tftool.cli import common
+    from tftool.cli.run import quiet_logs, using_flags
 
     positional = None
     if command.positional:
@@ -350,9 +336,9 @@ def _call(command, module, names, args, kwargs):
         except flags.Error as e:  # a value a flag's type or check refuses
             raise UserError(str(e)) from None
         if not _quieted:  # as the console script does without --verbosity
-            common.quiet_logs()
+            quiet_logs()
             _quieted.append(True)
-        with _flags_of(module, values):
+        with using_flags(module, values):
             if command.call is not None:
                 return command.call(values, positional)
             module.main([command.prog])

@@ -108,7 +108,7 @@ def classify(tflite_path, image_paths_or_folders, top_k=5, num_threads=None):
     """Top-k classes of each image; an image that cannot be read is reported, not fatal.
 
     Args:
-      tflite_path: a .tflite written by tftool (metadata.populate).
+      tflite_path: a .tflite written by tftool (metadata_write.populate).
       image_paths_or_folders: image files (see preprocess) and folders of them (image_paths).
       top_k: classes per image (clipped to the number of classes), ≥ 1.
       num_threads: LiteRT CPU threads (None: the runtime's default).

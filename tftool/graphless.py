@@ -6,7 +6,7 @@ variant (float16, dynamic_range, int8, int16x8: the TFLite converter traces thro
 restored function), selective int8 where layers are visible, the gate, the benchmark, micro,
 and distillation with it as the teacher. What it cannot get: QAT, pruning and clustering,
 which wrap layers tfmot can see (tfmot refuses subclassed models: model-optimization #957,
-#638); under make those stages are skipped with one line (cli/common.run_or_skip).
+#638); under make those stages are skipped with one line (cli/shared.run_or_skip).
 
 The SavedModel (WORKDIR/float/saved_model/) is written with tf.saved_model.save from a
 tf.Module holding the model and a `serve` tf.function (the TensorFlow SavedModel guide,

@@ -2,28 +2,59 @@
 
 The entry points (cli/train.py, quantize.py, prune.py, cluster.py) build their Job here from
 their flags, and `tftool-search` builds the same Jobs for every trial: one definition of what
-a stage trains and records, whoever runs it. DEFAULTS holds each stage's training defaults
-(the entry points' flag defaults).
+a stage trains and records, whoever runs it. DEFAULTS holds each stage's training defaults,
+their one home: the entry points' flag defaults (cli/flags.py's per-stage flags have no value
+of their own) and what the search trains its trials with; tests/test_defaults.py checks that
+no other module writes them.
 """
+import dataclasses
 import os
 
 from tftool import fileio, stage_runner, stages
 from tftool.train import presets
 
-# The float stage's defaults are the digits preset's (train/presets.py, their one home; what
-# `tftool-search` trains its trials with). tftool-train chooses a preset by the data instead.
+# What every stage after the float one (QAT, pruning, clustering, distillation) trains with
+# unless its own entry below says otherwise: a per-replica batch of 64 (the global batch its
+# learning rate was tuned at, --reference_batch_size), Adam without weight decay, label
+# smoothing or weight averaging, no warm-up, augmentation on. The augmentation policy and the
+# flips are the float model's when it recorded them (cli/shared.train_config, presets.INHERITED);
+# "geometric" is the policy of a float model that did not.
+FINE_TUNING = {"per_replica_batch_size": 64, "warmup_epochs": 0.0, "optimizer": "adam",
+               "momentum": 0.9, "weight_decay": 0.0, "label_smoothing": 0.0, "use_ema": False,
+               "ema_momentum": 0.99, "augment": True, "augmentation": "geometric"}
+# Each stage's training defaults. The float stage's are the digits preset's (train/presets.py,
+# their one home; what `tftool-search` trains its trials with); tftool-train chooses a preset
+# by the data instead, so its flags default to None there (cli/train.py).
 DEFAULTS = {
     "float": {name: getattr(presets.DIGITS, name) for name in (
         "epochs", "learning_rate", "lr_schedule", "warmup_epochs")},
-    "quantize": {"epochs": 3, "learning_rate": 1e-4, "lr_schedule": "cosine"},
+    "quantize": {**FINE_TUNING, "epochs": 3, "learning_rate": 1e-4, "lr_schedule": "cosine"},
     # Fine-tuning at 1e-4: with BN statistics re-estimated the float model reached 0.9944 on
     # digits, and 80%-pruned models fine-tuned 10 epochs scored 0.9833 at 1e-3 (also at 15
     # and 20 epochs: 1.1 points, refused by the gate), 0.9861 at 3e-4, 0.9889 at 1e-4.
-    "prune": {"epochs": 10, "learning_rate": 1e-4, "lr_schedule": "cosine"},
+    # skip_layers: every kind optimize/prune.py's SKIP_KINDS names (it says why each).
+    "prune": {**FINE_TUNING, "epochs": 10, "learning_rate": 1e-4, "lr_schedule": "cosine",
+              "skip_layers": ["first_conv", "last_dense", "depthwise"]},
     # Fine-tuning at ~1/10 of the float run's rate, as tfmot's clustering guide does, on the
-    # training images without augmentation (CLEAN_SOURCES says why).
-    "cluster": {"epochs": 5, "learning_rate": 3e-4, "lr_schedule": "cosine", "augment": False},
+    # training images without augmentation (CLEAN_SOURCES says why). skip_layers: the first
+    # convolution sees raw pixels and holds few weights (3x3x1x8 = 72 in small_cnn):
+    # clustering it saves almost nothing, and per channel it has fewer weights (9) than
+    # clusters.
+    "cluster": {**FINE_TUNING, "epochs": 5, "learning_rate": 3e-4, "lr_schedule": "cosine",
+                "augment": False, "skip_layers": ["first_conv"]},
+    # tftool-distill's student and baseline (a teacher it trains itself too).
+    # epochs None: the teacher's (optimize/distill.py: longer gained a student nothing).
+    # augment False: the student and its baseline train on the clean training images, the
+    # teacher labelling the same images (optimize/distill.py: on the development photos
+    # augmentation cost the width-12 student about 5 points at the teacher's 15 epochs; without
+    # it distillation gained 1.05-1.80 points on 3 seeds, with it -0.25-1.35); --augment brings
+    # it back for both.
+    "distill": {**FINE_TUNING, "epochs": None, "learning_rate": 3e-3,
+                "lr_schedule": "cosine_warmup", "warmup_epochs": 1.0, "augment": False},
 }
+# tftool-distill's epochs for a teacher it trains itself (--teacher=small_cnn), and so for its
+# student, when --epochs is not given.
+NAMED_TEACHER_EPOCHS = 30
 # Stages whose fine-tuning sees the training images without augmentation by default (an
 # explicit --augment still wins): clustering and the QAT of a clustered model. Clustering folds
 # batch normalization into the kernels first (optimize/cluster.py), so nothing re-estimates the
@@ -49,18 +80,20 @@ CLUSTER_OUTPUTS = {"float": "clustered", "pruned": "pruned_clustered"}
 
 
 def train_config(stage_kind, **overrides):
-    """A train.fit.TrainConfig with DEFAULTS[stage_kind] and `overrides` (fields of
-    TrainConfig). A warm-up taken from the defaults is scaled to the run (not explicit)."""
+    """A train.fit.TrainConfig with DEFAULTS[stage_kind] (its TrainConfig fields; not
+    skip_layers) and `overrides` (fields of TrainConfig). A warm-up taken from the defaults is
+    scaled to the run (not explicit)."""
     from tftool.train import fit
 
-    values = {**DEFAULTS[stage_kind], **overrides}
+    fields = {f.name for f in dataclasses.fields(fit.TrainConfig)}
+    values = {**{k: v for k, v in DEFAULTS[stage_kind].items() if k in fields}, **overrides}
     values.setdefault("warmup_explicit", "warmup_epochs" in overrides)
     return fit.TrainConfig(**values)
 
 
-def float_job(config, dataset, input_shape, settings, model="small_cnn", width=None, alpha=1.0,
-              weights=None, num_stages=None, minimalistic=False, freeze_backbone_epochs=0,
-              metrics_extra=None, whitening=True):
+def float_job(config, dataset, input_shape, settings, model=presets.DIGITS.model, width=None,
+              alpha=1.0, weights=None, num_stages=None, minimalistic=False,
+              freeze_backbone_epochs=0, metrics_extra=None, whitening=True):
     """The float stage: models.build(model, input_shape, classes, ...) trained on the labels.
 
     Args:

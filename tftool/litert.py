@@ -29,6 +29,30 @@ def to_pixels(images):
     return np.clip(np.round(np.asarray(images, np.float32) * 255.0), 0, 255).astype(np.uint8)
 
 
+def checked_pixels(pixels, input_shape):
+    """uint8 pixels [N, H, W, C] 0..255 checked against a model's one-image `input_shape`
+    (H, W, C), a 1-channel image replicated to the model's C channels (R = G = B). Returns
+    uint8 [N, H, W, C]. The check of Runner.pixels_to_input here and in onnx_runtime.
+
+    Raises:
+      ValueError: pixels are not uint8 (float images: use to_pixels), not rank 4, not the
+        model's H x W, or C is neither the model's channels nor 1.
+    """
+    pixels = np.asarray(pixels)
+    if pixels.dtype != np.uint8:
+        raise ValueError(f"pixels must be uint8 0..255, got {pixels.dtype}; convert float "
+                         f"[0, 1] images with litert.to_pixels")
+    h, w, channels = input_shape
+    if pixels.ndim != 4 or pixels.shape[1:3] != (h, w):
+        raise ValueError(f"pixels must be [N, {h}, {w}, C], got {list(pixels.shape)}")
+    if pixels.shape[-1] != channels:
+        if pixels.shape[-1] != 1:
+            raise ValueError(f"the model takes {channels} channel(s); got "
+                             f"{pixels.shape[-1]} (1-channel images are replicated)")
+        pixels = np.repeat(pixels, channels, axis=-1)
+    return pixels
+
+
 class Runner:
     """Runs a TFLite model's `serving_default` signature on uint8 pixels.
 
@@ -132,18 +156,7 @@ class Runner:
           ValueError: pixels are not uint8 (float images: use to_pixels), not rank 4, not the
             model's H x W, or C is neither the model's channels nor 1.
         """
-        pixels = np.asarray(pixels)
-        if pixels.dtype != np.uint8:
-            raise ValueError(f"pixels must be uint8 0..255, got {pixels.dtype}; convert float "
-                             f"[0, 1] images with litert.to_pixels")
-        h, w, channels = self.input_shape
-        if pixels.ndim != 4 or pixels.shape[1:3] != (h, w):
-            raise ValueError(f"pixels must be [N, {h}, {w}, C], got {list(pixels.shape)}")
-        if pixels.shape[-1] != channels:
-            if pixels.shape[-1] != 1:
-                raise ValueError(f"the model takes {channels} channel(s); got "
-                                 f"{pixels.shape[-1]} (1-channel images are replicated)")
-            pixels = np.repeat(pixels, channels, axis=-1)
+        pixels = checked_pixels(pixels, self.input_shape)
         if self.input_dtype == np.uint8:
             return pixels
         return self.quantize_input(pixels.astype(np.float32) / 255.0)

@@ -17,6 +17,10 @@ The packages are an optional extra, `pip install 'tftool[onnx]'` (tf2onnx for th
 onnxruntime for quantization and running): `available()` says whether they import, `require()`
 raises the one-line UserError an entry point prints.
 
+Over 400 lines because the conversion and the runner are the two sides of one file contract
+(INPUT_NAME, OUTPUT_NAME, the optional extra), and over a third of its lines are the
+docstrings giving each ONNX Runtime choice its reason.
+
 Docs followed:
   tf2onnx: https://github.com/onnx/tensorflow-onnx (tf2onnx.convert.from_function).
   ONNX Runtime quantization:
@@ -29,7 +33,7 @@ import tempfile
 
 import numpy as np
 
-from tftool import UserError, first_line
+from tftool import UserError, first_line, litert
 
 INPUT_NAME = "image"
 OUTPUT_NAME = "probabilities"
@@ -368,18 +372,7 @@ class Runner:
           ValueError: pixels are not uint8 (float images: use litert.to_pixels), not rank 4,
             not the model's H x W, or C is neither the model's channels nor 1.
         """
-        pixels = np.asarray(pixels)
-        if pixels.dtype != np.uint8:
-            raise ValueError(f"pixels must be uint8 0..255, got {pixels.dtype}; convert float "
-                             f"[0, 1] images with litert.to_pixels")
-        h, w, channels = self.input_shape
-        if pixels.ndim != 4 or pixels.shape[1:3] != (h, w):
-            raise ValueError(f"pixels must be [N, {h}, {w}, C], got {list(pixels.shape)}")
-        if pixels.shape[-1] != channels:
-            if pixels.shape[-1] != 1:
-                raise ValueError(f"the model takes {channels} channel(s); got "
-                                 f"{pixels.shape[-1]} (1-channel images are replicated)")
-            pixels = np.repeat(pixels, channels, axis=-1)
+        pixels = litert.checked_pixels(pixels, self.input_shape)
         return np.ascontiguousarray(pixels, np.float32) / np.float32(255.0)
 
     def set_input(self, pixels):
@@ -430,7 +423,6 @@ def onnx_latency(runner, batch_size=1, **timing):
       throughput_ips, timed_runs, ...).
     """
     from tftool.benchmark import timing as timing_lib
-    from tftool.litert import to_pixels
 
-    runner.set_input(to_pixels(timing_lib.fixed_input(batch_size, runner.input_shape)))
+    runner.set_input(litert.to_pixels(timing_lib.fixed_input(batch_size, runner.input_shape)))
     return timing_lib.latency_stats(timing_lib.time_calls(runner.invoke, **timing), batch_size)

@@ -7,9 +7,9 @@ What it does, in order, for WORKDIR/<stage>:
   2. skip when complete (model.h5 + metrics.json, no input model newer, no --overwrite);
   3. run the stage's pre-flight check; only then record config.json and, when the input is
      newer or --overwrite asks for a new run, clear the resume state (a refused run writes
-     and removes nothing); build its model inside `strategy.scope()`, fit it with
-     the standard callbacks (train/fit.py: resume after a kill, checkpoints, NaN guard, ...)
-     plus the stage's own, and `finish` it (strip wrappers, take the student, ...) and
+     and removes nothing); build its model inside `strategy.scope()`, fit it (train/fit.py)
+     with the standard callbacks (train/callbacks.py: resume after a kill, checkpoints, NaN
+     guard, ...) plus the stage's own, and `finish` it (strip wrappers, take the student, ...) and
      rebuild it with float32 layers if it trained under a mixed policy (precision.py);
      then re-estimate its BatchNormalization statistics on training images
      (train/batchnorm.py), so they describe the final weights whatever the schedule;
@@ -20,7 +20,11 @@ A stage supplies only what differs, as a `Job`: how to build the model, extra ca
 extra metrics, what to record in config.json. Layout of a stage folder (DESIGN.md):
   model.h5  config.json  metrics.json  flags.txt  logs/  ckpt/  backup/  .lock
 and, instead of a model, skipped.json when make skipped the stage because tfmot cannot take
-its input (cli/common.py skip_stage); writing the stage's model removes it (write_stage).
+its input (cli/shared.py skip_stage); writing the stage's model removes it (write_stage).
+
+Over 400 lines because the stage-folder bookkeeping (lock, config.json guard, completeness,
+data settings) and `run` are one protocol, reached as stage_runner.<name> from the stages, the
+entry points and the import alike.
 """
 import contextlib
 import dataclasses
@@ -372,7 +376,7 @@ def run(job, context):
             "test_split": context.dataset.test_split,
             "stage": job.stage, "epochs": job.config.epochs, "seed": job.config.seed,
             "augment": job.config.augment,  # clustered stages, students: clean by default
-            # the policy and flips: a later stage takes the float model's (cli/common.py)
+            # the policy and flips: a later stage takes the float model's (cli/shared.py)
             "augmentation": job.config.augmentation, "hflip": job.config.hflip,
             "epochs_this_run": len(history.get("loss", [])),
             "num_replicas": strategy.num_replicas_in_sync, "global_batch_size": global_batch,

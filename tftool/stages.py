@@ -119,7 +119,7 @@ def read_metrics(workdir, name):
 
 
 # Written instead of a model when a stage was skipped under make because tfmot cannot take
-# the model (cli/common.py skip_stage): {"stage", "command", "reason", ...}. A later run of the
+# the model (cli/shared.py skip_stage): {"stage", "command", "reason", ...}. A later run of the
 # stage that goes ahead removes it (stage_runner.py).
 SKIPPED_FILE = "skipped.json"
 

@@ -5,7 +5,8 @@ Latency follows TFLite's benchmark_model tool
 warm-up runs first (at least `warmup_runs` and `warmup_seconds`, benchmark_model's
 --warmup_runs=1 / --warmup_min_secs=0.5), then timed runs of one inference on a fixed input
 until there are at least `min_runs` of them *and* `min_seconds` have passed (its --num_runs=50
-/ --min_secs=1). Reported: p50, p90, p99 and mean in milliseconds, the coefficient of
+/ --min_secs=1): TIMING's standard preset, beside its quick one (make's benchmark, the
+search's trials). Reported: p50, p90, p99 and mean in milliseconds, the coefficient of
 variation (std / mean of the per-run times) and, for batches, throughput in images/s.
 
 The Keras float model is timed the same way through a `tf.function` with a fixed input
@@ -17,7 +18,31 @@ import time
 
 import numpy as np
 
-TIMING_DEFAULTS = {"min_runs": 50, "min_seconds": 1.0, "warmup_runs": 1, "warmup_seconds": 0.5}
+# The timing presets, the one home of the timing defaults (tftool-benchmark --timing, whose
+# --min_runs, --min_seconds, --warmup_runs and --warmup_seconds they fill; time_calls' keyword
+# defaults are the standard preset's):
+#   standard  TFLite benchmark_model's own defaults (--num_runs=50 --min_secs=1
+#             --warmup_runs=1 --warmup_min_secs=0.5): tftool-benchmark's default.
+#   quick     0.3-s rows after 0.15 s of warm-up: the first look (make benchmark) and every
+#             trial of tftool-search, where a latency is one row and many are timed.
+TIMING = {"standard": {"min_runs": 50, "min_seconds": 1.0, "warmup_runs": 1,
+                       "warmup_seconds": 0.5},
+          "quick": {"min_runs": 50, "min_seconds": 0.3, "warmup_runs": 1,
+                    "warmup_seconds": 0.15}}
+_STANDARD = TIMING["standard"]
+
+
+def flag_defaults(preset):
+    """The flag defaults of an entry point that times with `preset` (a key of TIMING):
+    {"timing": preset, min_runs, min_seconds, warmup_runs, warmup_seconds}, so its --help
+    shows the preset's values."""
+    return {"timing": preset, **TIMING[preset]}
+
+
+def resolve(preset, given):
+    """time_calls' keyword arguments: TIMING[preset], each replaced by its value in `given`
+    ({name: value} of the timing flags given explicitly; other keys are ignored)."""
+    return {name: given.get(name, value) for name, value in TIMING[preset].items()}
 
 
 def set_tf_threads(num_threads):
@@ -33,8 +58,10 @@ def set_tf_threads(num_threads):
         pass
 
 
-def time_calls(fn, min_runs=50, min_seconds=1.0, warmup_runs=1, warmup_seconds=0.5):
-    """Warms up, then times calls of fn() (benchmark_model's run loop).
+def time_calls(fn, min_runs=_STANDARD["min_runs"], min_seconds=_STANDARD["min_seconds"],
+               warmup_runs=_STANDARD["warmup_runs"], warmup_seconds=_STANDARD["warmup_seconds"]):
+    """Warms up, then times calls of fn() (benchmark_model's run loop); the defaults are
+    TIMING["standard"].
 
     Warm-up: fn() untimed until both `warmup_runs` calls and `warmup_seconds` have passed.
     Timing: fn() until both `min_runs` timed calls and `min_seconds` of timed calls.

@@ -1,2 +1,3 @@
-"""absl entry points, one module per console script; the shared flags and the one-line error
-exit are in common.py. Each main parses flags, calls the library and writes files."""
+"""absl entry points, one module per console script; the one flag table is in flags.py, the
+parsing and the one-line error exit in run.py, and what the mains share once the flags are
+parsed in shared.py. Each main parses flags, calls the library and writes files."""

@@ -12,7 +12,7 @@ import os
 import sys
 
 from tftool import UserError, stages
-from tftool.cli import common
+from tftool.cli import run as cli_run
 
 from absl import flags
 
@@ -86,4 +86,4 @@ def main(argv):
 
 
 def cli_main():
-    common.entry_point("tftool-check", NAMES, main, {"model": None})
+    cli_run.entry_point("tftool-check", NAMES, main)

@@ -9,17 +9,15 @@ WORKDIR/clustered. --from=pruned clusters the pruned model keeping its zeros
 WORKDIR/pruned_clustered, the input of PCQAT (`tftool-quantize --from=pruned_clustered`).
 """
 from tftool import UserError, jobs, stage_runner
-from tftool.cli import common
+from tftool.cli import flags as cli_flags, run as cli_run, shared
 
 from absl import flags
 
 FLAGS = flags.FLAGS
-NAMES = common.DATA_FLAGS + common.TRAINING_FLAGS + (
+NAMES = cli_flags.DATA_FLAGS + cli_flags.TRAINING_FLAGS + (
     "from", "number_of_clusters", "cluster_centroids_init", "cluster_per_channel",
     "skip_layers")
-# optimize/cluster.DEFAULT_SKIP, named here so that --help needs no TensorFlow (tests/test_cli.py
-# checks it against the library's)
-DEFAULTS = {**jobs.DEFAULTS["cluster"], "skip_layers": ["first_conv"]}
+DEFAULTS = jobs.DEFAULTS["cluster"]
 
 
 def main(argv):
@@ -32,15 +30,15 @@ def main(argv):
     cluster.validate(FLAGS.number_of_clusters, FLAGS.cluster_centroids_init, source == "pruned")
     # under make, --from=pruned after a prune skipped because tfmot cannot take the model
     # skips this stage too
-    if not common.input_or_skip("tftool-cluster", jobs.CLUSTER_OUTPUTS[source], source,
+    if not shared.input_or_skip("tftool-cluster", jobs.CLUSTER_OUTPUTS[source], source,
                                 "tftool-cluster"):
         return
-    context, _ = common.stage_context(jobs.CLUSTER_OUTPUTS[source])
-    job, _ = jobs.cluster_job(FLAGS.workdir, common.train_config(context.dataset),
+    context, _ = shared.stage_context(jobs.CLUSTER_OUTPUTS[source])
+    job, _ = jobs.cluster_job(FLAGS.workdir, shared.train_config(context.dataset),
                               FLAGS.skip_layers, source, FLAGS.number_of_clusters,
                               FLAGS.cluster_centroids_init, FLAGS.cluster_per_channel)
     stage_runner.run(job, context)
 
 
 def cli_main():
-    common.entry_point("tftool-cluster", NAMES, main, DEFAULTS)
+    cli_run.entry_point("tftool-cluster", NAMES, main, DEFAULTS)

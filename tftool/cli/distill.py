@@ -7,23 +7,18 @@ WORKDIR/teacher (--teacher_width). --student_qat distills into a QAT-wrapped stu
 --baseline also trains the same student (same initial weights, epochs, seed) on the labels
 alone -> WORKDIR/student_baseline, so the benchmark shows what distillation bought.
 """
-from tftool import choose, fileio, stage_runner, stages
-from tftool.cli import common
+from tftool import choose, fileio, jobs, stage_runner, stages
+from tftool.cli import flags as cli_flags, run as cli_run, shared
 
 from absl import flags
 
 FLAGS = flags.FLAGS
-NAMES = common.DATA_FLAGS + common.TRAINING_FLAGS + (
+NAMES = cli_flags.DATA_FLAGS + cli_flags.TRAINING_FLAGS + (
     "teacher", "teacher_width", "student_model", "student_width", "student_alpha",
     "temperature", "hard_label_weight", "mixup_alpha", "student_qat", "baseline")
-# epochs None: the teacher's (optimize/distill.py: longer gained a student nothing).
-# augment False: the student and its baseline train on the clean training images, the teacher
-# labelling the same images (optimize/distill.py: on the development photos augmentation cost
-# the width-12 student about 5 points at the teacher's 15 epochs; without it distillation
-# gained 1.05-1.80 points on 3 seeds, with it -0.25-1.35); --augment brings it back for both.
-DEFAULTS = {"epochs": None, "learning_rate": 3e-3, "lr_schedule": "cosine_warmup",
-            "warmup_epochs": 1.0, "augment": False}  # both student and baseline
-NAMED_TEACHER_EPOCHS = 30  # a teacher tftool-distill trains itself (--teacher=small_cnn)
+# The student's and baseline's training defaults (epochs None: the teacher's) have their one
+# home in jobs.DEFAULTS["distill"], which says why each.
+DEFAULTS = jobs.DEFAULTS["distill"]
 
 
 def main(argv):
@@ -33,9 +28,9 @@ def main(argv):
 
     source = distill.teacher_path(FLAGS.teacher, FLAGS.workdir)  # validated before any work
     if FLAGS.epochs is None:  # the teacher's epochs (recorded beside its model)
-        FLAGS.epochs = distill.teacher_epochs(source) or NAMED_TEACHER_EPOCHS
-    context, _ = common.stage_context("student")
-    config = common.train_config(context.dataset)
+        FLAGS.epochs = distill.teacher_epochs(source) or jobs.NAMED_TEACHER_EPOCHS
+    context, _ = shared.stage_context("student")
+    config = shared.train_config(context.dataset)
     shape, classes = context.input_shape, context.dataset.num_classes
     if source is None:  # --teacher=MODEL: train it first (skipped when complete)
         stage_runner.run(stage_runner.Job(
@@ -50,8 +45,8 @@ def main(argv):
                    student_alpha=FLAGS.student_alpha, qat=FLAGS.student_qat)
     recorded = {"student_model": FLAGS.student_model, "student_width": FLAGS.student_width,
                 "student_qat": FLAGS.student_qat, "epochs": FLAGS.epochs, "seed": FLAGS.seed}
-    temperature = common.number_or_auto("temperature")
-    weight = common.number_or_auto("hard_label_weight")
+    temperature = cli_flags.number_or_auto("temperature")
+    weight = cli_flags.number_or_auto("hard_label_weight")
     settings = {"teacher": FLAGS.teacher, **recorded, "temperature": temperature,
                 "hard_label_weight": weight, "mixup_alpha": FLAGS.mixup_alpha}
 
@@ -87,4 +82,4 @@ def main(argv):
 
 
 def cli_main():
-    common.entry_point("tftool-distill", NAMES, main, DEFAULTS)
+    cli_run.entry_point("tftool-distill", NAMES, main, DEFAULTS)

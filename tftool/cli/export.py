@@ -9,47 +9,47 @@ import sys
 
 from tftool import UserError, chance
 from tftool.benchmark import suite
-from tftool.cli import common
+from tftool.cli import flags as cli_flags, run as cli_run, shared
 from tftool.export import owner
 
 from absl import flags
 
 FLAGS = flags.FLAGS
-NAMES = common.DATA_FLAGS + ("export_dir", "name", "variants", "calibration_steps",
-                             "calibration_seed", "calibration_data", "max_accuracy_drop", "gate",
-                             "inference_input_type", "inference_output_type", "rgb_input",
-                             "output_kind", "selective_int8", "quantization_debugger", "onnx",
-                             "micro", "micro_flash_kb", "micro_ram_kb", "allow_chance_accuracy")
+NAMES = cli_flags.DATA_FLAGS + ("export_dir", "name", "variants", "calibration_steps",
+                                "calibration_seed", "calibration_data", "max_accuracy_drop", "gate",
+                                "inference_input_type", "inference_output_type", "rgb_input",
+                                "output_kind", "selective_int8", "quantization_debugger", "onnx",
+                                "micro", "micro_flash_kb", "micro_ram_kb", "allow_chance_accuracy")
 
 
 def main(argv):
     del argv
-    from tftool.export import variants as variants_lib
+    from tftool.export import driver, micro_export, onnx_export
 
-    settings = common.data_settings("export")
+    settings = shared.data_settings("export")
     if FLAGS.onnx:  # before any conversion: the extra may be missing
         from tftool import onnx_runtime
 
         onnx_runtime.require()
-    variants = variants_lib.resolve(FLAGS.workdir, FLAGS.variants)
-    name = FLAGS.name or common.default_name(FLAGS.workdir)
+    variants = driver.resolve(FLAGS.workdir, FLAGS.variants)
+    name = FLAGS.name or shared.default_name(FLAGS.workdir)
     owner.check(FLAGS.export_dir, FLAGS.workdir, name)  # before anything is written
-    dataset = common.load_data(settings)
+    dataset = shared.load_data(settings)
     chance.refuse_export(FLAGS.workdir, dataset, FLAGS.allow_chance_accuracy)
-    size = common.image_size(dataset, settings)
-    representative = variants_lib.calibration(FLAGS.calibration_data, dataset, size,
-                                              FLAGS.calibration_steps, FLAGS.calibration_seed)
+    size = shared.image_size(dataset, settings)
+    representative = driver.calibration(FLAGS.calibration_data, dataset, size,
+                                        FLAGS.calibration_steps, FLAGS.calibration_seed)
     conversion = {k: FLAGS[k].value for k in ("rgb_input", "output_kind", "inference_input_type",
                                                "inference_output_type")}
-    _, refused = variants_lib.export(FLAGS.workdir, FLAGS.export_dir, name, dataset, size,
-                                     variants, representative, FLAGS.max_accuracy_drop,
-                                     conversion, FLAGS.selective_int8, FLAGS.gate,
-                                     debugger=FLAGS.quantization_debugger)
+    _, refused = driver.export(FLAGS.workdir, FLAGS.export_dir, name, dataset, size,
+                               variants, representative, FLAGS.max_accuracy_drop,
+                               conversion, FLAGS.selective_int8, FLAGS.gate,
+                               debugger=FLAGS.quantization_debugger)
     owner.record(FLAGS.export_dir, FLAGS.workdir, name, settings["dataset"])
     problems = []
     if FLAGS.onnx:
         try:
-            _, onnx_refused = variants_lib.export_onnx(
+            _, onnx_refused = onnx_export.export_onnx(
                 FLAGS.workdir, FLAGS.export_dir, name, dataset, size, representative,
                 FLAGS.max_accuracy_drop, FLAGS.gate)
             refused += onnx_refused
@@ -60,7 +60,7 @@ def main(argv):
         print(f"tftool-export: {reason}", file=sys.stderr, flush=True)
     if FLAGS.micro:
         shipped = [v for v in variants if v not in dict(refused)]
-        _, micro_problems = variants_lib.export_micro(
+        _, micro_problems = micro_export.export_micro(
             FLAGS.workdir, FLAGS.export_dir, name, dataset, size, shipped, representative,
             FLAGS.micro_flash_kb, FLAGS.micro_ram_kb)
         for line in micro_problems:
@@ -82,4 +82,4 @@ def main(argv):
 
 
 def cli_main():
-    common.entry_point("tftool-export", NAMES, main)
+    cli_run.entry_point("tftool-export", NAMES, main)

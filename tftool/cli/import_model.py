@@ -14,13 +14,13 @@ with its weights and refused unless its class probabilities match the original's
 class folder names).
 """
 from tftool import UserError
-from tftool.cli import common
+from tftool.cli import flags as cli_flags, run as cli_run, shared
 
 from absl import flags
 
 FLAGS = flags.FLAGS
-NAMES = common.DATA_FLAGS + ("keras_model", "custom_objects", "input_range",
-                             "max_output_difference", "overwrite", "allow_chance_accuracy")
+NAMES = cli_flags.DATA_FLAGS + ("keras_model", "custom_objects", "input_range",
+                                "max_output_difference", "overwrite", "allow_chance_accuracy")
 
 
 def main(argv):
@@ -36,8 +36,8 @@ def main(argv):
                         "folder) of your trained model")
     path = FLAGS.keras_model
     source, kind = importer.load_source(path, FLAGS.custom_objects)
-    settings = common.data_settings("float")
-    dataset = common.load_data(settings)
+    settings = shared.data_settings("float")
+    dataset = shared.load_data(settings)
     fixed = importer.check_shapes(source, dataset, path)
     if fixed and FLAGS.image_size and (FLAGS.image_size,) * 2 != fixed:
         raise UserError(f"--image_size={FLAGS.image_size} differs from the model's input "
@@ -50,11 +50,11 @@ def main(argv):
                     keras_model_sha256=fileio.sha256(path), input_range=FLAGS.input_range)
     context = stage_runner.Context(
         workdir=FLAGS.workdir, strategy=tf.distribute.get_strategy(), dataset=dataset,
-        image_size=size, overwrite=FLAGS.overwrite, flags_text=common.flags_text(),
+        image_size=size, overwrite=FLAGS.overwrite, flags_text=cli_flags.flags_text(),
         allow_chance_accuracy=FLAGS.allow_chance_accuracy)
     importer.import_float(context, path, source, kind, FLAGS.input_range,
                           FLAGS.max_output_difference, settings)
 
 
 def cli_main():
-    common.entry_point("tftool-import", NAMES, main)
+    cli_run.entry_point("tftool-import", NAMES, main)

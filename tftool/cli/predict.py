@@ -11,7 +11,7 @@ import json
 import sys
 
 from tftool import UserError
-from tftool.cli import common
+from tftool.cli import run as cli_run
 
 from absl import flags
 
@@ -42,4 +42,4 @@ def main(argv):
 
 
 def cli_main():
-    common.entry_point("tftool-predict", NAMES, main, positional=True)
+    cli_run.entry_point("tftool-predict", NAMES, main, positional=True)

@@ -10,13 +10,13 @@ to the structured 2:4 pattern instead -> WORKDIR/pruned_2by4.
 import os
 
 from tftool import UserError, choose, fileio, jobs, stage_runner, stages
-from tftool.cli import common
+from tftool.cli import flags as cli_flags, run as cli_run, shared
 from tftool.optimize import check
 
 from absl import flags
 
 FLAGS = flags.FLAGS
-NAMES = common.DATA_FLAGS + common.TRAINING_FLAGS + (
+NAMES = cli_flags.DATA_FLAGS + cli_flags.TRAINING_FLAGS + (
     "target_sparsity", "initial_sparsity", "pruning_frequency", "pruning_begin_step",
     "pruning_end_step", "skip_layers", "sparsity_m_by_n", "max_accuracy_drop")
 DEFAULTS = jobs.DEFAULTS["prune"]
@@ -29,15 +29,15 @@ def main(argv):
 
     m_by_n = prune.parse_m_by_n(FLAGS.sparsity_m_by_n)
     stage = "pruned_2by4" if m_by_n else "pruned"
-    target_sparsity = common.number_or_auto("target_sparsity")
+    target_sparsity = cli_flags.number_or_auto("target_sparsity")
     if m_by_n and target_sparsity == "auto":
         raise UserError("--target_sparsity=auto chooses an unstructured sparsity; "
                         "--sparsity_m_by_n fixes it at m/n: pass one of them")
     path = stages.model_path(FLAGS.workdir, "float")
     if not os.path.isfile(path):
         raise UserError(stages.missing_model_message(FLAGS.workdir, "float", "tftool-prune"))
-    context, _ = common.stage_context(stage)
-    config = common.train_config(context.dataset)
+    context, _ = shared.stage_context(stage)
+    config = shared.train_config(context.dataset)
     total_steps = config.epochs * fit.steps_per_epoch_of(
         context.dataset.num_train, config, context.strategy.num_replicas_in_sync)
 
@@ -48,7 +48,7 @@ def main(argv):
                               FLAGS.pruning_end_step, FLAGS.pruning_frequency, m_by_n)[0]
 
     if target_sparsity != "auto":
-        common.run_or_skip("tftool-prune", lambda: stage_runner.run(job(target_sparsity),
+        shared.run_or_skip("tftool-prune", lambda: stage_runner.run(job(target_sparsity),
                                                                    context), stage)
         return
     # --target_sparsity=auto: the ladder, mildest first, on the validation split (choose.py)
@@ -57,7 +57,7 @@ def main(argv):
     if choose.skip_if_complete(stage, settings, context, inputs=[path]):
         return
     source = fileio.load_model(path)
-    if not common.run_or_skip("tftool-prune", lambda: check.require_supported(source, "prune",
+    if not shared.run_or_skip("tftool-prune", lambda: check.require_supported(source, "prune",
                                                                                path), stage):
         return
     _, reference = choose.validation_correctness(source, context)
@@ -85,4 +85,4 @@ def main(argv):
 
 
 def cli_main():
-    common.entry_point("tftool-prune", NAMES, main, DEFAULTS)
+    cli_run.entry_point("tftool-prune", NAMES, main, DEFAULTS)

@@ -11,12 +11,12 @@ augmentation unless --augment is given (their BN is folded: tftool/jobs.py CLEAN
 import dataclasses
 
 from tftool import UserError, jobs, stage_runner
-from tftool.cli import common
+from tftool.cli import flags as cli_flags, run as cli_run, shared
 
 from absl import flags
 
 FLAGS = flags.FLAGS
-NAMES = common.DATA_FLAGS + common.TRAINING_FLAGS + ("from", "preserve_sparsity")
+NAMES = cli_flags.DATA_FLAGS + cli_flags.TRAINING_FLAGS + ("from", "preserve_sparsity")
 DEFAULTS = jobs.DEFAULTS["quantize"]
 
 
@@ -32,15 +32,15 @@ def main(argv):
                         f"(--from={source} has no zeros to preserve)")
     stage, _ = jobs.QAT_OUTPUTS[(source, preserve)]
     # under make, an input stage skipped because tfmot cannot take the model skips this one
-    if not common.input_or_skip("tftool-quantize", stage, source, f"--from={source}"):
+    if not shared.input_or_skip("tftool-quantize", stage, source, f"--from={source}"):
         return
-    context, _ = common.stage_context(stage)
-    config = common.train_config(context.dataset)
+    context, _ = shared.stage_context(stage)
+    config = shared.train_config(context.dataset)
     if source in jobs.CLEAN_SOURCES and not FLAGS["augment"].present:
         config = dataclasses.replace(config, augment=False)  # folded BN: jobs.CLEAN_SOURCES
     job, _ = jobs.qat_job(FLAGS.workdir, config, source, preserve)
-    common.run_or_skip("tftool-quantize", lambda: stage_runner.run(job, context), stage)
+    shared.run_or_skip("tftool-quantize", lambda: stage_runner.run(job, context), stage)
 
 
 def cli_main():
-    common.entry_point("tftool-quantize", NAMES, main, DEFAULTS)
+    cli_run.entry_point("tftool-quantize", NAMES, main, DEFAULTS)

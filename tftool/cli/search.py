@@ -16,20 +16,20 @@ import os
 import time
 
 from tftool import UserError
-from tftool.cli import common
+from tftool.benchmark import timing
+from tftool.cli import flags as cli_flags, run as cli_run, shared
 
 from absl import flags
 
 FLAGS = flags.FLAGS
-NAMES = common.DATA_FLAGS + (
+NAMES = cli_flags.DATA_FLAGS + (
     "max_latency_ms", "max_size_kb", "max_flash_kb", "max_arena_kb", "min_accuracy", "trials",
     "timeout", "search_epochs", "storage", "study_name", "sampler", "search_objectives",
     "search_models", "search_widths", "search_alphas", "search_image_sizes", "search_variants",
-    "search_sparsities", "threads", "min_runs", "min_seconds", "warmup_runs", "warmup_seconds",
-    "seed")
-TIMING = ("min_runs", "min_seconds", "warmup_runs", "warmup_seconds")
-# 0.3-s timing rows, as make's benchmark: a trial's latency is one row.
-DEFAULTS = {"min_seconds": 0.3, "warmup_seconds": 0.15, "threads": ["1"]}
+    "search_sparsities", "threads", "timing", *cli_flags.TIMING_FLAGS, "seed")
+# The quick timing, as make's benchmark (benchmark/timing.py TIMING): a trial's latency is one
+# row; one thread count.
+DEFAULTS = {**timing.flag_defaults("quick"), "threads": ["1"]}
 
 
 def quiet_optuna():
@@ -49,11 +49,11 @@ def quiet_optuna():
 def settings_of_data():
     """The float model's data settings when WORKDIR/float has them, else the data flags."""
     try:
-        return common.data_settings("search")
+        return shared.data_settings("search")
     except UserError as e:
         if "no float model config" not in str(e):
             raise
-        return common.data_settings("float")
+        return shared.data_settings("float")
 
 
 def main(argv):
@@ -66,7 +66,7 @@ def main(argv):
                                flash_kb=FLAGS.max_flash_kb, arena_kb=FLAGS.max_arena_kb,
                                min_accuracy=FLAGS.min_accuracy)
     data_settings = settings_of_data()
-    dataset = common.load_data(data_settings)
+    dataset = shared.load_data(data_settings)
     native = min(data.resolve_image_size(dataset, data_settings.get("image_size")))
     variants = FLAGS.search_variants
     if budgets.micro:  # TFLite Micro runs integer models only
@@ -83,16 +83,18 @@ def main(argv):
     search_dir = os.path.join(FLAGS.workdir, "search")
     objectives = list(FLAGS.search_objectives)
     store = study.storage(FLAGS.storage, search_dir)
+    timing_settings = shared.timing_settings()
     the_study = study.open_study(store, FLAGS.study_name, objectives,
                                  study.sampler(FLAGS.sampler, FLAGS.seed), {
                                      "budgets": dataclasses.asdict(budgets),
                                      "search_epochs": FLAGS.search_epochs, "seed": FLAGS.seed,
                                      "threads": FLAGS.threads[0],
-                                     "timing": [FLAGS[k].value for k in TIMING],
+                                     "timing": [timing_settings[k]
+                                                for k in cli_flags.TIMING_FLAGS],
                                      "space": search_space.as_dict()})
     settings = trial_lib.Settings(
         epochs=FLAGS.search_epochs, seed=FLAGS.seed, num_threads=int(FLAGS.threads[0]),
-        timing={k: FLAGS[k].value for k in TIMING},
+        timing=timing_settings,
         budgets=budgets, data_settings=data_settings)
     search = runner.Search(
         study=the_study, storage=store, space=search_space, objectives=objectives,
@@ -122,4 +124,4 @@ def main(argv):
 
 
 def cli_main():
-    common.entry_point("tftool-search", NAMES, main, DEFAULTS)
+    cli_run.entry_point("tftool-search", NAMES, main, DEFAULTS)

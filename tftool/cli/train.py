@@ -7,16 +7,16 @@ photos, digits otherwise); each flag given replaces that field. Flags shown with
 take the preset's.
 """
 from tftool import jobs, stage_runner
-from tftool.cli import common
+from tftool.cli import flags as cli_flags, run as cli_run, shared
 from tftool.train import presets
 
 from absl import flags, logging
 
 FLAGS = flags.FLAGS
-NAMES = common.DATA_FLAGS + common.TRAINING_FLAGS + (
+NAMES = cli_flags.DATA_FLAGS + cli_flags.TRAINING_FLAGS + (
     "model", "width", "num_stages", "alpha", "minimalistic", "weights", "freeze_backbone_epochs",
     "mixed_precision", "preset", "whitening")
-# Every setting a preset holds is unset (None) until the preset is applied (common.
+# Every setting a preset holds is unset (None) until the preset is applied (shared.
 # apply_preset): the preset is the one home of these defaults.
 DEFAULTS = {name: None for name in presets.FIELDS}
 
@@ -25,11 +25,11 @@ def main(argv):
     del argv
     from tftool.train import precision
 
-    common.check_training_flags()  # before any data is read or folder made
+    shared.check_training_flags()  # before any data is read or folder made
     if FLAGS.model:  # a misspelt name or a user builder that cannot be imported: say it now
         from tftool import models
         models.builder(FLAGS.model)
-    strategy = common.build_strategy()
+    strategy = shared.build_strategy()
     chosen = {}
 
     def resolve(dataset, size):
@@ -42,14 +42,14 @@ def main(argv):
         drawn = data.test_split_source(dataset)
         if drawn:
             print(f"tftool-train: test split: {drawn}", flush=True)
-        chosen["preset"], chosen["reason"] = common.apply_preset(dataset, size)
+        chosen["preset"], chosen["reason"] = shared.apply_preset(dataset, size)
 
-    context, settings = common.stage_context("float", strategy, resolve=resolve)
-    settings["image_size"] = common.recorded_image_size(settings, context.image_size)
+    context, settings = shared.stage_context("float", strategy, resolve=resolve)
+    settings["image_size"] = shared.recorded_image_size(settings, context.image_size)
     with precision.policy_for_training(FLAGS.mixed_precision, FLAGS.model) as policy:
         setting = {None: "auto", True: "on", False: "off"}[FLAGS.mixed_precision]
         logging.info("dtype policy %s (--mixed_precision: %s)", policy, setting)
-        config = common.train_config(context.dataset)
+        config = shared.train_config(context.dataset)
         training = {name: getattr(config, name) for name in presets.FIELDS
                     if hasattr(config, name)}
         stage_runner.run(jobs.float_job(
@@ -67,4 +67,4 @@ def main(argv):
 
 
 def cli_main():
-    common.entry_point("tftool-train", NAMES, main, DEFAULTS)
+    cli_run.entry_point("tftool-train", NAMES, main, DEFAULTS)

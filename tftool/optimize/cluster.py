@@ -21,6 +21,7 @@ import numpy as np
 import tensorflow_model_optimization as tfmot
 import tf_keras as keras
 
+from tftool import jobs
 from tftool.optimize import fold, prune
 
 # tfmot's CentroidInitialization members, by the lower-case names tftool accepts.
@@ -30,9 +31,8 @@ CENTROID_INITS = {
     "linear": tfmot.clustering.keras.CentroidInitialization.LINEAR,
     "random": tfmot.clustering.keras.CentroidInitialization.RANDOM,
 }
-# The first convolution sees raw pixels and holds few weights (3x3x1x8 = 72 in small_cnn):
-# clustering it saves almost nothing, and per channel it has fewer weights (9) than clusters.
-DEFAULT_SKIP = ("first_conv",)
+# tftool-cluster's layers left alone (jobs.DEFAULTS, their one home, says why).
+DEFAULT_SKIP = tuple(jobs.DEFAULTS["cluster"]["skip_layers"])
 _CLUSTERABLE = (keras.layers.Conv2D, keras.layers.Dense)
 
 

@@ -17,7 +17,7 @@ exactly that, so a run cannot silently end at a lower sparsity than asked for.
 """
 import dataclasses
 
-from tftool import UserError
+from tftool import UserError, jobs
 
 import numpy as np
 import tensorflow_model_optimization as tfmot
@@ -43,7 +43,8 @@ SPARSITY_LADDER = (0.5, 0.6, 0.7, 0.8, 0.9)
 #               spatial filters and gains little size.
 # Batch normalization, pooling and activation layers are never wrapped: they have no kernel.
 SKIP_KINDS = ("first_conv", "last_dense", "depthwise")
-DEFAULT_SKIP = SKIP_KINDS
+# tftool-prune's layers left alone: every kind (jobs.DEFAULTS, their one home).
+DEFAULT_SKIP = tuple(jobs.DEFAULTS["prune"]["skip_layers"])
 # Fraction of the run over which sparsity ramps up when end_step is not given; the rest of the
 # steps fine-tune at the target sparsity (Zhu & Gupta 2017 leave the last stretch to recover).
 DEFAULT_RAMP_FRACTION = 0.75

@@ -66,20 +66,20 @@ def conversion_mode(variant):
 def app_file(model, variant, representative_dataset, name, dataset):
     """The app .tflite of `model` in `variant`'s conversion, with metadata (as export writes
     it, so its size is the shipped file's). Returns bytes."""
-    from tftool.export import convert, variants
+    from tftool.export import convert, driver
 
     mode = conversion_mode(variant)
     content = convert.to_tflite(model, mode, representative_dataset,
-                                **variants.app_conversion(mode))
-    return variants.with_metadata(content, name, variant, "float", dataset, "probabilities")[0]
+                                **driver.app_conversion(mode))
+    return driver.with_metadata(content, name, variant, "float", dataset, "probabilities")[0]
 
 
 def micro_figures(model, representative_dataset, mode="int8"):
     """{"flash_bytes", "arena_bytes"} of the firmware conversion of `model` in `mode` (int8
     I/O, the trained channel count: export's micro_conversion), measured in TFLite Micro."""
-    from tftool.export import convert, micro, variants
+    from tftool.export import convert, micro, micro_export
 
-    content = convert.to_tflite(model, mode, **variants.micro_conversion(
+    content = convert.to_tflite(model, mode, **micro_export.micro_conversion(
         representative_dataset))
     footprint = micro.footprint(content)
     return {"flash_bytes": footprint["flash_bytes"], "arena_bytes": footprint["arena_bytes"]}

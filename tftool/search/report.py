@@ -73,7 +73,7 @@ def markdown(summary, budgets, settings, test=None, hypervolume=None):
     lines += ["", "Validation accuracy: top-1 of the exported .tflite on the validation split "
               "(the search never reads the test split but for the chosen file, once). p50: "
               "LiteRT, batch 1, XNNPACK on, the benchmark's timing loop. Flash: the TFLite "
-              "Micro model array; arena: the measured tensor arena + margin (export/micro.py)."]
+              "Micro model array; arena: the measured tensor arena + margin (export/micro/)."]
     return "\n".join(lines) + "\n"
 
 

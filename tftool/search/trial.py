@@ -2,7 +2,7 @@
 
 The float model and the variant's stages are the same Jobs the entry points run (tftool/
 jobs.py) through the one stage runner, scored on the validation split only; the variant is
-written by export's own code (export/variants.py, the accuracy gate off: the search judges by
+written by export's own code (export/driver.py, the accuracy gate off: the search judges by
 its objectives) into trial_<n>/exported/, and timed with the benchmark's loop. A killed trial's
 stage folders resume from their backup/ like any stage's.
 """
@@ -42,7 +42,7 @@ def run(candidate, workdir, dataset, strategy, settings):
 
     from tftool import data, fileio, jobs
     from tftool.benchmark import rows
-    from tftool.export import variants
+    from tftool.export import driver
     from tftool.search import hardware
     from tftool.train import fit
 
@@ -65,23 +65,19 @@ def run(candidate, workdir, dataset, strategy, settings):
         config = jobs.train_config("prune", seed=settings.seed)
         total = config.epochs * fit.steps_per_epoch_of(dataset.num_train, config,
                                                        strategy.num_replicas_in_sync)
-        from tftool.optimize import prune
-
         job, _ = jobs.prune_job(workdir, config, total, candidate.target_sparsity,
-                                list(prune.DEFAULT_SKIP))
+                                jobs.DEFAULTS["prune"]["skip_layers"])
         stage_runner.run(job, context)
         job, _ = jobs.qat_job(workdir, jobs.train_config("quantize", seed=settings.seed),
                               source="pruned")
         stage_runner.run(job, context)
     elif candidate.variant == "clustered_int8":
-        from tftool.optimize import cluster
-
         job, _ = jobs.cluster_job(workdir, jobs.train_config("cluster", seed=settings.seed),
-                                  list(cluster.DEFAULT_SKIP))
+                                  jobs.DEFAULTS["cluster"]["skip_layers"])
         stage_runner.run(job, context)
     representative = data.representative_dataset(dataset, size, 100, settings.seed)
     name = "trial"
-    variants.export(
+    driver.export(
         workdir, variant_dir(workdir), name, dataset, size, [candidate.variant],
         representative, max_accuracy_drop=1.0, selective=False, splits=("validation",),
         debugger=False)

@@ -1,24 +1,18 @@
-"""Keras `fit` under a distribution strategy, with the callbacks every training stage uses.
+"""Keras `fit` under a distribution strategy: the optimizer, the learning-rate schedule, the
+phases of a run (head only, then fine-tuning), BN re-estimation after fit, the resume-state
+check and the weights digest.
 
-Callbacks: BackupAndRestore (a re-run after a kill resumes at the last finished epoch),
-LastFiniteWeights (ckpt/: the weights of the last finite epoch, written when fit ends),
-TensorBoard, NaNGuard (stops at the first non-finite loss, before that epoch's weights can
-overwrite the last good backup) and ImagesPerSecond (throughput in images/s, into the logs
-and TensorBoard).
-
-Under MultiWorkerMirroredStrategy the Keras callbacks write on the chief only (the others
-write to a temporary `workertemp_<id>` folder that Keras deletes) and every worker restores
-from the same backup/, as in https://www.tensorflow.org/tutorials/distribute/multi_worker_with_keras.
+Every fit runs with the callbacks of train/callbacks.py (resume after a kill, last finite
+weights, TensorBoard, NaN guard, throughput) and compiles with train/losses.py's loss.
 """
 import dataclasses
 import hashlib
-import math
 import os
 import time
 from typing import Optional
 
 from tftool import UserError, data as data_lib
-from tftool.train import schedules
+from tftool.train import callbacks as callbacks_lib, losses, presets, schedules
 
 from absl import logging
 import tensorflow as tf
@@ -32,34 +26,43 @@ REFERENCE_BATCH_SIZE = 64
 WARMUP_MAX_FRACTION = 0.1
 
 
+# The training settings TrainConfig leaves optional default to the digits preset's (train/
+# presets.py, their one home); the stages pass theirs (jobs.train_config, cli/shared.py).
+_DIGITS = presets.DIGITS
+
+
 @dataclasses.dataclass
 class TrainConfig:
-    """Hyperparameters of one training stage (the flags of train/quantize/prune/distill)."""
+    """Hyperparameters of one training stage (the flags of train/quantize/prune/distill).
+
+    epochs, learning_rate and lr_schedule are required: each stage has its own (jobs.DEFAULTS,
+    train/presets.py). The other training settings default to the digits preset's.
+    """
     epochs: int
-    per_replica_batch_size: int = 64
-    learning_rate: float = 1e-3
-    lr_schedule: str = "cosine"
-    warmup_epochs: float = 0.0
+    learning_rate: float
+    lr_schedule: str
+    per_replica_batch_size: int = _DIGITS.per_replica_batch_size
+    warmup_epochs: float = _DIGITS.warmup_epochs
     # Whether the user set warmup_epochs. A default warm-up is scaled down to short runs
     # (at most WARMUP_MAX_FRACTION of the steps: `--epochs=1` works with the defaults); one the
     # user set is kept, and refused when it leaves no step after it.
     warmup_explicit: bool = True
-    optimizer: str = "adam"
-    weight_decay: float = 0.0
-    augment: bool = True
+    optimizer: str = _DIGITS.optimizer
+    weight_decay: float = _DIGITS.weight_decay
+    augment: bool = _DIGITS.augment
     # The augmentation policy (data.AUGMENTATIONS) when augment is on.
-    augmentation: str = "geometric"
+    augmentation: str = _DIGITS.augmentation
     hflip: bool = False
     # Label smoothing of the cross-entropy (Szegedy et al. 2016, §7): targets 1 - ε + ε/K and
     # ε/K. 0 = plain cross-entropy.
-    label_smoothing: float = 0.0
+    label_smoothing: float = _DIGITS.label_smoothing
     # SGD's momentum (Nesterov); Adam ignores it.
-    momentum: float = 0.9
+    momentum: float = _DIGITS.momentum
     # An exponential moving average of the weights replaces them at the end of fit (Polyak
     # averaging; Keras optimizers' use_ema, https://www.tensorflow.org/api_docs/python/tf/
     # keras/optimizers/Optimizer): weight_ema = m · weight_ema + (1 - m) · weight each step.
-    use_ema: bool = False
-    ema_momentum: float = 0.99
+    use_ema: bool = _DIGITS.use_ema
+    ema_momentum: float = _DIGITS.ema_momentum
     seed: int = 0
     deterministic: bool = False  # op determinism: same seed -> bit-identical weights
     scale_lr: bool = False  # linear scaling: lr × global batch / reference_batch_size
@@ -104,104 +107,9 @@ def scaled_learning_rate(learning_rate, global_batch_size, reference_batch_size)
     return learning_rate * global_batch_size / reference_batch_size
 
 
-# Multiply-accumulates of one training step per image: the forward pass plus the backward
-# pass's two (gradients of the activations and of the weights), the usual 3x convention
-# (Kaplan et al. 2020, "Scaling Laws", §2.1).
-TRAIN_MACS_FACTOR = 3
-
-
-class ImagesPerSecond(keras.callbacks.Callback):
-    """Logs training throughput each epoch: `images_per_second` (global batch × steps / wall
-    seconds) and `gmacs_per_second` (images/s × TRAIN_MACS_FACTOR × the model's forward
-    multiply-accumulates per image (models.macs) / 1e9: how close the run is to the
-    machine's arithmetic limit; left out where the model's MACs are unknown).
-
-    Adds them to the epoch logs, so History, TensorBoard (when this callback comes before it)
-    and metrics.json carry them.
-    """
-
-    def __init__(self, global_batch_size):
-        super().__init__()
-        self.global_batch_size = global_batch_size
-        self._start = None
-        self._steps = 0
-        self._macs = None
-
-    def on_train_begin(self, logs=None):
-        from tftool import models
-
-        try:
-            self._macs = models.macs(self.model)
-        except (ValueError, AttributeError):  # unknown spatial sizes, unbuilt layers
-            self._macs = None
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._start = time.perf_counter()
-        self._steps = 0
-
-    def on_train_batch_end(self, batch, logs=None):
-        # `batch` is the index of the last step run: with steps_per_execution = k this hook
-        # runs once per k steps, so counting calls would undercount k-fold.
-        self._steps = batch + 1
-
-    def on_epoch_end(self, epoch, logs=None):
-        seconds = time.perf_counter() - self._start
-        ips = self._steps * self.global_batch_size / max(seconds, 1e-9)
-        if logs is not None:
-            logs["images_per_second"] = ips
-            if self._macs:
-                logs["gmacs_per_second"] = ips * TRAIN_MACS_FACTOR * self._macs / 1e9
-        logging.vlog(1, "epoch %d: %.0f images/s (%d steps of %d in %.1f s)", epoch + 1, ips,
-                     self._steps, self.global_batch_size, seconds)
-
-
-class EpochLine(keras.callbacks.Callback):
-    """One line per epoch when stdout is not a terminal (a log file, make's output in CI):
-    `float: epoch 7/30, loss 0.2015, accuracy 0.9318, 10,200 images/s, 9 GMAC/s, 0.1 s`, where
-    Keras's progress bar would write a bar per epoch on a terminal. Sub-second epochs are thinned to
-    one line per `min_seconds` (the first and the last epoch always print), so a digits run
-    of 30 epochs logs about 3 lines and a 10-minute epoch every epoch.
-    """
-
-    def __init__(self, label, min_seconds=10.0):
-        super().__init__()
-        self.label = label
-        self.min_seconds = min_seconds
-        self._last = None
-        self._start = None
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._start = time.monotonic()
-
-    def on_epoch_end(self, epoch, logs=None):
-        now = time.monotonic()
-        total = self.params.get("epochs")
-        edge = self._last is None or epoch + 1 == total
-        if not edge and now - self._last < self.min_seconds:
-            return
-        self._last = now
-        logs = logs or {}
-        figures = [f"{key} {logs[key]:.4f}" for key in ("loss", "accuracy") if key in logs]
-        if "images_per_second" in logs:
-            figures.append(f"{logs['images_per_second']:,.0f} images/s")
-        if "gmacs_per_second" in logs:
-            figures.append(f"{logs['gmacs_per_second']:,.0f} GMAC/s")
-        figures.append(f"{now - self._start:.1f} s")
-        print(f"{self.label}: epoch {epoch + 1}/{total}, {', '.join(figures)}", flush=True)
-
-
-def fit_verbosity():
-    """Keras fit's `verbose`: 1 (a progress bar) on a terminal, else 0 (EpochLine prints)."""
-    import sys
-
-    try:
-        return 1 if sys.stdout.isatty() else 0
-    except (AttributeError, ValueError):
-        return 0
-
-
-def make_optimizer(name, learning_rate, weight_decay=0.0, momentum=0.9, use_ema=False,
-                   ema_momentum=0.99):
+def make_optimizer(name, learning_rate, weight_decay=_DIGITS.weight_decay,
+                   momentum=_DIGITS.momentum, use_ema=_DIGITS.use_ema,
+                   ema_momentum=_DIGITS.ema_momentum):
     """Adam or SGD (Nesterov momentum) with decoupled weight decay (Loshchilov & Hutter 2019),
     optionally keeping an exponential moving average of the weights that replaces them when
     fit ends (Keras optimizers' use_ema / ema_momentum).
@@ -211,157 +119,18 @@ def make_optimizer(name, learning_rate, weight_decay=0.0, momentum=0.9, use_ema=
       weight_decay: decoupled decay per step, × learning rate (Keras's convention); 0: none.
       momentum: SGD's momentum (Adam ignores it).
       use_ema, ema_momentum: the weight average and its decay per step.
+      (Defaults: the digits preset's, as TrainConfig's.)
     Raises:
       ValueError: unknown name.
     """
     wd = weight_decay or None
-    ema = {"use_ema": True, "ema_momentum": ema_momentum} if use_ema else {}
+    ema = {"use_ema": use_ema, "ema_momentum": ema_momentum} if use_ema else {}
     if name == "adam":
         return keras.optimizers.Adam(learning_rate, weight_decay=wd, **ema)
     if name == "sgd":
         return keras.optimizers.SGD(learning_rate, momentum=momentum, nesterov=True,
                                     weight_decay=wd, **ema)
     raise ValueError(f"unknown optimizer {name!r}; allowed: {', '.join(OPTIMIZERS)}")
-
-
-class NaNGuard(keras.callbacks.Callback):
-    """Stops training at the first batch whose loss is NaN or infinite, and remembers where.
-
-    Unlike keras.callbacks.TerminateOnNaN, it also tells the backup and checkpoint callbacks
-    made by standard_callbacks to skip the end of that epoch, so the weights of the last
-    finite epoch stay on disk instead of being overwritten with NaNs.
-    Attributes:
-      epoch, batch: 0-based epoch (counted from the start of training, resumed epochs
-        included) and batch of the first non-finite loss; None while all is finite.
-    """
-
-    def __init__(self):
-        super().__init__()
-        self.epoch = self.batch = None
-        self._current_epoch = 0
-
-    @property
-    def tripped(self):
-        return self.epoch is not None
-
-    def on_epoch_begin(self, epoch, logs=None):
-        self._current_epoch = epoch
-
-    def on_train_batch_end(self, batch, logs=None):
-        loss = (logs or {}).get("loss")
-        if loss is None or self.tripped:
-            return
-        if not math.isfinite(float(loss)):
-            self.epoch, self.batch = self._current_epoch, batch
-            logging.warning("loss is %s at epoch %d, batch %d: stopping", loss,
-                            self.epoch + 1, batch + 1)
-            self.model.stop_training = True
-
-
-def _skip_epoch_end_after_nan(callback_class):
-    """A subclass of `callback_class` whose on_epoch_end does nothing once `guard` tripped."""
-
-    class Guarded(callback_class):
-        def __init__(self, *args, guard, **kwargs):
-            super().__init__(*args, **kwargs)
-            self._guard = guard
-
-        def on_epoch_end(self, epoch, logs=None):
-            if not self._guard.tripped:
-                super().on_epoch_end(epoch, logs)
-
-    Guarded.__name__ = callback_class.__name__
-    return Guarded
-
-
-_BackupAndRestore = _skip_epoch_end_after_nan(keras.callbacks.BackupAndRestore)
-
-
-class LastFiniteWeights(keras.callbacks.ModelCheckpoint):
-    """ModelCheckpoint of the weights of the last epoch whose loss stayed finite, written
-    once when fit ends (finished, or stopped by `guard`) instead of after every epoch.
-
-    Each epoch end keeps a copy of the weights in memory (model.get_weights(): ~10 ms for
-    MobileNetV2 α 0.35) unless `guard` tripped in that epoch; saving the .h5 every epoch took
-    ~0.3 s there (2-3% of a 96 px epoch on 2 cores). After a stop on NaN the model gets the
-    kept weights back before they are saved. A killed run leaves no new file here: it resumes
-    from BackupAndRestore's backup/, which is written every epoch. Writing (chief only under
-    MultiWorkerMirroredStrategy) is ModelCheckpoint's own epoch-end save.
-    """
-
-    def __init__(self, filepath, guard):
-        super().__init__(filepath, save_weights_only=True)
-        self._guard = guard
-        self._kept = None  # (epoch, logs, weights) of the last finite epoch
-
-    def on_epoch_end(self, epoch, logs=None):
-        if not self._guard.tripped:
-            self._kept = (epoch, dict(logs or {}), self.model.get_weights())
-
-    def on_train_end(self, logs=None):
-        if self._kept is None:
-            return
-        epoch, epoch_logs, weights = self._kept
-        if self._guard.tripped:
-            self.model.set_weights(weights)
-        super().on_epoch_end(epoch, epoch_logs)
-
-
-def standard_callbacks(stage_dir, global_batch_size, guard=None, backup_dir=None):
-    """The callbacks of every stage, writing under `stage_dir` (backup/, ckpt/, logs/).
-
-    Args:
-      guard: the NaNGuard to use (a new one if None); it comes first so that a non-finite
-        epoch is neither backed up nor checkpointed.
-      backup_dir: BackupAndRestore's folder (default STAGE_DIR/backup).
-    """
-    guard = guard or NaNGuard()
-    return [
-        guard,
-        _BackupAndRestore(backup_dir or os.path.join(stage_dir, "backup"),
-                          delete_checkpoint=False, guard=guard),
-        ImagesPerSecond(global_batch_size),
-        LastFiniteWeights(os.path.join(stage_dir, "ckpt", "last.weights.h5"), guard),
-        keras.callbacks.TensorBoard(os.path.join(stage_dir, "logs"), update_freq="epoch"),
-    ]
-
-
-@keras.saving.register_keras_serializable(package="tftool")
-class SparseCrossentropyWithSmoothing(keras.losses.Loss):
-    """Cross-entropy of logits against integer labels with label smoothing (Szegedy et al.
-    2016, "Rethinking the Inception Architecture", §7): keras.losses.CategoricalCrossentropy
-    (from_logits=True, label_smoothing) on one-hot labels; the sparse loss of tf_keras has no
-    label_smoothing.
-
-    y_true: int [N] (or [N, 1]) class indices; y_pred: float [N, K] logits. Returns the per-
-    example loss [N] (Keras reduces it).
-    """
-
-    def __init__(self, label_smoothing=0.0, name="sparse_crossentropy_smoothed", **kwargs):
-        super().__init__(name=name, **kwargs)
-        self.label_smoothing = float(label_smoothing)
-
-    def call(self, y_true, y_pred):
-        classes = tf.shape(y_pred)[-1]
-        labels = tf.one_hot(tf.reshape(tf.cast(y_true, tf.int32), [-1]), classes,
-                            dtype=y_pred.dtype)
-        return keras.losses.categorical_crossentropy(
-            labels, y_pred, from_logits=True, label_smoothing=self.label_smoothing)
-
-    def get_config(self):
-        return {**super().get_config(), "label_smoothing": self.label_smoothing}
-
-
-def loss_for(label_smoothing=0.0):
-    """The training loss on logits: sparse cross-entropy, with label smoothing when > 0."""
-    if label_smoothing:
-        return SparseCrossentropyWithSmoothing(label_smoothing)
-    return keras.losses.SparseCategoricalCrossentropy(from_logits=True)
-
-
-def default_compile(model, optimizer, label_smoothing=0.0):
-    model.compile(optimizer=optimizer, loss=loss_for(label_smoothing),
-                  metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
 
 
 def train(strategy, model_fn, dataset, image_size, config, stage_dir, extra_callbacks=(),
@@ -379,7 +148,7 @@ def train(strategy, model_fn, dataset, image_size, config, stage_dir, extra_call
       config: TrainConfig.
       stage_dir: where backup/, ckpt/ and logs/ go.
       extra_callbacks: stage-specific Keras callbacks (e.g. pruning's UpdatePruningStep).
-      compile_fn: (model, optimizer) -> None (default: default_compile with
+      compile_fn: (model, optimizer) -> None (default: losses.default_compile with
         config.label_smoothing).
     Raises:
       UserError: the global batch is larger than the train split; the loss became NaN or
@@ -389,7 +158,7 @@ def train(strategy, model_fn, dataset, image_size, config, stage_dir, extra_call
     keras.utils.set_random_seed(config.seed)  # Python, NumPy and TensorFlow seeds
     if compile_fn is None:
         def compile_fn(model, optimizer):
-            default_compile(model, optimizer, config.label_smoothing)
+            losses.default_compile(model, optimizer, config.label_smoothing)
     if config.deterministic:
         # Deterministic kernels and tf.data (https://www.tensorflow.org/api_docs/python/tf/
         # config/experimental/enable_op_determinism); slower, mainly on GPU.
@@ -417,7 +186,7 @@ def train(strategy, model_fn, dataset, image_size, config, stage_dir, extra_call
                                  augmentation=config.augmentation)
     with strategy.scope():
         model = model_fn()
-    guard = NaNGuard()
+    guard = callbacks_lib.NaNGuard()
     backup = os.path.join(stage_dir, "backup")
     histories = []
     for phase in training_phases(config, learning_rate, backup):
@@ -449,14 +218,14 @@ def train(strategy, model_fn, dataset, image_size, config, stage_dir, extra_call
             # initial_epoch: epochs count from the start of training in both phases, so the
             # backup, TensorBoard and the NaN guard see one numbering; BackupAndRestore
             # replaces it with its own epoch when it restores.
-            verbose = fit_verbosity()
-            lines = [] if verbose else [EpochLine(os.path.basename(os.path.normpath(
-                stage_dir)))]
+            verbose = callbacks_lib.fit_verbosity()
+            lines = [] if verbose else [callbacks_lib.EpochLine(os.path.basename(
+                os.path.normpath(stage_dir)))]
+            callbacks = list(extra_callbacks) + callbacks_lib.standard_callbacks(
+                stage_dir, global_batch, guard, phase.backup_dir) + lines
             history = model.fit(train_ds, epochs=phase.end_epoch,
                                 initial_epoch=phase.start_epoch,
-                                steps_per_epoch=steps_per_epoch,
-                                callbacks=list(extra_callbacks) + standard_callbacks(
-                                    stage_dir, global_batch, guard, phase.backup_dir) + lines,
+                                steps_per_epoch=steps_per_epoch, callbacks=callbacks,
                                 verbose=verbose)
         except tf.errors.DataLossError as e:  # a damaged checkpoint found while restoring
             raise UserError(f"the resume state in {phase.backup_dir} is damaged "

@@ -2,7 +2,7 @@
 
 Follows https://www.tensorflow.org/guide/mixed_precision: a mixed policy computes in a 16-bit
 float type and keeps variables in float32; the logits layer is built with dtype float32
-(models.py) so the softmax/cross-entropy is computed in float32.
+(models/) so the softmax/cross-entropy is computed in float32.
 
 Which 16-bit type (`policy_for_this_machine`):
   - GPU: `mixed_float16` (tensor cores); tf_keras `compile` wraps the optimizer in a

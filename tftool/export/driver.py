@@ -4,9 +4,9 @@
 registry (stages.py) is converted (convert.py), all of them are evaluated on the test split
 in one streamed pass beside the float Keras model (evaluate.py), and each that passes the
 accuracy gate (gate.py) is written with its model card (card.py); a refused variant is not
-written, so an earlier file of that name stays as it was.
+written, so an earlier file of that name stays as it was. The same model for other runtimes:
+onnx_export.py (ONNX Runtime) and micro_export.py (TensorFlow Lite Micro firmware sources).
 """
-import hashlib
 import os
 
 import tftool
@@ -97,17 +97,17 @@ def app_conversion(mode, rgb_input=True, output_kind="probabilities",
 
 
 def with_metadata(content, name, variant, stage, dataset, output_kind):
-    """`content` with TFLite Model Metadata embedded (export/metadata.py): the labels as the
+    """`content` with TFLite Model Metadata embedded (export/metadata_write.py): the labels as the
     output's TENSOR_AXIS_LABELS file, RGB (or grayscale) input properties, NormalizationOptions
     for float input, so MediaPipe Tasks and the Task Library read the file by itself.
 
     Returns: (bytes, None) or, for an input MediaPipe and the metadata schema's image input
       cannot describe (int8), (content unchanged, the reason).
     """
-    from tftool.export import metadata
+    from tftool.export import metadata_write
 
     try:
-        return metadata.populate(
+        return metadata_write.populate(
             content, name=f"{name}_{variant}",
             description=(f"Image classifier of {len(dataset.class_names)} classes trained on "
                          f"{dataset.name} by tftool; variant {variant} of the {stage} model."),
@@ -302,164 +302,3 @@ def _selective(float_model, representative_dataset, dataset, image_size, results
             for row in kept]
     scores = {split: scores_of(content, split) for split in splits}
     return variant, (content, Runner(model_content=content), scores, rows)
-
-
-ONNX_VARIANTS = ("float32", "int8")
-
-
-def export_onnx(workdir, export_dir, name, dataset, image_size, representative_dataset,
-                max_accuracy_drop, gate_rule="paired"):
-    """EXPORT_DIR/<name>_{float32,int8}.onnx beside the .tflite files, for ONNX Runtime.
-
-    float32: the float Keras model through tf2onnx (onnx_runtime.to_onnx_float32: the same
-    serving function as the TFLite export, softmax inside, input "image" float32 in [0, 1]
-    at the trained channel count); int8: ONNX Runtime's quantize_static in QDQ format,
-    calibrated on the same `representative_dataset` as the TFLite int8. Both are scored on
-    the test and validation splits beside the float Keras model, held to the same accuracy
-    gate, and get a card <file>.json (runtime, input, accuracies with intervals, gate).
-    Returns: (written paths, refused [(variant, reason)]).
-    Raises: UserError: the onnx extra is not installed (onnx_runtime.require), or the model
-      does not convert (an op tf2onnx cannot map: the line names it).
-    """
-    from tftool import data, onnx_runtime, progress
-
-    onnx_runtime.require()
-    float_model = fileio.load_model(stages.model_path(workdir, "float"))
-    try:
-        contents = {"float32": onnx_runtime.to_onnx_float32(float_model)}
-        contents["int8"] = onnx_runtime.to_onnx_int8(contents["float32"],
-                                                     representative_dataset)
-    except Exception as e:  # noqa: BLE001  tf2onnx and onnx raise many types (an op tf2onnx
-        # cannot map, onnx's InferenceError/ValidationError in quantization, ...): one line
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UserError(f"ONNX export failed ({first})") from e
-    runners = {v: onnx_runtime.Runner(model_content=c) for v, c in contents.items()}
-    scorers = {"float": evaluate.keras_scorer(float_model),
-               **{v: evaluate.tflite_scorer(r) for v, r in runners.items()}}
-    results = {split: evaluate.evaluate(scorers, data.test_batches(dataset, image_size,
-                                                                   split=split),
-                                        dataset.class_names, reference="float")
-               for split in ("test", "validation")}
-    written, refused = [], []
-    for variant, content in contents.items():
-        path = os.path.join(export_dir, f"{name}_{variant}.onnx")
-        paired = stats.paired_drop(results["test"]["float"][evaluate.CORRECT],
-                                   results["test"][variant][evaluate.CORRECT])
-        reason = gate.refusal(f"{variant} (ONNX)", paired, max_accuracy_drop, path,
-                              "the float Keras model", gate_rule)
-        if reason:
-            refused.append((f"onnx_{variant}", reason))
-            continue
-        runner = runners[variant]
-        onnx_card = {
-            "name": name, "variant": variant, "format": "onnx", "runtime": "onnxruntime",
-            "file": os.path.basename(path), "source_stage": "float", "dataset": dataset.name,
-            "input": {"name": onnx_runtime.INPUT_NAME, "shape": [None, *runner.input_shape],
-                      "dtype": "float32", "range": [0.0, 1.0], "formula": "x = pixel / 255",
-                      "layout": "NHWC"},
-            "output": {"name": runner.output_name, "meaning": "probabilities"},
-            "quantization": ("QDQ (onnxruntime.quantization.quantize_static): uint8 "
-                             "activations, int8 weights per channel, calibrated on the "
-                             "TFLite int8's representative images" if variant == "int8"
-                             else None),
-            "class_names": dataset.class_names, "labels_file": "labels.txt",
-            **card.accuracy_section({s: results[s][variant] for s in results}),
-            "accuracy_gate": gate.section(paired, gate_rule, max_accuracy_drop,
-                                          "the float Keras model",
-                                          results["test"]["float"]["accuracy"]),
-            "converter_versions": onnx_runtime.versions(),
-        }
-        card_path = path + ".json"
-        onnx_card = card.carry_over(onnx_card, card_path, content)
-        onnx_card["sha256"] = hashlib.sha256(content).hexdigest()
-        if not _same_bytes(path, content):
-            fileio.write_bytes(path, content)
-        fileio.write_json(card_path, onnx_card)
-        progress.write(f"{path}: {len(content) / 1024:.1f} KiB, test accuracy "
-                       f"{stats.format_accuracy(results['test'][variant]['accuracy'], paired.n)}"
-                       f", vs float {paired.describe(counts=False)}")
-        written.append(path)
-    return written, refused
-
-
-# Conversion modes whose models run on TensorFlow Lite Micro (integer kernels).
-MICRO_MODES = ("int8", "int8_per_tensor", "qat_int8")
-
-
-def export_micro(workdir, export_dir, name, dataset, image_size, variants,
-                 representative_dataset, micro_flash_kb=None, micro_ram_kb=None):
-    """EXPORT_DIR/micro/: firmware sources for every integer variant among `variants`.
-
-    Each is converted again with the trained channel count (firmware feeds what its sensor
-    gives; no RGB conversion), measured in the TFLM interpreter (micro.footprint: flash, the
-    smallest working tensor arena + margin) and checked against LiteRT on the whole test
-    split (micro.compare_with_litert); then written as <name>_<variant>_model_data.{h,cc}
-    (the arena size, the input's dtype, shape, scale, zero point and pixel formula, the
-    output's dtype, scale, zero point and kind, and the class names in the header and source)
-    and <name>_<variant>_op_resolver.h, and the figures go into the variant's model card
-    ("micro"), with the same input/output fields (micro.card_section) and where they differ
-    from the app's .tflite of the variant.
-    Returns:
-      (written: [paths], problems: [one line per variant not written: an op TFLM lacks, or
-      over the --micro_flash_kb/--micro_ram_kb budget]).
-    """
-    import re
-
-    from tftool import data
-    from tftool.export import micro
-
-    written, problems, models = [], [], {}
-    for variant in variants:
-        stage, mode = stages.VARIANTS[variant]
-        if mode not in MICRO_MODES:
-            continue
-        if stage not in models:
-            models[stage] = stage_runner.load_stage_model(workdir, stage)
-        content = convert.to_tflite(models[stage], mode, **micro_conversion(
-            representative_dataset))
-        cname = re.sub(r"\W", "_", f"{name}_{variant}")
-        try:
-            footprint = micro.footprint(content, micro_flash_kb, micro_ram_kb, name=variant)
-        except UserError as e:
-            problems.append(f"{variant}: {e}")
-            continue
-        card_path = os.path.join(export_dir, f"{name}_{variant}.json")
-        card = fileio.read_json_object(card_path, fix="run tftool-export again")
-        section = {k: v for k, v in footprint.items() if k != "message"}
-        section["budget_kb"] = {"flash": micro_flash_kb, "ram": micro_ram_kb}
-        section["input_shape"] = [1, *models[stage].input_shape[1:]]
-        # How to feed and read this flatbuffer (not the app's: int8 I/O, logits), read from it.
-        section.update(micro.card_section(content, dataset.class_names, card))
-        # The app export's file this was measured beside (export/card.py carry_over).
-        section["file_sha256"] = (card or {}).get("sha256")
-        if not footprint["fits"]:  # named, not written; the report still shows its figures
-            problems.append(footprint["message"])
-            if card is not None:
-                fileio.write_json(card_path, {**card, "micro": section})
-            continue
-        batches = ((pixels.astype("float32") / 255.0)
-                   for pixels, _ in data.test_batches(dataset, image_size))
-        labels = [y for _, ys in data.test_batches(dataset, image_size) for y in ys]
-        agreement = micro.compare_with_litert(content, batches, labels)
-        header, source = micro.c_source(content, cname, arena=footprint,
-                                        labels=dataset.class_names)
-        folder = os.path.join(export_dir, "micro")
-        paths = [os.path.join(folder, f"{cname}_model_data.h"),
-                 os.path.join(folder, f"{cname}_model_data.cc"),
-                 os.path.join(folder, f"{cname}_op_resolver.h")]
-        for path, text in zip(paths, (header, source, micro.op_resolver_header(content, cname))):
-            fileio.write_text(path, text)
-        if card is not None:
-            fileio.write_json(card_path, {**card, "micro": {
-                **section, **agreement, "files": [os.path.basename(p) for p in paths]}})
-        print(f"{paths[0]}: flash {footprint['flash_bytes'] / 1024:.1f} KiB, tensor arena "
-              f"{footprint['arena_bytes'] / 1024:.1f} KiB, TFLM top-1 = LiteRT on "
-              f"{agreement['top1_agreement']:.2%} of {agreement['num_images']} test images")
-        written += paths
-    return written, problems
-
-
-def micro_conversion(representative_dataset):
-    """convert.to_tflite keyword arguments of a firmware model: full integer, calibrated."""
-    return {"representative_dataset": representative_dataset, "rgb_input": False,
-            "inference_input_type": "int8", "inference_output_type": "int8", "output": "logits"}

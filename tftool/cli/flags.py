@@ -1,38 +1,46 @@
-"""What every entry point shares: the one table of flags, the one-line error exit, and the
-helpers that turn flags into library arguments.
+"""The one table of flags (FLAG_SPECS) that every entry point defines its flags from, and
+`define`, which does it.
 
-Flags: every flag of every entry point is defined from FLAG_SPECS, so a flag name means one
-thing everywhere (tests/test_cli.py checks it); an entry point lists the names it takes and
-its own defaults. Flags are defined when the entry point runs (`main`), not on import, so
-tests can define each entry point's flags into a fresh FlagValues.
+Every flag of every entry point is defined from FLAG_SPECS, so a flag name means one thing
+everywhere (tests/test_cli.py checks it); an entry point lists the names it takes and its own
+defaults. A per-stage flag (Spec.per_stage: the training settings, the layers left alone, the
+timing) has no value in the table: each entry point that takes it hands `define` its value
+from the stage's one home (jobs.DEFAULTS, train/presets.py, benchmark/timing.py TIMING), and
+`define` refuses one without it (tests/test_defaults.py checks the homes). Flags are defined
+when the entry point runs (`main`), not on import, so tests can define each entry point's
+flags into a fresh FlagValues. flags_text writes the resolved flags back in flagfile form
+(WORKDIR/<stage>/flags.txt).
 
-Errors: libraries raise UserError (or OSError for the file system); `run` turns each into one
-line `tftool-<tool>: error: ...` on stderr and exit status 2, with no traceback.
+Over 400 lines because FLAG_SPECS alone is ~430: every flag's type, default, help and check
+stay in one table, so one name has one meaning.
 """
 import dataclasses
-import errno
-import os
-import re
-import sys
 from typing import Any, Callable, Optional, Sequence
 
-from tftool import UserError, stage_runner, stages
+from tftool import jobs
 
-from absl import app, flags, logging
+from absl import flags
 
+# Read when a function runs: run.using_flags points it at a fresh FlagValues for an
+# in-process call (tftool.api, the tests).
 FLAGS = flags.FLAGS
 
 
 @dataclasses.dataclass(frozen=True)
 class Spec:
     """One flag: absl kind ("string", "integer", "float", "boolean", "enum", "list"),
-    default, help text, enum values, and a validator (predicate, message)."""
+    default, help text, enum values, and a validator (predicate, message).
+
+    per_stage: the default differs per entry point and lives in the stage's home; the table's
+    default is None and every entry point that defines the flag must pass its own (define).
+    """
     kind: str
     default: Any
     help: str
     enum_values: Optional[Sequence[str]] = None
     check: Optional[Callable[[Any], bool]] = None
     message: str = ""
+    per_stage: bool = False
 
 
 def _auto_or(value, test):
@@ -67,6 +75,11 @@ STRATEGIES = ("auto", "mirrored", "one_device", "multi_worker")
 OPTIMIZERS = ("adam", "sgd")
 AUGMENTATIONS = ("geometric", "flip_shift")
 PRESET_NAMES = ("auto", "digits", "photo")
+TIMINGS = ("standard", "quick")
+# What the help of a per-stage flag says of its default (the command's --help shows the value).
+STAGE_DEFAULT = ("Default: the stage's (tftool-train: the preset's); each command's --help "
+                 "shows it.")
+TIMING_DEFAULT = "Default: the --timing preset's (shown: the command's default preset's)."
 
 FLAG_SPECS = {
     # ---- where and what data (every entry point) ----
@@ -102,41 +115,50 @@ FLAG_SPECS = {
     "skip_corrupt": Spec("boolean", False, "folder: data sets: skip images that cannot be "
                          "decoded (and say how many) instead of stopping at the first one. "
                          "Later stages inherit it."),
-    # ---- training (every stage that trains; defaults per stage) ----
-    "epochs": Spec("integer", 10, "Training epochs (≥ 1). tftool-distill: default the epochs "
-                   "its teacher was trained (30 for a teacher it trains itself).",
-                   check=lambda v: v is None or v >= 1, message="--epochs must be ≥ 1"),
-    "per_replica_batch_size": Spec("integer", 64, "Batch per replica; the global batch is "
-                                   "this × replicas.", check=lambda v: v is None or v >= 1,
-                                   message="--per_replica_batch_size must be ≥ 1"),
-    "learning_rate": Spec("float", 1e-3, "Peak learning rate (> 0).",
+    # ---- training (every stage that trains; defaults per stage: jobs.DEFAULTS, presets) ----
+    "epochs": Spec("integer", None, f"Training epochs (≥ 1). tftool-distill: default the "
+                   f"epochs its teacher was trained ({jobs.NAMED_TEACHER_EPOCHS} for a teacher "
+                   f"it trains itself). " + STAGE_DEFAULT,
+                   check=lambda v: v is None or v >= 1, message="--epochs must be ≥ 1",
+                   per_stage=True),
+    "per_replica_batch_size": Spec("integer", None, "Batch per replica; the global batch is "
+                                   "this × replicas. " + STAGE_DEFAULT,
+                                   check=lambda v: v is None or v >= 1,
+                                   message="--per_replica_batch_size must be ≥ 1",
+                                   per_stage=True),
+    "learning_rate": Spec("float", None, "Peak learning rate (> 0). " + STAGE_DEFAULT,
                           check=lambda v: v is None or v > 0,
-                          message="--learning_rate must be > 0"),
-    "lr_schedule": Spec("enum", "cosine", "Learning-rate schedule.", enum_values=SCHEDULES),
-    "warmup_epochs": Spec("float", 0.0, "Linear warm-up (cosine_warmup), epochs.",
-                          check=lambda v: v is None or v >= 0,
-                          message="--warmup_epochs must be ≥ 0"),
-    "optimizer": Spec("enum", "adam", "Optimizer.", enum_values=OPTIMIZERS),
-    "weight_decay": Spec("float", 0.0, "Decoupled weight decay (0: none).",
+                          message="--learning_rate must be > 0", per_stage=True),
+    "lr_schedule": Spec("enum", None, "Learning-rate schedule. " + STAGE_DEFAULT,
+                        enum_values=SCHEDULES, per_stage=True),
+    "warmup_epochs": Spec("float", None, "Linear warm-up (cosine_warmup), epochs. "
+                          + STAGE_DEFAULT, check=lambda v: v is None or v >= 0,
+                          message="--warmup_epochs must be ≥ 0", per_stage=True),
+    "optimizer": Spec("enum", None, "Optimizer. " + STAGE_DEFAULT, enum_values=OPTIMIZERS,
+                      per_stage=True),
+    "weight_decay": Spec("float", None, "Decoupled weight decay (0: none). " + STAGE_DEFAULT,
                          check=lambda v: v is None or v >= 0,
-                         message="--weight_decay must be ≥ 0"),
-    "momentum": Spec("float", 0.9, "SGD's Nesterov momentum, in [0, 1); Adam ignores it.",
-                     check=lambda v: v is None or 0.0 <= v < 1.0,
-                     message="--momentum must be in [0, 1), e.g. 0.9"),
-    "label_smoothing": Spec("float", 0.0, "Label smoothing ε of the cross-entropy (Szegedy "
-                            "et al. 2016), in [0, 1); 0: none.",
+                         message="--weight_decay must be ≥ 0", per_stage=True),
+    "momentum": Spec("float", None, "SGD's Nesterov momentum, in [0, 1); Adam ignores it. "
+                     + STAGE_DEFAULT, check=lambda v: v is None or 0.0 <= v < 1.0,
+                     message="--momentum must be in [0, 1), e.g. 0.9", per_stage=True),
+    "label_smoothing": Spec("float", None, "Label smoothing ε of the cross-entropy (Szegedy "
+                            "et al. 2016), in [0, 1); 0: none. " + STAGE_DEFAULT,
                             check=lambda v: v is None or 0.0 <= v < 1.0,
-                            message="--label_smoothing must be in [0, 1), e.g. 0.2"),
-    "use_ema": Spec("boolean", False, "Keep an exponential moving average of the weights "
-                    "(Keras optimizers' use_ema) and end training with it."),
-    "ema_momentum": Spec("float", 0.99, "--use_ema: the average's decay per step, in (0, 1).",
-                         check=lambda v: v is None or 0.0 < v < 1.0,
-                         message="--ema_momentum must be in (0, 1), e.g. 0.99"),
-    "augmentation": Spec("enum", "geometric", "Augmentation policy when --augment is on: "
+                            message="--label_smoothing must be in [0, 1), e.g. 0.2",
+                            per_stage=True),
+    "use_ema": Spec("boolean", None, "Keep an exponential moving average of the weights "
+                    "(Keras optimizers' use_ema) and end training with it. " + STAGE_DEFAULT,
+                    per_stage=True),
+    "ema_momentum": Spec("float", None, "--use_ema: the average's decay per step, in (0, 1). "
+                         + STAGE_DEFAULT, check=lambda v: v is None or 0.0 < v < 1.0,
+                         message="--ema_momentum must be in (0, 1), e.g. 0.99", per_stage=True),
+    "augmentation": Spec("enum", None, "Augmentation policy when --augment is on: "
                          "geometric (translation ±10%, rotation, zoom, contrast, black fill: "
                          "the digits recipe) or flip_shift (a 2-px shift with reflected "
-                         "borders: the photo recipe; flips come from --hflip).",
-                         enum_values=AUGMENTATIONS),
+                         "borders: the photo recipe; flips come from --hflip). Default: "
+                         "tftool-train: the preset's; later stages: the float model's.",
+                         enum_values=AUGMENTATIONS, per_stage=True),
     "preset": Spec("string", "auto", "Training recipe (tftool/train/presets.py): photo "
                    "(airbench network, flip + shift, Nesterov SGD, label smoothing: RGB "
                    "photos), digits (small_cnn, Adam, geometric augmentation: the built-in "
@@ -145,13 +167,13 @@ FLAG_SPECS = {
                    "replaces its field of the preset; the choice is printed and recorded.",
                    check=lambda v: v in PRESET_NAMES,
                    message=f"--preset: use one of {', '.join(PRESET_NAMES)}"),
-    "augment": Spec("boolean", True, "Training-time augmentation (--augmentation's policy; "
+    "augment": Spec("boolean", None, "Training-time augmentation (--augmentation's policy; "
                     "tftool-train: the preset's). Default off "
                     "for tftool-cluster and for tftool-quantize --from=clustered or "
                     "pruned_clustered (batch normalization folded: nothing re-estimates it on "
                     "clean images after fine-tuning), and for tftool-distill's student and "
                     "baseline (a small student on a short schedule loses more to it than "
-                    "distillation adds)."),
+                    "distillation adds).", per_stage=True),
     "hflip": Spec("boolean", None, "Random horizontal flips (default: the photo preset "
                   "flips; otherwise only data sets whose classes survive a mirror, e.g. "
                   "cifar10, never digits; later stages flip as the float model did)."),
@@ -177,11 +199,12 @@ FLAG_SPECS = {
                                   "marked as such in metrics.json, instead of stopping "
                                   "(tftool/chance.py)."),
     # ---- models ----
-    "model": Spec("string", "small_cnn", f"Model: a builder name ({', '.join(MODEL_NAMES)}), "
+    "model": Spec("string", None, f"Model: a builder name ({', '.join(MODEL_NAMES)}), "
                   f"or a builder of your own: file.py:function or package.module:function, "
                   f"called as function(input_shape, num_classes) and returning a tf_keras "
                   f"Model ([N, H, W, C] pixels / 255 in, [N, num_classes] logits out); "
-                  f"tftool-check also takes a saved model file (.h5)."),
+                  f"tftool-check also takes a saved model file (.h5). tftool-train: default "
+                  f"the preset's."),
     "width": Spec("integer", None, "small_cnn: channels of the first stage (default 32); "
                   "resnet8: filters of the first stack (default 16, MLPerf Tiny's).",
                   check=lambda v: v is None or v >= 1, message="--width must be ≥ 1"),
@@ -245,10 +268,11 @@ FLAG_SPECS = {
     "pruning_end_step": Spec("integer", None, "Step at which --target_sparsity is reached "
                              "(default: the last mask update within the first 3/4 of the run; "
                              "the rest fine-tunes at the target)."),
-    "skip_layers": Spec("list", ["first_conv", "last_dense", "depthwise"],
+    "skip_layers": Spec("list", None,
                         "Layers the compression leaves alone: kinds (first_conv, last_dense, "
                         "depthwise) and/or layer names; empty (--skip_layers=) compresses every "
-                        "Conv2D/Dense. Batch norm has no kernel."),
+                        "Conv2D/Dense. Batch norm has no kernel. Default: the stage's "
+                        "(jobs.DEFAULTS); each command's --help shows it.", per_stage=True),
     "sparsity_m_by_n": Spec("list", None, "Structured m:n pruning, e.g. 2,4: m zeros in every n "
                             "consecutive input-channel weights (tfmot's sparsity_m_by_n; the "
                             "2:4 pattern sparse tensor cores and XNNPACK can use). Writes "
@@ -374,15 +398,25 @@ FLAG_SPECS = {
                     "off = builtin reference kernels.",
                     check=lambda v: bool(v) and set(v) <= {"on", "off"},
                     message="--xnnpack: on, off or on,off"),
-    "min_runs": Spec("integer", 50, "Timed runs per row, at least (benchmark_model "
-                     "--num_runs).", check=lambda v: v >= 1, message="--min_runs must be ≥ 1"),
-    "min_seconds": Spec("float", 1.0, "Seconds of timed runs per row, at least "
-                        "(benchmark_model --min_secs).", check=lambda v: v >= 0,
-                        message="--min_seconds must be ≥ 0"),
-    "warmup_runs": Spec("integer", 1, "Untimed runs before timing, at least.",
-                        check=lambda v: v >= 0, message="--warmup_runs must be ≥ 0"),
-    "warmup_seconds": Spec("float", 0.5, "Seconds of untimed runs before timing, at least.",
-                           check=lambda v: v >= 0, message="--warmup_seconds must be ≥ 0"),
+    "timing": Spec("enum", None, "Timing preset (benchmark/timing.py TIMING): standard, TFLite "
+                   "benchmark_model's own defaults, or quick, shorter rows: the first look "
+                   "(make benchmark) and the search's trials. It sets --min_runs, "
+                   "--min_seconds, --warmup_runs and --warmup_seconds, except those given. "
+                   "Default: the command's; its --help shows it.",
+                   enum_values=TIMINGS, per_stage=True),
+    "min_runs": Spec("integer", None, "Timed runs per row, at least (benchmark_model "
+                     "--num_runs). " + TIMING_DEFAULT, check=lambda v: v >= 1,
+                     message="--min_runs must be ≥ 1", per_stage=True),
+    "min_seconds": Spec("float", None, "Seconds of timed runs per row, at least "
+                        "(benchmark_model --min_secs). " + TIMING_DEFAULT,
+                        check=lambda v: v >= 0, message="--min_seconds must be ≥ 0",
+                        per_stage=True),
+    "warmup_runs": Spec("integer", None, "Untimed runs before timing, at least. "
+                        + TIMING_DEFAULT, check=lambda v: v >= 0,
+                        message="--warmup_runs must be ≥ 0", per_stage=True),
+    "warmup_seconds": Spec("float", None, "Seconds of untimed runs before timing, at least. "
+                           + TIMING_DEFAULT, check=lambda v: v >= 0,
+                           message="--warmup_seconds must be ≥ 0", per_stage=True),
     "max_cv": Spec("float", 0.05, "Rows whose p50 CV is above this are flagged noisy: the "
                    "coefficient of variation of the medians of 10 consecutive blocks of timed "
                    "runs (how much the p50 moved during the measurement).",
@@ -489,6 +523,7 @@ RENAMED = {"stages": "num_stages"}
 
 DATA_FLAGS = ("workdir", "dataset", "data_dir", "manual_dir", "channels", "image_size",
               "validation_fraction", "test_fraction", "download", "skip_corrupt")
+TIMING_FLAGS = ("min_runs", "min_seconds", "warmup_runs", "warmup_seconds")
 TRAINING_FLAGS = ("epochs", "per_replica_batch_size", "learning_rate", "lr_schedule",
                   "warmup_epochs", "optimizer", "momentum", "weight_decay", "label_smoothing",
                   "use_ema", "ema_momentum", "augment", "augmentation", "hflip", "seed",
@@ -502,16 +537,26 @@ _DEFINERS = {"string": flags.DEFINE_string, "integer": flags.DEFINE_integer,
 
 def define(names, defaults=None, flag_values=None, key_module=None):
     """Defines the flags `names` (keys of FLAG_SPECS) in `flag_values`, with `defaults`
-    ({name: value}) replacing the table's default where an entry point needs another.
+    ({name: value}) replacing the table's default where an entry point needs another. Every
+    per-stage flag (Spec.per_stage) takes its default from `defaults`, which an entry point
+    reads from the stage's home (None there: decided when the command runs, e.g. by
+    tftool-train's preset), so its --help shows the command's own value.
 
     key_module: the module name absl's `--help` lists the key flags of (it shows
     `main_module_help()`, the key flags of sys.argv[0]); the entry point's flags and absl's
     --verbosity are registered there, so `tftool-train --help` lists the command's own flags
     and `--helpfull` everything (absl's, TensorFlow's) as before.
-    Raises: KeyError for a name not in FLAG_SPECS (a new flag goes into the table).
+    Raises: KeyError for a name not in FLAG_SPECS (a new flag goes into the table);
+      ValueError for a per-stage flag without a default in `defaults` (nothing is defined).
     """
     defaults = defaults or {}
     flag_values = FLAGS if flag_values is None else flag_values
+    missing = [n for n in names if FLAG_SPECS[n].per_stage and n not in defaults]
+    if missing:
+        raise ValueError(f"per-stage flag(s) {', '.join('--' + n for n in missing)} need the "
+                         f"command's default: pass it from the stage's home (jobs.DEFAULTS, "
+                         f"train/presets.py, benchmark/timing.py TIMING) in the entry point's "
+                         f"DEFAULTS; the flag table holds none")
     for name in names:
         spec = FLAG_SPECS[name]
         default = defaults.get(name, spec.default)
@@ -532,275 +577,6 @@ def define(names, defaults=None, flag_values=None, key_module=None):
         flag_values.register_key_flag_for_module(key_module, flag_values["verbosity"])
 
 
-# ---- flags -> library arguments --------------------------------------------------------------
-def data_settings(stage):
-    """stage_runner.data_settings from the data flags (see there)."""
-    given = {k: FLAGS[k].value for k in stage_runner.DATA_SETTINGS}
-    given["skip_corrupt"] = FLAGS.skip_corrupt
-    explicit = {k for k in stage_runner.DATA_SETTINGS if FLAGS[k].present}
-    return stage_runner.data_settings(FLAGS.workdir, stage, given, explicit)
-
-
-def load_data(settings):
-    """The data.Dataset of `settings` (data_settings)."""
-    from tftool import data
-
-    fraction = settings.get("validation_fraction") or data.DEFAULT_VALIDATION_FRACTION
-    return data.load(settings["dataset"], data_dir=settings["data_dir"],
-                     manual_dir=settings["manual_dir"], channels=settings["channels"],
-                     download=FLAGS.download, skip_corrupt=bool(settings.get("skip_corrupt")),
-                     validation_fraction=fraction,
-                     test_fraction=settings.get("test_fraction") or data.DEFAULT_TEST_FRACTION)
-
-
-def image_size(dataset, settings, stage=None):
-    """(height, width) the stage runs at: the recorded or given size; for a workdir whose
-    float/config.json recorded null (made before sizes were recorded, when the size was the
-    first image's, uncapped) the float model's own input size, unless the float stage itself
-    is retrained (`stage` "float" with --overwrite); else data.resolve_image_size's choice."""
-    from tftool import data, stage_runner
-
-    size = settings["image_size"]
-    retrained = stage == "float" and "overwrite" in FLAGS and FLAGS.overwrite
-    if size is None and not retrained and _recorded_null_size():
-        size = stage_runner.trained_image_size(FLAGS.workdir)
-    return data.resolve_image_size(dataset, size)
-
-
-def _recorded_null_size():
-    """Whether WORKDIR/float/config.json records image_size null (an older tftool's)."""
-    from tftool import fileio, stages
-
-    path = os.path.join(stages.stage_dir(FLAGS.workdir, "float"), "config.json")
-    try:
-        old = fileio.read_json_object(path) or {}
-    except UserError:  # damaged: check_config names it
-        old = {}
-    return "image_size" in old and old["image_size"] is None
-
-
-def recorded_image_size(settings, size):
-    """What tftool-train records as image_size in config.json: the resolved `size` (height,
-    width) as data.size_setting gives it, so later stages and readers see the size trained at.
-    A workdir whose float/config.json recorded none (made before sizes were recorded) keeps
-    None unless --image_size or --overwrite is given, so re-running it resumes or skips the
-    stage instead of refusing it."""
-    from tftool import data
-
-    if settings.get("image_size") is None and not FLAGS.overwrite and _recorded_null_size():
-        return None
-    return data.size_setting(size)
-
-
-def build_strategy():
-    """The strategy from --strategy/--num_gpus/--cpu_replicas (call before any TF op)."""
-    from tftool.train import strategy
-
-    built = strategy.build(FLAGS.strategy, FLAGS.num_gpus, FLAGS.cpu_replicas)
-    logging.info("strategy %s", strategy.describe(built))
-    return built
-
-
-def inherited_training(workdir):
-    """The settings a later stage takes from the float model (presets.INHERITED: what its
-    training images looked like), as the stage runner recorded them in WORKDIR/float/
-    metrics.json; {} where the float model predates them or is missing."""
-    from tftool import stages
-    from tftool.train import presets
-
-    metrics = stages.read_metrics(workdir, "float") or {}
-    return {k: metrics[k] for k in presets.INHERITED if k in metrics}
-
-
-def train_config(dataset):
-    """A train.fit.TrainConfig from the training flags; hflip defaults from the data set.
-
-    A stage after the float one (no --preset flag) takes the float model's augmentation
-    policy and flips (inherited_training) unless its own flag is given, so QAT, pruning and
-    distillation fine-tune on images like the ones the float model was trained on."""
-    from tftool.train import fit
-
-    inherited = {} if "preset" in FLAGS else inherited_training(FLAGS.workdir)
-
-    def value(name):
-        if name in inherited and not FLAGS[name].present:
-            return inherited[name]
-        return FLAGS[name].value
-
-    hflip = value("hflip")
-    hflip = dataset.hflip_safe if hflip is None else hflip
-    return fit.TrainConfig(
-        epochs=FLAGS.epochs, per_replica_batch_size=FLAGS.per_replica_batch_size,
-        learning_rate=FLAGS.learning_rate, lr_schedule=FLAGS.lr_schedule,
-        warmup_epochs=FLAGS.warmup_epochs, warmup_explicit=FLAGS["warmup_epochs"].present,
-        optimizer=FLAGS.optimizer, momentum=FLAGS.momentum,
-        weight_decay=FLAGS.weight_decay, label_smoothing=FLAGS.label_smoothing,
-        use_ema=FLAGS.use_ema, ema_momentum=FLAGS.ema_momentum,
-        augment=FLAGS.augment, augmentation=value("augmentation"), hflip=hflip,
-        seed=FLAGS.seed, deterministic=FLAGS.deterministic, scale_lr=FLAGS.scale_lr,
-        reference_batch_size=FLAGS.reference_batch_size,
-        freeze_backbone_epochs=(FLAGS.freeze_backbone_epochs
-                                if "freeze_backbone_epochs" in FLAGS else 0))
-
-
-def apply_preset(dataset, size, prog="tftool-train"):
-    """Chooses the training preset for `dataset` at `size` (presets.choose on --preset) and
-    sets every preset field the user did not give as a flag to the preset's value, so the
-    rest of the run (and flags.txt) sees one resolved set of settings. Prints one line: the
-    preset, why, and its main settings. Returns (Preset, reason).
-    Raises: UserError: an unknown --preset."""
-    from tftool.train import presets
-
-    preset, reason = presets.choose(FLAGS.preset, FLAGS.dataset or "digits",
-                                    dataset.image_shape[-1], size, dataset.hflip_safe)
-    given = {name: FLAGS[name].value for name in presets.FIELDS
-             if name in FLAGS and FLAGS[name].present}
-    for name, value in presets.resolve(preset, given).items():
-        if name in FLAGS and name not in given:
-            setattr(FLAGS, name, value)
-    overridden = f"; flags given: {', '.join(sorted(given))}" if given else ""
-    flips = "flips" if (dataset.hflip_safe if FLAGS.hflip is None else FLAGS.hflip) \
-        else "no flips"
-    print(f"{prog}: preset {preset.name} ({reason}): {FLAGS.model}, {FLAGS.epochs} epochs, "
-          f"{FLAGS.optimizer} {FLAGS.learning_rate:g}, batch {FLAGS.per_replica_batch_size}, "
-          f"{FLAGS.augmentation if FLAGS.augment else 'no'} augmentation, {flips}, label "
-          f"smoothing {FLAGS.label_smoothing:g}{overridden}", flush=True)
-    return preset, reason
-
-
-def check_training_flags():
-    """Refuses training flags that contradict each other, before any data is read or folder
-    made: an explicit --warmup_epochs (with --lr_schedule=cosine_warmup) of at least --epochs,
-    and --freeze_backbone_epochs not below --epochs. A default warm-up is scaled to the run
-    instead (train/fit.py), so `--epochs=1` works with every default. Settings still unset
-    (None: tftool-train before its preset is applied) are not checked.
-    Raises: UserError naming the flags and the fix."""
-    if FLAGS.epochs is None:
-        return
-    # An unset schedule is a preset's, and every preset warms up (presets.py, tested).
-    if (FLAGS.lr_schedule in (None, "cosine_warmup") and FLAGS["warmup_epochs"].present
-            and FLAGS.warmup_epochs >= FLAGS.epochs):
-        raise UserError(f"--warmup_epochs={FLAGS.warmup_epochs:g} leaves no epoch after warm-up "
-                        f"with --epochs={FLAGS.epochs}; pass a smaller --warmup_epochs (e.g. 0)")
-    freeze = FLAGS.freeze_backbone_epochs if "freeze_backbone_epochs" in FLAGS else 0
-    if freeze and freeze >= FLAGS.epochs:
-        raise UserError(f"--freeze_backbone_epochs={freeze} must be in [0, --epochs="
-                        f"{FLAGS.epochs}): at least one epoch fine-tunes the whole model")
-
-
-def stage_context(stage, strategy=None, resolve=None):
-    """(stage_runner.Context, data settings) for a stage that trains, from the flags.
-
-    Checks the training flags first (check_training_flags), then builds the strategy (before
-    TensorFlow's first op) unless one is given. resolve: called as resolve(dataset,
-    (height, width)) once the data are loaded (tftool-train's preset), before the training
-    flags are checked again.
-    """
-    if "epochs" in FLAGS:
-        check_training_flags()
-    strategy = strategy or build_strategy()
-    settings = data_settings(stage)
-    dataset = load_data(settings)
-    if resolve is not None:
-        resolve(dataset, image_size(dataset, settings, stage))
-        check_training_flags()
-    context = stage_runner.Context(workdir=FLAGS.workdir, strategy=strategy, dataset=dataset,
-                                   image_size=image_size(dataset, settings, stage),
-                                   overwrite=FLAGS.overwrite, flags_text=flags_text(),
-                                   allow_chance_accuracy=bool(
-                                       "allow_chance_accuracy" in FLAGS
-                                       and FLAGS.allow_chance_accuracy))
-    return context, settings
-
-
-def under_make():
-    """Whether this entry point runs as a step of the Makefile's pipeline (the Makefile sets
-    TFTOOL_SHARED_FLAGS=1 for every stage it runs)."""
-    return os.environ.get("TFTOOL_SHARED_FLAGS") == "1"
-
-
-def still_works():
-    """What a model tfmot cannot take still gets, as the skip lines say it."""
-    return (f"still works: every post-training variant "
-            f"({', '.join(stages.get('float').variants)}), selective int8, the accuracy gate, "
-            f"the benchmark, micro and distillation")
-
-
-def skip_stage(prog, stage, reason, fix=None, cause=None, **record):
-    """Prints the one skip line `<prog>: skipped: <reason>; still works: ...; <fix>` and
-    records it in WORKDIR/<stage>/skipped.json (stage_runner.mark_skipped), which export and
-    the benchmark's report read and a later run of the stage that goes ahead removes.
-    cause: the short reason export and the report name (stages.skipped_summary), the same
-    for every stage skipped after the first (default: `reason`)."""
-    print(f"{prog}: skipped: {reason}; {still_works()}" + (f"; {fix}" if fix else ""),
-          flush=True)
-    stage_runner.mark_skipped(FLAGS.workdir, stage, {
-        "command": prog, "reason": reason, "cause": cause or reason, "fix": fix, **record})
-
-
-def run_or_skip(prog, run, stage):
-    """Calls run() for WORKDIR/<stage>; returns False when it skipped the stage, else True.
-
-    When tfmot cannot take the model (check.Unsupported: a subclassed or nested model, a
-    layer its registries lack), it depends on who asked:
-      - under make (TFTOOL_SHARED_FLAGS=1: `make all`, `make compress-all`, a stage target),
-        the stage is skipped with one line that names the first blocking layer and what
-        still works, WORKDIR/<stage>/skipped.json records it, and the exit status is 0: the
-        user asked the pipeline for everything it can make, and the post-training variants,
-        the gate, the benchmark and distillation do not need tfmot, so one stage tfmot cannot
-        apply must not stop them (export then has no variant of that stage, and says so);
-      - typed by hand, it stays the usual one-line error, exit status 2, and nothing is
-        written: the user asked for this one stage, and an exit 0 without its model would let
-        a script go on to `tftool-export --variants=qat_int8` and fail further away from the
-        cause (the same rule as every other entry point: a stage that cannot do what it was
-        asked says why and fails).
-    """
-    from tftool.optimize import check
-
-    try:
-        run()
-    except check.Unsupported as e:
-        if not under_make() or not e.blocking:
-            raise
-        skip_stage(prog, stage, e.summary(), e.fix, cause=e.short(), purpose=e.purpose,
-                   layers=[f"{f['layer']} ({f['class']})" for f in e.blocking])
-        return False
-    return True
-
-
-def input_or_skip(prog, stage, source, needed_by):
-    """True when WORKDIR/<source>, the input of WORKDIR/<stage>, has a model.
-
-    When it has none because make skipped it (stages.read_skipped: tfmot cannot take the
-    model), under make this stage is skipped too (skip_stage: one line naming the skipped
-    input, exit status 0) and False is returned. Otherwise, and always by hand, raises
-    UserError (stages.missing_model_message: the command that makes the input, or why it was
-    skipped), as run_or_skip says why."""
-    workdir = FLAGS.workdir
-    if stages.has_model(workdir, source):
-        return True
-    skipped = stages.read_skipped(workdir, source)
-    if skipped is None or not under_make():
-        raise UserError(stages.missing_model_message(workdir, source, needed_by))
-    cause = skipped.get("cause") or skipped["reason"]
-    skip_stage(prog, stage, f"its input {stages.stage_dir(workdir, source)} was skipped "
-                            f"({cause})", skipped.get("fix"), cause=cause, input_skipped=source)
-    return False
-
-
-def default_name(workdir):
-    """<dataset>_<model> from WORKDIR/float/config.json, safe as a file name prefix."""
-    from tftool import fileio
-
-    config = fileio.read_json_object(os.path.join(workdir, "float", "config.json")) or {}
-    dataset = config.get("dataset") or "model"
-    if dataset.startswith("folder:"):
-        dataset = os.path.basename(os.path.normpath(dataset[len("folder:"):]))
-    model = config.get("model") or "model"
-    model = model.rsplit(":", 1)[-1]  # a builder of the user's, file.py:function: its function
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{dataset}_{model}")
-
-
 # Run-control flags that must not be replayed from flags.txt: `--flagfile=WORKDIR/x/flags.txt`
 # repeats the run, it does not force a new one.
 NOT_RECORDED = ("overwrite", "allow_chance_accuracy")
@@ -817,150 +593,3 @@ def flags_text(flag_values=None):
             if text:
                 lines.add(text)
     return "\n".join(sorted(lines)) + "\n"
-
-
-# ---- running ---------------------------------------------------------------------------------
-# Flags absl's parser handles itself; they are not in FLAGS but every entry point takes them.
-ABSL_SPECIAL_FLAGS = ("flagfile", "undefok", "help", "helpshort", "helpfull", "helpxml",
-                      "only_check_args")
-
-
-def drop_foreign_flags(argv, prog):
-    """Removes --name[=value] arguments that this entry point does not define.
-
-    Only used when TFTOOL_SHARED_FLAGS=1 (the Makefile sets it), so that `make all FLAGS=...`
-    can hand one set of flags to every stage; each stage says which flags it ignored, so a typo
-    is still visible. Run directly, an unknown flag stays a parse error.
-    """
-    kept = [argv[0]]
-    for arg in argv[1:]:
-        name = arg[2:].split("=", 1)[0] if arg.startswith("--") else None
-        known = (name is None or name in FLAGS or name in ABSL_SPECIAL_FLAGS
-                 or (name.startswith("no") and name[2:] in FLAGS))
-        if known:
-            kept.append(arg)
-        else:
-            print(f"{prog}: note: ignoring {arg} (not a flag of {prog})", file=sys.stderr)
-    return kept
-
-
-_OS_FIXES = {
-    errno.ENOTDIR: "a file stands where a folder belongs; move it away or choose another path",
-    errno.EISDIR: "a folder stands where a file belongs; move it away or choose another path",
-    errno.EACCES: "permission denied; fix the permissions or choose another path",
-    errno.EPERM: "operation not permitted; fix the permissions or choose another path",
-    errno.EROFS: "the file system is read-only; choose another path",
-    errno.ENOENT: "no such file or folder; check the path",
-    errno.EEXIST: "a file stands where a folder belongs; move it away or choose another path",
-    errno.ENOSPC: "no space left on the device; free some space and run again",
-}
-
-
-def os_error_line(e):
-    """One line for an OSError from the file system: the path, what is wrong, the fix."""
-    path = e.filename or ""
-    if e.filename2:
-        path = f"{path} -> {e.filename2}"
-    fix = _OS_FIXES.get(e.errno, "check the path and run again")
-    reason = e.strerror or str(e)
-    return f"{path}: {reason}; {fix}" if path else f"{reason}; {fix}"
-
-
-def guarded(prog, main, positional=False):
-    """`main` wrapped so that every user-caused failure becomes one line `<prog>: error: ...`
-    on stderr and exit status 2 (SystemExit), with no traceback: UserError, and OSError from
-    the file system (a file where a folder belongs, a folder that cannot be read or written,
-    a full disk). Positional arguments are refused unless `positional`; so is a flag's old
-    name (RENAMED), with the new one."""
-    def wrapped(argv):
-        if len(argv) > 1 and not positional:
-            fail(prog, f"unexpected arguments {' '.join(argv[1:])}; flags are --name=value")
-        for old, new in RENAMED.items():
-            if old in FLAGS and FLAGS[old].present:
-                fail(prog, f"--{old} is now --{new}: pass --{new}={FLAGS[old].value}")
-        try:
-            return main(argv)
-        except UserError as e:
-            fail(prog, str(e))
-        except OSError as e:
-            if e.filename is None and e.errno is None:
-                raise  # not a file-system error: a bug, keep its traceback
-            fail(prog, os_error_line(e))
-    return wrapped
-
-
-def run(prog, main, positional=False):
-    """absl `app.run` of guarded(prog, main), for entry point `prog` (e.g. "tftool-train"),
-    with Python's log and warning noise hidden unless --verbosity was given (quiet_logs)."""
-    argv = sys.argv
-    if os.environ.get("TFTOOL_SHARED_FLAGS") == "1":
-        argv = drop_foreign_flags(argv, prog)
-    guarded_main = guarded(prog, main, positional)
-
-    def quiet_main(argv):
-        if not FLAGS["verbosity"].present:
-            quiet_logs()
-        return guarded_main(argv)
-    app.run(quiet_main, argv=argv, flags_parser=parse_flags)
-
-
-def parse_flags(argv):
-    """absl's parse_flags_with_usage (a bad flag: its FATAL line, exit 1), except that a help
-    flag (--help, --helpshort, --helpfull, -?), which absl ends with exit status 1 after
-    printing the usage, exits 0: asking for help is not a failure (GNU and argparse exit 0),
-    so a script or `make` can call it. A bad value before the help flag still exits 1 (absl
-    reports an unknown flag only after the whole line, so `--bogus --help` prints the help)."""
-    try:
-        return FLAGS(argv)
-    except flags.Error:
-        return app.parse_flags_with_usage(argv)  # parses again to print absl's message
-    except SystemExit as e:
-        sys.exit(0 if e.code == 1 else e.code)  # only a help flag exits inside parsing
-
-
-# Python-side messages that say nothing a user can act on: Keras's per-batch callback timing
-# on 10-ms batches, and the deprecation of tf.lite.Interpreter that TensorFlow's own
-# QuantizationDebugger triggers (tftool runs ai_edge_litert's interpreter everywhere else).
-# tf_keras's note that a model loaded for inference has no compiled metrics is the same, and so
-# is TFDS's note, while it prepares digits the first time, that the version folder it is
-# writing has no dataset_info.json yet.
-QUIET_LOG_MESSAGES = (r"Callback method `on_train_batch_(begin|end)` is slow",
-                      r"Compiled the loaded model, but the compiled metrics have yet to be built",
-                      r"Variant folder .* has no dataset_info\.json")
-QUIET_WARNINGS = (r"\s*Warning: tf\.lite\.Interpreter is deprecated",)
-
-
-def quiet_logs():
-    """absl and TensorFlow's Python loggers at WARNING (absl's app.run raises an unset
-    --verbosity to INFO), QUIET_LOG_MESSAGES and QUIET_WARNINGS dropped. `-v 0` keeps all."""
-    import logging as std_logging
-    import warnings
-
-    logging.set_verbosity(logging.WARNING)
-
-    class _Drop(std_logging.Filter):
-        def filter(self, record):
-            text = record.getMessage()
-            return not any(re.search(p, text) for p in QUIET_LOG_MESSAGES)
-    for name in ("tensorflow", "absl"):
-        logger = std_logging.getLogger(name)
-        logger.setLevel(std_logging.WARNING)
-        logger.addFilter(_Drop())
-    for pattern in QUIET_WARNINGS:
-        warnings.filterwarnings("ignore", message=pattern)
-
-
-def fail(prog, message):
-    print(f"{prog}: error: {message}", file=sys.stderr, flush=True)
-    sys.exit(2)
-
-
-def entry_point(prog, names, main, defaults=None, positional=False):
-    """Defines the flags `names` (with `defaults`) and runs `main` as `prog` (see run).
-    `--help` shows the docstring of `main`'s module and these flags (define's key_module)."""
-    define(names, defaults, key_module=sys.argv[0])
-    entry = sys.modules.get(main.__module__)
-    script = sys.modules.get("__main__")
-    if script is not None and entry is not None and entry.__doc__:
-        script.__doc__ = entry.__doc__  # what absl's usage() prints above the flags
-    run(prog, main, positional)
