@@ -129,7 +129,7 @@ pqat: install ## sparsity-preserving QAT of the pruned model -> WORKDIR/pqat
 distill: install ## teacher-student distillation (+ its labels-only baseline) -> WORKDIR/student
 	$(RUN)tftool-distill $(COMMON) --baseline $(FLAGS) $(DISTILL_FLAGS)
 
-# The slower compression stages (issue 11), outside `make all`: `make compress-all`.
+# The slower compression stages, outside `make all`: `make compress-all`.
 cluster: install ## weight clustering of the float model -> WORKDIR/clustered
 	$(RUN)tftool-cluster $(COMMON) $(FLAGS) $(CLUSTER_FLAGS)
 
@@ -247,7 +247,7 @@ clean: ## remove WORKDIR and the files in EXPORT_DIR
 	rm -rf $(WORKDIR) .pytest_cache
 	find $(EXPORT_DIR) -mindepth 1 ! -name .gitkeep -delete
 
-# Benchmarks of issue 10 (minutes; not part of `make test`). BENCH_DATASET: a folder:PATH of
+# Benchmarks (minutes; not part of `make test`). BENCH_DATASET: a folder:PATH of
 # real images for bench-train (python benchmarks/image_folder.py digits PATH --size=28
 # --copies=5 writes one: 7,190 train digits).
 BENCH_DATASET ?= folder:/tmp/tftool_bench_digits28
@@ -287,7 +287,7 @@ bench-zoo: install ## every model builder on a 32x32 digits folder (params, MACs
 	    digits /tmp/tftool_zoo32 --size=32 --copies=2
 	PYTHONPATH=. $(BIN)/python benchmarks/model_zoo.py --dataset=folder:/tmp/tftool_zoo32
 # `make all` over SEEDS in separate workdirs: seed × variant accuracies with their intervals and
-# the gate's verdicts (issue 18; minutes per seed). SWEEP_ARGS: extra make arguments per run.
+# the gate's verdicts (minutes per seed). SWEEP_ARGS: extra make arguments per run.
 SEEDS ?= 0,1,2,3,4
 SWEEP_TARGET ?= all
 SWEEP_ARGS ?=

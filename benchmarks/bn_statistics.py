@@ -1,4 +1,4 @@
-"""Measures what fixes MobileNetV2's BatchNormalization statistics on a short run (issue 10).
+"""Measures what fixes MobileNetV2's BatchNormalization statistics on a short run.
 
   PYTHONPATH=. python benchmarks/bn_statistics.py --dataset=folder:PATH [--epochs=2]
 

@@ -1,4 +1,4 @@
-"""Measured figures of the issue-11 compression transforms on digits (8x8, 10 classes).
+"""Measured figures of the compression transforms on digits (8x8, 10 classes).
 
     PYTHONPATH=. python benchmarks/compress_figures.py [--width=8] [--seed=0]
 

@@ -1,4 +1,4 @@
-"""Peak memory of `tftool-export` and `tftool-benchmark` as the data set grows (issue 10).
+"""Peak memory of `tftool-export` and `tftool-benchmark` as the data set grows.
 
   PYTHONPATH=. python benchmarks/peak_memory.py [--sizes=1000,8000] [--image_size=160]
   (make bench-memory)

@@ -1,5 +1,5 @@
 """Training throughput: tftool's fit (train/fit.py, every callback of a real stage) against a
-plain `model.fit` on the same images held as numpy, side by side in one run (issue 10).
+plain `model.fit` on the same images held as numpy, side by side in one run.
 
   PYTHONPATH=. python benchmarks/train_throughput.py --dataset=folder:PATH [--epochs=5]
 
@@ -18,7 +18,7 @@ unset: mixed_bfloat16 for small_cnn on a CPU with AVX512_BF16/AMX_BF16, float32 
 train/precision.py), "float32" (--nomixed_precision), "mixed_precision" (--mixed_precision:
 mixed_bfloat16 on such a CPU, mixed_float16 on a GPU; refused elsewhere),
 "steps_per_execution=8" and "jit_compile" (XLA). Each row names the policy it trained under.
-Goal (issue 10): ≥ 1.3× plain Keras for small_cnn, ≥ 1.0× for mobilenet_v2.
+Goal: ≥ 1.3× plain Keras for small_cnn, ≥ 1.0× for mobilenet_v2.
 """
 import argparse
 import statistics

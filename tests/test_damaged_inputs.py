@@ -1,6 +1,6 @@
-"""Issue 8, part 6: every file under WORKDIR or EXPORT_DIR damaged from outside, a path that
-is a file where a folder belongs (or the reverse), an unwritable folder: one line naming the
-path and the fix, exit status 2, no traceback, and nothing already written changes."""
+"""Every file under WORKDIR or EXPORT_DIR damaged from outside, a path that is a file where a
+folder belongs (or the reverse), an unwritable folder: one line naming the path and the fix,
+exit status 2, no traceback, and nothing already written changes."""
 import errno
 import os
 import shutil

@@ -1,4 +1,4 @@
-"""Each default has one home (issue 33): the float model's training settings in
+"""Each default has one home: the float model's training settings in
 train/presets.py, every later stage's in jobs.DEFAULTS, the timing in benchmark/timing.py
 TIMING. The per-stage flags of cli/flags.py hold no value; every entry point hands `define` its
 values from the home, and no other module (or the Makefile) writes one again."""

@@ -283,7 +283,7 @@ def test_the_terminal_stays_quiet_and_verbosity_brings_the_logs_back(tmp_path, t
 
 def test_re_export_keeps_the_benchmark_figures_and_marks_them_stale_when_the_file_changes(
         pipeline_run, tfds_dir, tmp_path):
-    """Issue 20: `make micro` after `make all` re-exported every variant and dropped the
+    """A regression: `make micro` after `make all` re-exported every variant and dropped the
     benchmark figures from the cards. Now an unchanged file is not rewritten and its card
     keeps them; a changed file's card keeps them marked stale."""
     import shutil

@@ -346,7 +346,7 @@ def test_bad_flags_are_one_line(args, line, tmp_path):
 
 def test_the_first_training_command_works_with_defaults_and_an_explicit_warmup_is_checked_first(
         tmp_path, tfds_dir):
-    """Issue 20: `tftool-train --epochs=1` failed on the default --warmup_epochs=1 after
+    """A bug: `tftool-train --epochs=1` failed on the default --warmup_epochs=1 after
     scanning the data and leaving an empty W/float/. The default warm-up now shrinks to the
     run; a warm-up the user set is refused before any data is read or folder made."""
     result = run_main("train", f"--workdir={tmp_path}/w", f"--data_dir={tfds_dir}",

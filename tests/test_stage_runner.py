@@ -140,7 +140,7 @@ def test_pqat_after_pruned_and_rerun_skips(tiny_workdir):
 
 
 def test_clustering_cqat_pcqat_and_2by4_run_in_process(tiny_workdir):
-    """Issue 11's stages through the runner: clustering keeps ≤ k values per kernel, CQAT and
+    """The compression stages through the runner: clustering keeps ≤ k values per kernel, CQAT and
     PCQAT reload (rebuilt from their input), 2:4 pruning records its pattern."""
     import numpy as np
 

@@ -1,7 +1,7 @@
-"""A model tfmot cannot take (issue 32, item 3): under make the stages that need tfmot are
-skipped with one line each (naming the layer and what still works) and a skipped.json, exit 0;
-every post-training variant is exported and benchmarked; by hand the same stage is one error
-line and exit 2 (cli/shared.py run_or_skip says why). In-process (tests/inprocess.py), as
+"""A model tfmot cannot take: under make the stages that need tfmot are skipped with one line
+each (naming the layer and what still works) and a skipped.json, exit 0; every post-training
+variant is exported and benchmarked; by hand the same stage is one error line and exit 2
+(cli/shared.py run_or_skip says why). In-process (tests/inprocess.py), as
 tests/test_model_pipeline.py runs the pipeline of `make all`."""
 import json
 import os

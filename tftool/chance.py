@@ -1,5 +1,5 @@
 """Detects a model whose test accuracy is no better than guessing, so no stage writes and no
-export ships one silently (issue 10: a MobileNetV2 trained to 0.92 train accuracy scored 0.115
+export ships one silently (a real case: a MobileNetV2 trained to 0.92 train accuracy scored 0.115
 on 10 test classes, and every exported variant passed the accuracy gate at 0.115, because the
 gate compares a variant with its float model, not with chance).
 """

@@ -180,7 +180,7 @@ def prune_job(workdir, config, total_steps, target_sparsity, skip_layers, initia
     return stage_runner.Job(
         stage=stage, config=config, inputs=[path],
         settings={"from": "float", **target, "skip_layers": list(skip_layers)},
-        # tfmot's verdict first (under make a model it cannot prune is skipped: cli/common.py
+        # tfmot's verdict first (under make a model it cannot prune is skipped: cli/shared.py
         # run_or_skip), then the layers --skip_layers leaves
         preflight=lambda: (check.require_supported(source, "prune", path),
                            prune.select_layers(source, skip_layers)),

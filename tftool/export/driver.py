@@ -264,7 +264,8 @@ def _same_bytes(path, content):
         return False
 
 
-SELECTIVE_BUDGET = 3  # layers kept in float at most (issue 11's bar: fixed with ≤ 3)
+# Layers kept in float at most (the bar the selective-int8 feature was built to: ≤ 3).
+SELECTIVE_BUDGET = 3
 
 
 def _selective(float_model, representative_dataset, dataset, image_size, results,

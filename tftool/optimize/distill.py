@@ -286,8 +286,8 @@ WEIGHT_GRID = (0.1, 0.5, 0.9)
 # So: T=2, w=0.5 (Hinton's hard-label weight), by default the student trains as many epochs
 # as its teacher did, on clean images. Every gain is 1-2 points and within the noise of 2,000
 # test images on most seeds (a gain must reach about 1.8 points for its interval to clear zero);
-# the old defaults (T=4, w=0.1) lost 1.65 points here (30 epochs) and 2.72 on issue 19's
-# 20,000-photo set (15 epochs). On digits every difference is a few of 359 test images
+# the old defaults (T=4, w=0.1) lost 1.65 points here (30 epochs) and 2.72 on the 20,000-photo
+# development set (15 epochs). On digits every difference is a few of 359 test images
 # (README's seed table).
 def student(input_shape, num_classes, student_model="small_cnn", student_width=12,
             student_alpha=0.35, qat=False):

@@ -34,8 +34,8 @@ SPARSITY_LADDER = (0.5, 0.6, 0.7, 0.8, 0.9)
 #   0.7: +0.05 [-1.20, +1.30], +0.75 [-0.48, +1.98], -0.15 [-1.36, +1.06]  (within noise)
 #   0.8: -2.35 [-3.78, -0.92], -1.45 [-2.79, -0.11], -1.45 [-2.82, -0.08]  (real losses:
 #        each beyond 1 point with its interval excluding zero: the paired gate refuses all)
-# So 0.7, the highest sparsity that held on every seed (issue 19 measured -2.58 at 0.8 on a
-# 20,000-photo set); README's "Compression defaults" has the table.
+# So 0.7, the highest sparsity that held on every seed (0.8 measured -2.58 on the 20,000-photo
+# development set); README's "Compression defaults" has the table.
 # Kinds of layer that --skip_layers can name besides layer names.
 #   first_conv  the first convolution sees raw pixels: few weights, much accuracy per weight.
 #   last_dense  the logits layer: few weights, each class depends on all of them.

@@ -71,7 +71,7 @@ def _cluster_preserve_scheme(preserve_sparsity):
        Default8BitQuantizeScheme(disable_per_axis=True); DepthwiseConv2D stays per channel).
        A clustered kernel (BN folded first, cluster.apply) holds number_of_clusters
        floats; one scale per kernel maps them to at most that many int8 codes, so the
-       .tflite kernel keeps its clusters (the issue-11 figure: ≤ 16 values per kernel).
+       .tflite kernel keeps its clusters (the clustering target: ≤ 16 values per kernel).
        Per-channel scales map the same centroid to a different code in every output
        channel (measured: 41-60 distinct int8 values per 16-cluster kernel), which is what
        gzip then cannot compress.
