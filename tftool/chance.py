@@ -50,8 +50,8 @@ def near_chance(test_accuracy, num_classes, num_test, train_accuracy=None):
         noise. Measured: with BN statistics lagging the weights, small_cnn on digits scored
         0.164 (train 0.925) and MobileNetV2 0.100 (train 0.72); correct models score > 0.9.
       learned (train far above chance): train_accuracy ≥ chance + (1 − chance)/4, a quarter
-        of the way from chance to perfect (10 classes: 0.325). The issue's run had 0.916;
-        a run that cannot learn stays near 0.1.
+        of the way from chance to perfect (10 classes: 0.325). The module docstring's
+        MobileNetV2 had 0.916; a run that cannot learn stays near 0.1.
     Args:
       test_accuracy: top-1 accuracy on the test split, in [0, 1].
       num_classes: K ≥ 2.
