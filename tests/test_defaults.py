@@ -131,7 +131,9 @@ def test_the_libraries_defaults_come_from_the_homes():
         assert fields[name].default is dataclasses.MISSING, name
     for name in set(fields) & set(presets.FIELDS) - {"epochs", "learning_rate", "lr_schedule",
                                                       "hflip"}:
-        assert fields[name].default == getattr(presets.DIGITS, name), name
+        assert fields[name].default == presets.FINE_TUNING[name], name
+    assert jobs.FINE_TUNING is presets.FINE_TUNING
+    assert fit.REFERENCE_BATCH_SIZE == presets.FINE_TUNING["per_replica_batch_size"]
     signature = inspect.signature(timing.time_calls)
     assert {n: signature.parameters[n].default
             for n in cli_flags.TIMING_FLAGS} == timing.TIMING["standard"]
@@ -240,3 +242,15 @@ def test_the_makefile_names_presets_not_values():
     written = re.findall(rf"--(?:no)?(?:{names})(?:=(?!\$\()\S*|(?![\w=]))", text)
     assert not written, written  # a value belongs in its home; make passes --timing=NAME
     assert "--timing=quick" in text
+
+
+def test_a_list_default_is_a_copy_so_a_run_cannot_change_its_home():
+    """absl keeps a list default by reference: `define` hands it a copy of the home's list."""
+    module = importlib.import_module("tftool.cli.prune")
+    values = flags.FlagValues()
+    cli_flags.define(module.NAMES, module.DEFAULTS, values)
+    values(["tftool-prune"])
+    home = jobs.DEFAULTS["prune"]["skip_layers"]
+    assert values.skip_layers == home and values.skip_layers is not home
+    values.skip_layers.append("dense")
+    assert "dense" not in jobs.DEFAULTS["prune"]["skip_layers"]

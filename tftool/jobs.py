@@ -13,15 +13,7 @@ import os
 from tftool import fileio, stage_runner, stages
 from tftool.train import presets
 
-# What every stage after the float one (QAT, pruning, clustering, distillation) trains with
-# unless its own entry below says otherwise: a per-replica batch of 64 (the global batch its
-# learning rate was tuned at, --reference_batch_size), Adam without weight decay, label
-# smoothing or weight averaging, no warm-up, augmentation on. The augmentation policy and the
-# flips are the float model's when it recorded them (cli/shared.train_config, presets.INHERITED);
-# "geometric" is the policy of a float model that did not.
-FINE_TUNING = {"per_replica_batch_size": 64, "warmup_epochs": 0.0, "optimizer": "adam",
-               "momentum": 0.9, "weight_decay": 0.0, "label_smoothing": 0.0, "use_ema": False,
-               "ema_momentum": 0.99, "augment": True, "augmentation": "geometric"}
+FINE_TUNING = presets.FINE_TUNING  # what every later stage shares (train/presets.py)
 # Each stage's training defaults. The float stage's are the digits preset's (train/presets.py,
 # their one home; what `tftool-search` trains its trials with); tftool-train chooses a preset
 # by the data instead, so its flags default to None there (cli/train.py).

@@ -560,6 +560,8 @@ def define(names, defaults=None, flag_values=None, key_module=None):
     for name in names:
         spec = FLAG_SPECS[name]
         default = defaults.get(name, spec.default)
+        if isinstance(default, list):  # absl keeps a list default by reference: a copy, so
+            default = list(default)  # a caller that changes FLAGS.x leaves the home alone
         if spec.kind == "enum":
             flags.DEFINE_enum(name, default, spec.enum_values, spec.help,
                               flag_values=flag_values)

@@ -19,16 +19,17 @@ import tensorflow as tf
 import tf_keras as keras
 
 OPTIMIZERS = ("adam", "sgd")
-# The global batch the default learning rates were tuned at (per-replica 64 × 1 replica).
-REFERENCE_BATCH_SIZE = 64
+# The global batch the default learning rates were tuned at (the fine-tuning batch × 1 replica).
+REFERENCE_BATCH_SIZE = presets.FINE_TUNING["per_replica_batch_size"]
 # A default warm-up takes at most this share of the run's steps (tftool-train's 1 epoch of 30
 # is 3%: unchanged; with --epochs=1 it becomes a tenth of the one epoch).
 WARMUP_MAX_FRACTION = 0.1
 
 
-# The training settings TrainConfig leaves optional default to the digits preset's (train/
-# presets.py, their one home); the stages pass theirs (jobs.train_config, cli/shared.py).
-_DIGITS = presets.DIGITS
+# The training settings TrainConfig leaves optional default to the fine-tuning settings every
+# stage after the float one shares (train/presets.py FINE_TUNING, their one home); each stage
+# passes its own (jobs.train_config, cli/shared.py).
+_FINE_TUNING = presets.FINE_TUNING
 
 
 @dataclasses.dataclass
@@ -36,33 +37,33 @@ class TrainConfig:
     """Hyperparameters of one training stage (the flags of train/quantize/prune/distill).
 
     epochs, learning_rate and lr_schedule are required: each stage has its own (jobs.DEFAULTS,
-    train/presets.py). The other training settings default to the digits preset's.
+    train/presets.py). The other training settings default to presets.FINE_TUNING's.
     """
     epochs: int
     learning_rate: float
     lr_schedule: str
-    per_replica_batch_size: int = _DIGITS.per_replica_batch_size
-    warmup_epochs: float = _DIGITS.warmup_epochs
+    per_replica_batch_size: int = _FINE_TUNING["per_replica_batch_size"]
+    warmup_epochs: float = _FINE_TUNING["warmup_epochs"]
     # Whether the user set warmup_epochs. A default warm-up is scaled down to short runs
     # (at most WARMUP_MAX_FRACTION of the steps: `--epochs=1` works with the defaults); one the
     # user set is kept, and refused when it leaves no step after it.
     warmup_explicit: bool = True
-    optimizer: str = _DIGITS.optimizer
-    weight_decay: float = _DIGITS.weight_decay
-    augment: bool = _DIGITS.augment
+    optimizer: str = _FINE_TUNING["optimizer"]
+    weight_decay: float = _FINE_TUNING["weight_decay"]
+    augment: bool = _FINE_TUNING["augment"]
     # The augmentation policy (data.AUGMENTATIONS) when augment is on.
-    augmentation: str = _DIGITS.augmentation
+    augmentation: str = _FINE_TUNING["augmentation"]
     hflip: bool = False
     # Label smoothing of the cross-entropy (Szegedy et al. 2016, §7): targets 1 - ε + ε/K and
     # ε/K. 0 = plain cross-entropy.
-    label_smoothing: float = _DIGITS.label_smoothing
+    label_smoothing: float = _FINE_TUNING["label_smoothing"]
     # SGD's momentum (Nesterov); Adam ignores it.
-    momentum: float = _DIGITS.momentum
+    momentum: float = _FINE_TUNING["momentum"]
     # An exponential moving average of the weights replaces them at the end of fit (Polyak
     # averaging; Keras optimizers' use_ema, https://www.tensorflow.org/api_docs/python/tf/
     # keras/optimizers/Optimizer): weight_ema = m · weight_ema + (1 - m) · weight each step.
-    use_ema: bool = _DIGITS.use_ema
-    ema_momentum: float = _DIGITS.ema_momentum
+    use_ema: bool = _FINE_TUNING["use_ema"]
+    ema_momentum: float = _FINE_TUNING["ema_momentum"]
     seed: int = 0
     deterministic: bool = False  # op determinism: same seed -> bit-identical weights
     scale_lr: bool = False  # linear scaling: lr × global batch / reference_batch_size
@@ -107,9 +108,9 @@ def scaled_learning_rate(learning_rate, global_batch_size, reference_batch_size)
     return learning_rate * global_batch_size / reference_batch_size
 
 
-def make_optimizer(name, learning_rate, weight_decay=_DIGITS.weight_decay,
-                   momentum=_DIGITS.momentum, use_ema=_DIGITS.use_ema,
-                   ema_momentum=_DIGITS.ema_momentum):
+def make_optimizer(name, learning_rate, weight_decay=_FINE_TUNING["weight_decay"],
+                   momentum=_FINE_TUNING["momentum"], use_ema=_FINE_TUNING["use_ema"],
+                   ema_momentum=_FINE_TUNING["ema_momentum"]):
     """Adam or SGD (Nesterov momentum) with decoupled weight decay (Loshchilov & Hutter 2019),
     optionally keeping an exponential moving average of the weights that replaces them when
     fit ends (Keras optimizers' use_ema / ema_momentum).

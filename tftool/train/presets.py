@@ -1,5 +1,6 @@
 """Training presets: one named, frozen set of settings per recipe, the only home of the float
-model's training defaults.
+model's training defaults; and FINE_TUNING, what every later stage (QAT, pruning, clustering,
+distillation) trains with unless its own defaults (jobs.DEFAULTS) say otherwise.
 
 A preset fixes the network, the augmentation, the optimizer and its schedule, label smoothing
 and weight averaging. `tftool-train --preset=NAME` picks one; `--preset=auto` (the default)
@@ -77,6 +78,16 @@ PHOTO = Preset(
     lr_schedule="cosine_warmup", warmup_epochs=1.0, optimizer="sgd", momentum=0.9,
     weight_decay=5e-3, label_smoothing=0.2, augment=True, augmentation="flip_shift",
     hflip=True, use_ema=False, ema_momentum=0.99)
+
+# What every stage after the float one (QAT, pruning, clustering, distillation) trains with
+# unless its own entry below says otherwise: a per-replica batch of 64 (the global batch its
+# learning rate was tuned at, --reference_batch_size), Adam without weight decay, label
+# smoothing or weight averaging, no warm-up, augmentation on. The augmentation policy and the
+# flips are the float model's when it recorded them (cli/shared.train_config, INHERITED);
+# "geometric" is the policy of a float model that did not.
+FINE_TUNING = {"per_replica_batch_size": 64, "warmup_epochs": 0.0, "optimizer": "adam",
+               "momentum": 0.9, "weight_decay": 0.0, "label_smoothing": 0.0, "use_ema": False,
+               "ema_momentum": 0.99, "augment": True, "augmentation": "geometric"}
 
 PRESETS = {p.name: p for p in (DIGITS, PHOTO)}
 CHOICES = ("auto",) + tuple(PRESETS)
