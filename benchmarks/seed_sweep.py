@@ -91,7 +91,7 @@ def main():
         print(f"seed {seed}: make {args.target} exit {status} in {seconds:.0f} s"
               + (f"; refused: {', '.join(sorted(refused))}" if refused else ""), flush=True)
     from tftool import stages
-    from tftool.benchmark import report
+    from tftool.benchmark import cells
 
     order = list(stages.VARIANTS) + [stages.SELECTIVE_VARIANT]
     variants = sorted({v for _, _, found, refused in results.values()
@@ -111,7 +111,7 @@ def main():
             "paired_vs_baseline") for s in seeds]
         if any(pairs):
             print(f"| {student} vs {baseline} | " + " | ".join(
-                "–" if not p else report._delta_cell(p) for p in pairs) + " |")
+                "–" if not p else cells.delta_cell(p) for p in pairs) + " |")
     print("| make exit status, time | " + " | ".join(
         f"{results[s][0]}, {results[s][1]:.0f} s" for s in seeds) + " |")
     return 1 if any(r[0] for r in results.values()) else 0

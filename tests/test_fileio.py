@@ -18,6 +18,15 @@ def test_atomic_write_keeps_old_file_on_failure(tmp_path):
     assert os.stat(path).st_mode & 0o044  # readable by the app that ships it
 
 
+def test_same_bytes_says_whether_the_file_already_holds_the_content(tmp_path):
+    path = str(tmp_path / "model.tflite")
+    assert not fileio.same_bytes(path, b"")  # absent
+    fileio.write_bytes(path, b"model")
+    assert fileio.same_bytes(path, b"model")
+    assert not fileio.same_bytes(path, b"model2")
+    assert not fileio.same_bytes(str(tmp_path), b"model")  # a folder: unreadable as a file
+
+
 @pytest.mark.parametrize("content", [b'{"a": 1', b"\xff\xfe garbage", b""])
 def test_damaged_json_is_one_user_error_naming_the_file(tmp_path, content):
     path = tmp_path / "metrics.json"

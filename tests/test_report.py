@@ -1,7 +1,7 @@
 import numpy as np
 import pytest
 
-from tftool.benchmark import plot, report, summary
+from tftool.benchmark import cells, plot, report, summary
 
 
 def _row(variant, fmt, accuracy, size, p50, threads=1, batch=1, xnnpack=True, noisy=False):
@@ -243,8 +243,8 @@ def test_changes_that_round_to_zero_read_0_00():
     tiny = stats.Paired(n=359, both=359, only_reference=0, only_other=0, neither=0,
                         drop=-0.0, low=-0.00002, high=0.00003)  # [-0.003, +0.002] points
     assert tiny.describe(counts=False) == "0.00 points [0.00, 0.00], within noise"
-    assert report._delta_cell(tiny.as_dict()) == "0.00 [0.00, 0.00] ≈"
-    assert report._delta_cell(_paired(0.0, -0.0102, 0.0102)) == "0.00 [-1.02, +1.02] ≈"
+    assert cells.delta_cell(tiny.as_dict()) == "0.00 [0.00, 0.00] ≈"
+    assert cells.delta_cell(_paired(0.0, -0.0102, 0.0102)) == "0.00 [-1.02, +1.02] ≈"
     keras = next(l for l in _section(report.summary_markdown(summary.summarize(_rows()), "t"),
                                      "## Every variant") if l.startswith("| float (Keras)"))
     assert "| 0.00 |" in keras and "0.00 |" in keras and "-0.00" not in keras

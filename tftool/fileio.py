@@ -63,6 +63,17 @@ def write_bytes(path, data):
             f.write(data)
 
 
+def same_bytes(path, content):
+    """Whether the file at `path` already holds exactly `content` (bytes); False when it is
+    absent or unreadable. A re-export writes a file only when this is False, so a file whose
+    bytes did not change is not rewritten and keeps its mtime."""
+    try:
+        with open(path, "rb") as f:
+            return f.read() == content
+    except OSError:
+        return False
+
+
 def write_text(path, text):
     write_bytes(path, text.encode("utf-8"))
 

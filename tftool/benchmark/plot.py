@@ -4,8 +4,8 @@ the functions, Agg backend).
 """
 import io
 
+from tftool.benchmark.cells import kib
 from tftool.benchmark.report import FORMAT_SUFFIX
-from tftool.benchmark.summary import _kib
 
 
 def plot_limits(entries):
@@ -36,7 +36,7 @@ def _label_points(fig, ax, points):
     positions are figure pixels). Returns the annotations."""
     labels = []
     for e in sorted(points, key=lambda e: (e["accuracy"], -e["p50_1"], e["variant"])):
-        text = f"{e['variant']}{FORMAT_SUFFIX.get(e['format'], '')} · {_kib(e['size_bytes'])}"
+        text = f"{e['variant']}{FORMAT_SUFFIX.get(e['format'], '')} · {kib(e['size_bytes'])}"
         labels.append((e, ax.annotate(
             text, (e["p50_1"], e["accuracy"] * 100), xytext=(0, 0), textcoords="figure pixels",
             fontsize=9, va="center", ha="left", annotation_clip=False, zorder=1.5,

@@ -7,8 +7,8 @@ and one table line per variant. The plot, report.png, is plot.py's. Any set of v
 the float Keras row ("format": "keras") and the TFLite float32 row are the references when
 present, and their speed-up columns read "–" when absent.
 """
-from tftool.benchmark.summary import (LATENCY_TIE, _accuracy_cell, _change_points, _input_cell,
-                                      eligible, recommend)
+from tftool.benchmark.cells import accuracy_cell, delta_cell, input_cell
+from tftool.benchmark.summary import LATENCY_TIE, eligible, recommend
 
 COLUMNS = (
     ("variant", "variant", "{}"),
@@ -82,23 +82,13 @@ def _per_kernel_cell(counts):
     return f"{ordered[(len(ordered) - 1) // 2]} ({ordered[-1]})"
 
 
-def _structured(entries):
+def has_structured(entries):
+    """Whether any entry is a variant of a STRUCTURED_STAGES stage (clustering, 2:4): then
+    report.md adds the weight-structure columns and suite.py their note."""
     from tftool import stages
 
     return any(stages.VARIANTS.get(e["variant"], ("",))[0] in STRUCTURED_STAGES
                for e in entries)
-
-
-def _delta_cell(paired):
-    """"−1.11 [−2.81, +0.11] ≈" from a stats.Paired dict: the change in points with its 95%
-    interval; ≈ marks a change within noise (the interval holds 0). A part that rounds to
-    zero reads "0.00" (stats.format_signed)."""
-    from tftool import stats
-
-    if not paired:
-        return "–"
-    mark = " ≈" if paired["within_noise"] else ""
-    return stats.format_change(*_change_points(paired)) + mark
 
 
 def _findings(entries):
@@ -107,7 +97,7 @@ def _findings(entries):
     for e in entries:
         paired = e.get("paired_vs_baseline")
         if paired:
-            change = _delta_cell(paired).replace(" ≈", "")
+            change = delta_cell(paired).replace(" ≈", "")
             verdict = ("distillation did not help here: the difference is within noise"
                        if paired["within_noise"] else
                        "distillation helped" if paired["drop"] < 0 else
@@ -121,7 +111,7 @@ def _findings(entries):
         change = -paired["drop"] * 100
         lines.append(f"{e['variant']}: {'cost' if change < 0 else 'gained'} "
                      f"{abs(change):.2f} points against the float model "
-                     f"({_delta_cell(paired)}), beyond noise.")
+                     f"({delta_cell(paired)}), beyond noise.")
     return lines
 
 
@@ -201,7 +191,7 @@ def summary_markdown(entries, title, notes=(), num_classes=None, num_test=None, 
     lines = [f"# {title}", ""]
     keras = next((e for e in entries if e["format"] == "keras"), None)
     if keras:
-        lines.append(f"Reference: the float Keras model, test accuracy {_accuracy_cell(keras)}"
+        lines.append(f"Reference: the float Keras model, test accuracy {accuracy_cell(keras)}"
                      f"{f' on {num_test} images' if num_test else ''}. Brackets are 95% "
                      f"intervals; ≈ marks a change within noise.")
     if gate:
@@ -226,7 +216,7 @@ def summary_markdown(entries, title, notes=(), num_classes=None, num_test=None, 
                and e not in eligible(entries, gate)]
     if outside:
         lines.append("- Outside the gate against float, never picked: " + ", ".join(
-            f"{e['variant']} ({_delta_cell(e.get('paired_vs_float'))} points)"
+            f"{e['variant']} ({delta_cell(e.get('paired_vs_float'))} points)"
             for e in outside) + ".")
     findings = _findings(entries)
     if findings:
@@ -234,7 +224,7 @@ def summary_markdown(entries, title, notes=(), num_classes=None, num_test=None, 
     if runtimes:
         lines += [""] + list(runtimes)
     micro = any(e.get("micro") for e in entries)
-    structured = _structured(entries)
+    structured = has_structured(entries)
     header = ("| variant | input | test accuracy | validation | Δ vs float (points) | size KiB "
               "| gzip KiB | sparsity | p50 ms @1 thread | p50 ms @all threads | speed-up vs "
               "TFLite float32 | Pareto |")
@@ -251,12 +241,12 @@ def summary_markdown(entries, title, notes=(), num_classes=None, num_test=None, 
 
         def mark(key):
             return "*" if e.get(key) else ""
-        delta = (_delta_cell(e.get("paired_vs_float")) if e["format"] != "keras"
+        delta = (delta_cell(e.get("paired_vs_float")) if e["format"] != "keras"
                  else "–" if e.get("delta_points") is None
                  else stats.format_signed(e["delta_points"]))
         cells = [
-            name, _input_cell(e),
-            _accuracy_cell(e) + (" ≈chance" if at_chance(e) else ""),
+            name, input_cell(e),
+            accuracy_cell(e) + (" ≈chance" if at_chance(e) else ""),
             _fmt(e.get("validation_accuracy"), "{:.4f}"), delta,
             _fmt(e["size_bytes"] / 1024, "{:.1f}"),
             _fmt(e["gzip_bytes"] / 1024, "{:.1f}"), _fmt(e.get("sparsity"), "{:.2f}"),

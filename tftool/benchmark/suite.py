@@ -266,7 +266,7 @@ def write_outputs(export_dir, name, rows, threads, batch_sizes, timing_settings,
         notes.insert(2, "int8_selective: int8 missed the accuracy gate; these layers were kept "
                         "in float to pass it: " + ", ".join(
                             "/".join(r["layers"]) or r["op"] for r in kept) + ".")
-    if report._structured(entries):
+    if report.has_structured(entries):
         notes.insert(2, "values/channel max: the most distinct weight values any output "
                         "channel of a stored kernel holds (≤ the number of clusters for "
                         "clustered variants; int8 is per channel). 2:4: every kernel the "

@@ -7,6 +7,7 @@ gate against float, `within_noise_of` compares accuracies by their 95% intervals
 picks the file for a phone, an edge CPU and a microcontroller. The float Keras row and the
 TFLite float32 row are the references when present; speed-ups against an absent one are None.
 """
+from tftool.benchmark.cells import accuracy_cell, change_points, input_cell, kib
 
 
 # ---- per-variant summary ---------------------------------------------------------------------
@@ -119,22 +120,6 @@ def summarize(rows):
     return entries
 
 
-def _accuracy_cell(e, key="accuracy"):
-    """"0.9861 [0.9678, 0.9940]": an accuracy with its 95% interval ("–" when unknown)."""
-    value, interval = e.get(key), e.get(f"{key}_interval")
-    if value is None:
-        return "–"
-    if not interval:
-        return f"{value:.4f}"
-    return f"{value:.4f} [{interval[0]:.4f}, {interval[1]:.4f}]"
-
-
-def _change_points(paired):
-    """(change, low, high) in percentage points of the other model's accuracy against the
-    reference, from a stats.Paired dict (whose drop is reference − other, a fraction)."""
-    return -paired["drop"] * 100, -paired["high"] * 100, -paired["low"] * 100
-
-
 def eligible(entries, gate=None):
     """The deployable entries (TFLite) within the accuracy gate *against the float model*:
     stats.gate_refuses with the export's rule and tolerance (gate = the cards'
@@ -179,7 +164,7 @@ def within_noise_of(e, best):
         return True
     pe, pb = e.get("paired_vs_float"), best.get("paired_vs_float")
     if pe and pb:
-        (_, low_e, high_e), (_, low_b, high_b) = _change_points(pe), _change_points(pb)
+        (_, low_e, high_e), (_, low_b, high_b) = change_points(pe), change_points(pb)
     elif e.get("accuracy_interval") and best.get("accuracy_interval"):
         (low_e, high_e), (low_b, high_b) = e["accuracy_interval"], best["accuracy_interval"]
     else:
@@ -217,10 +202,6 @@ def _ms(value):
     return f"{value:.4f}" if value < 1 else f"{value:.2f}" if value < 10 else f"{value:.1f}"
 
 
-def _kib(size):
-    return f"{size / 1024:.1f} KiB"
-
-
 def _threads(n):
     return f"{n} thread{'' if n == 1 else 's'}"
 
@@ -231,13 +212,13 @@ def _vs_float(e):
 
     paired = e.get("paired_vs_float")
     if paired:
-        return f"{stats.format_change(*_change_points(paired))} points vs float"
-    return f"test accuracy {_accuracy_cell(e)}"
+        return f"{stats.format_change(*change_points(paired))} points vs float"
+    return f"test accuracy {accuracy_cell(e)}"
 
 
 def _input_note(e):
     """" (input uint8 RGB)", or "" when the input is unknown."""
-    known = _input_cell(e)
+    known = input_cell(e)
     return "" if known == "–" else f" (input {known})"
 
 
@@ -312,7 +293,7 @@ def recommend(entries, gate=None, workdir=None, export_dir=None):
         "target": "Phone", "setting": f"LiteRT / MediaPipe Tasks, batch 1, {_threads(threads_1)}",
         "entry": phone,
         "text": f"ship `{_ship_path(phone, export_dir)}`{_input_note(phone)} — "
-                f"{_near_reason(phone, best, near, what)}: {_kib(phone['size_bytes'])}, "
+                f"{_near_reason(phone, best, near, what)}: {kib(phone['size_bytes'])}, "
                 f"{latency}."})
 
     multi = [e for e in near if e.get("p50_all") is not None
@@ -332,7 +313,7 @@ def recommend(entries, gate=None, workdir=None, export_dir=None):
             "text": f"ship `{_ship_path(edge, export_dir)}`{_input_note(edge)} — "
                     f"{_near_reason(edge, best, near, what)}: p50 {_ms(edge['p50_all'])} ms"
                     f"{' (noisy)' if edge.get('noisy_all') else ''} at "
-                    f"{_threads(threads_all)}, {_kib(edge['size_bytes'])}."})
+                    f"{_threads(threads_all)}, {kib(edge['size_bytes'])}."})
     else:
         picks.append({
             "target": "Edge CPU", "setting": "LiteRT, batch 1, several threads", "entry": None,
@@ -360,16 +341,16 @@ def recommend(entries, gate=None, workdir=None, export_dir=None):
                     f"model converted for TFLM with int8 input and output: the `.h` gives the "
                     f"input's scale and zero point and what the output is, not the app "
                     f"file's) — {reason}: flash "
-                    f"{_kib(mcu['micro']['flash_bytes'])}, tensor arena "
-                    f"{_kib(mcu['micro']['arena_bytes'])}."})
+                    f"{kib(mcu['micro']['flash_bytes'])}, tensor arena "
+                    f"{kib(mcu['micro']['arena_bytes'])}."})
     elif measured:
         least = min(measured, key=lambda e: e["micro"]["flash_bytes"])
         picks.append({
             "target": "Microcontroller", "setting": micro_setting, "entry": None,
             "text": f"none of the {len(measured)} measured integer files fits the "
                     f"--micro_flash_kb/--micro_ram_kb budget (least flash: `{_stem(least)}`, "
-                    f"flash {_kib(least['micro']['flash_bytes'])}, tensor arena "
-                    f"{_kib(least['micro']['arena_bytes'])})."})
+                    f"flash {kib(least['micro']['flash_bytes'])}, tensor arena "
+                    f"{kib(least['micro']['arena_bytes'])})."})
     else:
         make, export = micro_commands(workdir, export_dir)
         picks.append({
@@ -380,7 +361,7 @@ def recommend(entries, gate=None, workdir=None, export_dir=None):
     others = [e["variant"] for e in near if e is not best]
     picks.append({
         "target": "Most accurate", "setting": "test split", "entry": best,
-        "text": f"`{_ship_path(best, export_dir)}`, test accuracy {_accuracy_cell(best)}"
+        "text": f"`{_ship_path(best, export_dir)}`, test accuracy {accuracy_cell(best)}"
                 f"{', ' + _vs_float(best) if best.get('paired_vs_float') else ''}; within "
                 f"noise of it: "
                 f"{', '.join(others) if others else 'no other file'} "
@@ -394,7 +375,3 @@ def _stem(e):
 
     path = e.get("file") or e.get("path") or e["variant"]
     return os.path.splitext(os.path.basename(path))[0]
-
-
-def _input_cell(e):
-    return e.get("input") or e.get("input_dtype") or "–"

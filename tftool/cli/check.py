@@ -68,8 +68,8 @@ def main(argv):
 
     if FLAGS.keras_model:
         model, what = imported(FLAGS.keras_model)
-    else:  # no --model given: the stage's saved model (the flag's default names a builder)
-        model, what = load(FLAGS.model if FLAGS["model"].present else None, FLAGS.stage)
+    else:  # --model: a builder or a file; without it (its default is None), WORKDIR/<stage>
+        model, what = load(FLAGS.model, FLAGS.stage)
     print(f"{what}: {len(model.layers)} layers")
     blocked = found = False
     for purpose in FLAGS.purpose:

@@ -25,7 +25,8 @@ data.load(...)` is the way in:
   dataset.py         the Dataset every loader returns, SPLITS, AUTOTUNE
   sources.py         load(): the digits builder, a TFDS catalog set (offline checks), folder:PATH
   splits.py          the stratified, seeded validation and test splits, their seeds and fractions
-  sizes.py           the input size rule (resolve_image_size, image_size_source); no TensorFlow
+  sizes.py           the input size rule (resolve_image_size, image_size_source); pure
+                     Python: the module itself imports no TensorFlow (this __init__ does)
   augment.py         the --augmentation policies as Keras preprocessing layers (augmenter)
   input_pipeline.py  preprocess, to_pixels, the tf.data pipeline, test_batches, test_arrays
   calibration.py     train images drawn at random: representative_dataset, sample_pixels

@@ -238,7 +238,7 @@ def export(workdir, export_dir, name, dataset, image_size, variants, representat
             model_card["chosen_on_validation"] = chosen
         card_path = os.path.splitext(path)[0] + ".json"
         model_card = card.carry_over(model_card, card_path, contents[variant])
-        if not _same_bytes(path, contents[variant]):  # unchanged bytes keep their mtime
+        if not fileio.same_bytes(path, contents[variant]):  # unchanged bytes keep their mtime
             fileio.write_bytes(path, contents[variant])
         fileio.write_json(card_path, model_card)
         versus = "float" if reference == "float" else f"the Keras {reference} model"
@@ -253,15 +253,6 @@ def _keras_key(stage):
     """The scorer name of the Keras model of `stage` in export's evaluation ("float" for the
     float model: the reference of agreement)."""
     return "float" if stage == "float" else f"keras:{stage}"
-
-
-def _same_bytes(path, content):
-    """Whether `path` already holds exactly `content` (then it is not rewritten)."""
-    try:
-        with open(path, "rb") as f:
-            return f.read() == content
-    except OSError:
-        return False
 
 
 # Layers kept in float at most (the bar the selective-int8 feature was built to: ≤ 3).

@@ -35,9 +35,9 @@ Where the schema code comes from (and why):
   * min_parser_version: computed by `min_parser_version()` below, a line-by-line port of
     `GetMinimumMetadataParserVersion` (mediapipe/tasks/cc/metadata/metadata_version.cc, the
     function MetadataPopulator calls): the largest "added in" version of every schema member
-    present in the metadata, starting at 1.0.0. The metadata written here uses no member newer
-    than 1.0.0, so it is "1.0.0"; tests pin the port against the C++ results for members added
-    in 1.0.1 … 1.5.0.
+    present in the metadata, starting at 1.0.0. The metadata metadata_write.populate writes
+    uses no member newer than 1.0.0, so it is "1.0.0"; tests pin the port against the C++
+    results for members added in 1.0.1 … 1.5.0.
 
 Provenance (the tftool version and `extra`) is a JSON associated file, tftool.json, at model
 level with type UNKNOWN: every parser version reads past it, unlike CustomMetadata (1.5.0).
@@ -54,7 +54,7 @@ INSTALL_HINT = ("pip install --no-deps tflite-support==0.4.4 (make install does 
                 "tftool/export/metadata.py for why --no-deps)")
 
 
-def _schemas():
+def schemas():
     """(metadata schema module, model schema module); ImportError -> ValueError with the fix."""
     try:
         from tensorflow_lite_support.metadata import metadata_schema_py_generated as meta_fb
@@ -91,7 +91,7 @@ def min_parser_version(metadata_buffer):
     Raises:
       ValueError: not a metadata flatbuffer.
     """
-    meta_fb, _ = _schemas()
+    meta_fb, _ = schemas()
     buf = bytes(metadata_buffer)
     if len(buf) < 8 or buf[4:8] != METADATA_FILE_IDENTIFIER:
         raise ValueError("not a TFLite ModelMetadata flatbuffer (identifier M001 missing)")
@@ -139,14 +139,17 @@ def _unit_version(meta_fb, unit):
 
 
 # ---- the model flatbuffer (read here, re-packed by metadata_write.populate) --------------------
-_DTYPES = {0: "float32", 3: "uint8", 9: "int8"}  # schema.fbs TensorType: FLOAT32, UINT8, INT8
+DTYPES = {0: "float32", 3: "uint8", 9: "int8"}  # schema.fbs TensorType: FLOAT32, UINT8, INT8
 
 
-def _str(value):
+def as_str(value):
+    """A flatbuffer string (bytes) as str; str and None pass through."""
     return value.decode("utf-8") if isinstance(value, bytes) else value
 
 
-def _parse_model(model_fb, tflite_bytes):
+def parse_model(model_fb, tflite_bytes):
+    """The Model table of `tflite_bytes` (model_fb: the model schema module, schemas()[1]);
+    ValueError when it is not a TFLite model or has other than one subgraph."""
     buf = bytes(tflite_bytes)
     if len(buf) < 8 or buf[4:8] != MODEL_FILE_IDENTIFIER:
         raise ValueError("not a TFLite model (flatbuffer identifier TFL3 missing)")
@@ -157,7 +160,9 @@ def _parse_model(model_fb, tflite_bytes):
     return model
 
 
-def _io_tensors(model_fb, model):
+def io_tensors(model_fb, model):
+    """(input tensor, output tensor) of the model's one subgraph; ValueError unless it has
+    exactly one input and one output."""
     graph = model.Subgraphs(0)
     if graph.InputsLength() != 1 or graph.OutputsLength() != 1:
         raise ValueError(f"the model has {graph.InputsLength()} inputs and "
@@ -167,7 +172,7 @@ def _io_tensors(model_fb, model):
 
 # ---- read --------------------------------------------------------------------------------------
 def read(tflite_bytes):
-    """The metadata of a .tflite written by populate(), as plain Python values.
+    """The metadata of a .tflite written by metadata_write.populate(), as plain Python values.
 
     Args:
       tflite_bytes: the .tflite file's bytes.
@@ -180,17 +185,18 @@ def read(tflite_bytes):
       {name, shape, dtype, quantization, content "FeatureProperties", kind
       "probabilities"|"logits", stats {min, max}}.
     Raises:
-      ValueError: not a TFLite model; it has no TFLITE_METADATA (populate() adds it);
-        the metadata lacks input/output tensor metadata or a TENSOR_AXIS_LABELS file; a file
-        the metadata names is missing from the ZIP; the labels do not match the output size.
+      ValueError: not a TFLite model; it has no TFLITE_METADATA (metadata_write.populate()
+        adds it); the metadata lacks input/output tensor metadata or a TENSOR_AXIS_LABELS
+        file; a file the metadata names is missing from the ZIP; the labels do not match the
+        output size.
     """
-    meta_fb, model_fb = _schemas()
-    model = _parse_model(model_fb, tflite_bytes)
+    meta_fb, model_fb = schemas()
+    model = parse_model(model_fb, tflite_bytes)
     buf = bytes(tflite_bytes)
     raw = None
     for i in range(model.MetadataLength()):
         entry = model.Metadata(i)
-        if _str(entry.Name()) == METADATA_FIELD_NAME:
+        if as_str(entry.Name()) == METADATA_FIELD_NAME:
             raw = model.Buffers(entry.Buffer()).DataAsNumpy()
     if raw is None or not hasattr(raw, "tobytes") or raw.size == 0:
         raise ValueError("the model has no TFLite metadata (no TFLITE_METADATA buffer)")
@@ -204,7 +210,7 @@ def read(tflite_bytes):
     subgraph = meta.subgraphMetadata[0]
     in_meta, out_meta = subgraph.inputTensorMetadata[0], subgraph.outputTensorMetadata[0]
     packed = _zip_files(buf)
-    labels_name = next((_str(f.name) for f in out_meta.associatedFiles or []
+    labels_name = next((as_str(f.name) for f in out_meta.associatedFiles or []
                         if f.type == meta_fb.AssociatedFileType.TENSOR_AXIS_LABELS), None)
     if labels_name is None:
         raise ValueError("the metadata names no TENSOR_AXIS_LABELS file for the output")
@@ -212,7 +218,7 @@ def read(tflite_bytes):
         raise ValueError(f"{labels_name} is named in the metadata but not packed in the "
                          f"model's ZIP")
     labels = packed[labels_name].decode("utf-8").splitlines()
-    in_tensor, out_tensor = _io_tensors(model_fb, model)
+    in_tensor, out_tensor = io_tensors(model_fb, model)
     num_classes = int(out_tensor.ShapeAsNumpy()[-1])
     if len(labels) != num_classes:
         raise ValueError(f"{labels_name} has {len(labels)} lines for {num_classes} outputs")
@@ -234,9 +240,9 @@ def read(tflite_bytes):
     out_kind = "probabilities" if out_meta.stats is not None and \
         _floats(out_meta.stats.max) == [1.0] else "logits"
     return {
-        "name": _str(meta.name), "description": _str(meta.description),
-        "version": _str(meta.version), "author": _str(meta.author),
-        "license": _str(meta.license), "min_parser_version": _str(meta.minParserVersion),
+        "name": as_str(meta.name), "description": as_str(meta.description),
+        "version": as_str(meta.version), "author": as_str(meta.author),
+        "license": as_str(meta.license), "min_parser_version": as_str(meta.minParserVersion),
         "tftool_version": provenance.get("tftool_version"),
         "extra": provenance.get("extra", {}), "labels": labels,
         "associated_files": sorted(packed),
@@ -259,9 +265,9 @@ def _tensor_info(tensor, tensor_meta):
     if q is not None and q.ScaleLength() == 1 and q.ZeroPointLength() == 1:
         quantization = (float(q.Scale(0)), int(q.ZeroPoint(0)))
     stats = tensor_meta.stats
-    return {"name": _str(tensor_meta.name),
+    return {"name": as_str(tensor_meta.name),
             "shape": [int(d) for d in tensor.ShapeAsNumpy()],
-            "dtype": _DTYPES.get(tensor.Type(), str(tensor.Type())),
+            "dtype": DTYPES.get(tensor.Type(), str(tensor.Type())),
             "quantization": quantization,
             "stats": {"min": _floats(stats.min) if stats else None,
                       "max": _floats(stats.max) if stats else None}}

@@ -12,10 +12,9 @@ import zipfile
 import numpy as np
 
 import tftool
-from tftool.export.metadata import (METADATA_FIELD_NAME, METADATA_FILE_IDENTIFIER,
-                                    MODEL_FILE_IDENTIFIER, PROVENANCE_FILE, _DTYPES,
-                                    _io_tensors, _parse_model, _schemas, _str,
-                                    min_parser_version)
+from tftool.export.metadata import (DTYPES, METADATA_FIELD_NAME, METADATA_FILE_IDENTIFIER,
+                                    MODEL_FILE_IDENTIFIER, PROVENANCE_FILE, as_str, io_tensors,
+                                    min_parser_version, parse_model, schemas)
 
 LABELS_FILE = "labels.txt"
 INPUT_KINDS = ("rgb", "grayscale")
@@ -62,12 +61,12 @@ def populate(tflite_bytes, *, name, description, version, labels, author="tftool
         disagrees with input_range, buffers stored outside the flatbuffer (> 2 GB models),
         the metadata schema not installed.
     """
-    meta_fb, model_fb = _schemas()
-    model = _parse_model(model_fb, tflite_bytes)
-    in_tensor, out_tensor = _io_tensors(model_fb, model)
+    meta_fb, model_fb = schemas()
+    model = parse_model(model_fb, tflite_bytes)
+    in_tensor, out_tensor = io_tensors(model_fb, model)
     in_shape = [int(d) for d in in_tensor.ShapeAsNumpy()]
     out_shape = [int(d) for d in out_tensor.ShapeAsNumpy()]
-    in_dtype, out_dtype = _DTYPES.get(in_tensor.Type()), _DTYPES.get(out_tensor.Type())
+    in_dtype, out_dtype = DTYPES.get(in_tensor.Type()), DTYPES.get(out_tensor.Type())
     if len(in_shape) != 4 or in_shape[0] != 1 or in_shape[3] not in (1, 3):
         raise ValueError(f"input tensor shape {in_shape}: expected [1, H, W, 1 or 3]")
     if in_dtype not in ("float32", "uint8"):
@@ -121,7 +120,7 @@ def populate(tflite_bytes, *, name, description, version, labels, author="tftool
     buffer_t.data = np.frombuffer(metadata_buffer, np.uint8)
     model_t.buffers = list(model_t.buffers or [])
     model_t.metadata = [m for m in (model_t.metadata or [])
-                        if _str(m.name) != METADATA_FIELD_NAME]
+                        if as_str(m.name) != METADATA_FIELD_NAME]
     model_t.buffers.append(buffer_t)
     entry = model_fb.MetadataT()
     entry.name = METADATA_FIELD_NAME

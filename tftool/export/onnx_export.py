@@ -6,7 +6,6 @@ import os
 
 from tftool import UserError, evaluate, fileio, stages, stats
 from tftool.export import card, gate
-from tftool.export.driver import _same_bytes
 
 
 ONNX_VARIANTS = ("float32", "int8")
@@ -77,7 +76,7 @@ def export_onnx(workdir, export_dir, name, dataset, image_size, representative_d
         card_path = path + ".json"
         onnx_card = card.carry_over(onnx_card, card_path, content)
         onnx_card["sha256"] = hashlib.sha256(content).hexdigest()
-        if not _same_bytes(path, content):
+        if not fileio.same_bytes(path, content):
             fileio.write_bytes(path, content)
         fileio.write_json(card_path, onnx_card)
         progress.write(f"{path}: {len(content) / 1024:.1f} KiB, test accuracy "
