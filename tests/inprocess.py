@@ -24,8 +24,7 @@ def run_main(name, *args):
     """
     module = importlib.import_module(f"tftool.cli.{name}")
     prog = f"tftool-{name}"
-    values = flags.FlagValues()
-    cli_flags.define(module.NAMES, getattr(module, "DEFAULTS", None), values)
+    values = cli_flags.command_flags(module)
     out, err = io.StringIO(), io.StringIO()
     code = 0
     with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err), \

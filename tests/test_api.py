@@ -75,8 +75,7 @@ def test_the_docstring_documents_every_flag_as_help_does(name):
     module = importlib.import_module(f"tftool.cli.{command.module}")
     function = getattr(api, name)
     doc = normal(function.__doc__)
-    values = flags.FlagValues()
-    cli_flags.define(module.NAMES, getattr(module, "DEFAULTS", None), values)
+    values = cli_flags.command_flags(module)
     assert normal(module.__doc__) in doc  # what --help prints above the flags
     taken = [n for n in module.NAMES if n not in command.exclude]
     for flag in taken:
@@ -99,8 +98,7 @@ def test_help_of_the_entry_point_and_of_the_function_say_the_same(name):
     shown = normal(result.stdout)
     doc = normal(getattr(api, name).__doc__)
     module = importlib.import_module(f"tftool.cli.{name}")
-    values = flags.FlagValues()
-    cli_flags.define(module.NAMES, getattr(module, "DEFAULTS", None), values)
+    values = cli_flags.command_flags(module)
     for flag in module.NAMES:
         text = normal(values[flag].help)
         assert text in shown and text in doc, flag

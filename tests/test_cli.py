@@ -20,8 +20,7 @@ ENTRY_POINTS = ("train", "quantize", "prune", "distill", "cluster", "export", "b
 def defined_flags(name):
     """{flag name: absl Flag} that entry point `name` defines, in a fresh FlagValues."""
     module = importlib.import_module(f"tftool.cli.{name}")
-    values = flags.FlagValues()
-    cli_flags.define(module.NAMES, getattr(module, "DEFAULTS", None), values)
+    values = cli_flags.command_flags(module)
     return {n: values[n] for n in values}
 
 

@@ -60,8 +60,7 @@ def entry_points():
 
 def effective_defaults(module):
     """{flag: default} of an entry point, as `define` gives it."""
-    values = flags.FlagValues()
-    cli_flags.define(module.NAMES, getattr(module, "DEFAULTS", None), values)
+    values = cli_flags.command_flags(module)
     return {n: values[n].default for n in module.NAMES}
 
 
@@ -146,8 +145,7 @@ def test_timing_fills_the_timing_flags_not_given(monkeypatch):
     from tftool.cli import benchmark, search, shared
 
     def resolved(module, *argv):
-        values = flags.FlagValues()
-        cli_flags.define(module.NAMES, module.DEFAULTS, values)
+        values = cli_flags.command_flags(module)
         values(["prog", *argv])
         monkeypatch.setattr(shared, "FLAGS", values)
         return shared.timing_settings()
@@ -247,8 +245,7 @@ def test_the_makefile_names_presets_not_values():
 def test_a_list_default_is_a_copy_so_a_run_cannot_change_its_home():
     """absl keeps a list default by reference: `define` hands it a copy of the home's list."""
     module = importlib.import_module("tftool.cli.prune")
-    values = flags.FlagValues()
-    cli_flags.define(module.NAMES, module.DEFAULTS, values)
+    values = cli_flags.command_flags(module)
     values(["tftool-prune"])
     home = jobs.DEFAULTS["prune"]["skip_layers"]
     assert values.skip_layers == home and values.skip_layers is not home

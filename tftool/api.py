@@ -215,27 +215,18 @@ def parameter_name(flag):
     return f"{flag}_" if keyword.iskeyword(flag) else flag
 
 
-def _flag_values(module, names):
-    """A fresh absl FlagValues with the entry point's flags `names` defined (cli/flags.define,
-    with the module's DEFAULTS), as its cli_main defines them into the global one."""
-    from absl import flags
-    from tftool.cli.flags import define
-
-    values = flags.FlagValues()
-    define(names, getattr(module, "DEFAULTS", None), values)
-    return values
-
-
 def _names(command, module):
     return [n for n in module.NAMES if n not in command.exclude]
 
 
 def _function(name):
     """Builds the API function of COMMANDS[name]: signature and docstring from its flags."""
+    from tftool.cli.flags import command_flags
+
     command = COMMANDS[name]
     module = importlib.import_module(f"tftool.cli.{command.module}")
     names = _names(command, module)
-    values = _flag_values(module, names)
+    values = command_flags(module, names)
     params = []
     if command.positional:
         params.append(inspect.Parameter(command.positional,
@@ -318,6 +309,7 @@ def argv(prog, names, kwargs):
 
 def _call(command, module, names, args, kwargs):
     from absl import flags
+    from tftool.cli.flags import command_flags
     from tftool.cli.run import quiet_logs, using_flags
 
     positional = None
@@ -330,7 +322,7 @@ def _call(command, module, names, args, kwargs):
         raise TypeError(f"{command.module}() takes keyword arguments only (its flags)")
     command_line = argv(command.prog, names, kwargs)
     with _LOCK:
-        values = _flag_values(module, names)
+        values = command_flags(module, names)
         try:
             values(command_line)
         except flags.Error as e:  # a value a flag's type or check refuses

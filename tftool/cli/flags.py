@@ -579,6 +579,16 @@ def define(names, defaults=None, flag_values=None, key_module=None):
         flag_values.register_key_flag_for_module(key_module, flag_values["verbosity"])
 
 
+def command_flags(module, names=None):
+    """A fresh absl FlagValues with entry point `module`'s flags (`names`, default its NAMES)
+    defined as its cli_main defines them into the global FLAGS, with the module's DEFAULTS:
+    what an in-process call (tftool.api, the tests' run_main) parses its arguments into.
+    Raises what `define` raises."""
+    values = flags.FlagValues()
+    define(module.NAMES if names is None else names, getattr(module, "DEFAULTS", None), values)
+    return values
+
+
 # Run-control flags that must not be replayed from flags.txt: `--flagfile=WORKDIR/x/flags.txt`
 # repeats the run, it does not force a new one.
 NOT_RECORDED = ("overwrite", "allow_chance_accuracy")
